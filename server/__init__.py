@@ -1,0 +1,70 @@
+"""The Zoufang server: ``create_app`` builds the Flask app (API, PWA, jobs) for one database."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from server.db import configure_engine, db, engine_options, normalize_url
+from server.errors import register_error_handlers
+from server.store import SqlStore
+from sync.hlc import Clock
+
+DEFAULTS: dict[str, Any] = {
+    "TIMEZONE": "Asia/Shanghai",
+    "MAX_PUSH_OPS": 1000,
+    "MAX_PUSH_BYTES": 1024 * 1024,
+    "MAX_BLOB_BYTES": 2 * 1024 * 1024,
+    # Argon2id, OWASP's recommended minimum (19 MiB, 2 passes)
+    "PASSWORD_HASH": {"time_cost": 2, "memory_cost": 19 * 1024, "parallelism": 1},
+    "JSON_SORT_KEYS": False,
+}
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True,
+                static_folder=str(Path(__file__).parent.parent / "pwa_static"),
+                static_url_path="/static-pwa")  # fmt: skip
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("ZOUFANG")
+    if test_config:
+        app.config.from_mapping(test_config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.setdefault("SECRET_KEY", _instance_secret(app))
+    url = app.config.get("DATABASE_URL") or f"sqlite:///{Path(app.instance_path) / 'zoufang.db'}"
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalize_url(url)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config["CURSOR_KEY"] = (app.config["SECRET_KEY"] + ":cursor").encode()
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+        app.extensions["zoufang_store"] = SqlStore(db.engine)
+    app.extensions["zoufang_clock"] = Clock()
+    app.extensions["zoufang_answer_check"] = None
+
+    register_error_handlers(app)
+    from server.api import api
+
+    app.register_blueprint(api)
+    from server.web import web
+
+    app.register_blueprint(web)
+    return app
+
+
+def _instance_secret(app: Flask) -> str:
+    """ZOUFANG_SECRET_KEY, or a key generated once and kept in the instance folder."""
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip()
+

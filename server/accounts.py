@@ -1,0 +1,86 @@
+"""User accounts and their 包保 assignments: one place that creates and reassigns users."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.engine import Connection
+
+from server.auth import ROLES, hash_password
+from server.models import Assignment as AssignmentRow
+from server.models import Household, Region, User
+from server.service import audit, store
+from server.timeutil import utcnow
+from sync.scope import Assignment
+
+USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{2,64}$")
+MIN_PASSWORD = 8
+
+
+class AccountError(ValueError):
+    """A user that cannot be created as asked; the message says why."""
+
+
+def create_user(username: str, password: str, role: str, region_ids: list[str],
+                household_ids: list[str], name: str, phone: str | None = None,
+                password_hash: str | None = None, actor: str | None = None,
+                user_id: str | None = None) -> str:  # fmt: skip
+    """A new user with their regions and households; ``password_hash`` skips hashing (seeding)."""
+    if not USERNAME.match(username):
+        raise AccountError("username: 2-64 letters, digits, '.', '_' or '-'")
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+    if password_hash is None and len(password) < MIN_PASSWORD:
+        raise AccountError(f"password: at least {MIN_PASSWORD} characters")
+    if role != "admin" and not region_ids and not household_ids:
+        raise AccountError("a cadre or supervisor needs at least one --region or --household")
+    user_id = user_id or str(uuid.uuid4())
+    with store().engine.begin() as conn:
+        if conn.execute(select(User.id).where(User.username == username)).first():
+            raise AccountError(f"user {username!r} exists")
+        _check_targets(conn, region_ids, household_ids)
+        conn.execute(insert(User).values(
+            id=user_id, username=username, name=name, role=role, phone=phone,
+            password_hash=password_hash or hash_password(password), active=True,
+            created_at=utcnow(),
+        ))  # fmt: skip
+        _write_assignment(conn, user_id, region_ids, household_ids)
+        audit(conn, "user_created", actor, target_type="user", target_id=user_id,
+              details={"username": username, "role": role, "region_ids": region_ids,
+                       "household_ids": household_ids})  # fmt: skip
+    store().remember_assignment(Assignment.of(region_ids, household_ids))
+    return user_id
+
+
+def _check_targets(conn: Connection, region_ids: list[str], household_ids: list[str]) -> None:
+    found = set(conn.execute(select(Region.id).where(Region.id.in_(region_ids))).scalars())
+    missing = sorted(set(region_ids) - found)
+    if missing:
+        raise AccountError("unknown region: " + ", ".join(missing))
+    found = set(conn.execute(select(Household.id).where(Household.id.in_(household_ids))).scalars())
+    missing = sorted(set(household_ids) - found)
+    if missing:
+        raise AccountError("unknown household: " + ", ".join(missing))
+
+
+def _write_assignment(conn: Connection, user_id: str, region_ids: list[str],
+                      household_ids: list[str]) -> None:  # fmt: skip
+    conn.execute(delete(AssignmentRow).where(AssignmentRow.user_id == user_id))
+    rows = [{"user_id": user_id, "kind": "region", "target_id": r} for r in set(region_ids)]
+    rows += [{"user_id": user_id, "kind": "household", "target_id": h} for h in set(household_ids)]
+    if rows:
+        conn.execute(insert(AssignmentRow), rows)
+
+
+def reassign(user_id: str, region_ids: list[str], household_ids: list[str], actor: str | None) -> None:
+    """Change what a user covers; their devices pick it up on the next pull (CONTRACT §8)."""
+    with store().engine.begin() as conn:
+        if conn.execute(select(User.id).where(User.id == user_id)).first() is None:
+            raise AccountError("no such user")
+        _check_targets(conn, region_ids, household_ids)
+        _write_assignment(conn, user_id, region_ids, household_ids)
+        audit(conn, "user_reassigned", actor, target_type="user", target_id=user_id,
+              details={"region_ids": region_ids, "household_ids": household_ids})  # fmt: skip
+    store().remember_assignment(Assignment.of(region_ids, household_ids))

@@ -1,0 +1,91 @@
+"""The HTTP API under /api/v1 (CONTRACT §3, §5, §6, §8): thin views over server.service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from server import service
+from server.auth import current_caller
+from server.errors import ApiError
+from server.schemas import ConflictResolution, DeviceRegistration, PullQuery, PushEnvelope, load
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def json_body(max_bytes: int | None = None) -> Any:
+    """The request's JSON; 413 over ``max_bytes``, 400 ``invalid_request`` if it is not JSON."""
+    if max_bytes is not None:
+        request.max_content_length = max_bytes
+    if not request.is_json:
+        raise ApiError("invalid_request", "expected Content-Type: application/json")
+    payload = request.get_json(silent=True)
+    if payload is None:
+        raise ApiError("invalid_request", "the body is not valid JSON")
+    return payload
+
+
+@api.after_request
+def no_store(response: Response) -> Response:
+    """API answers carry personal data: no cache may keep them."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@api.post("/devices")
+def register_device() -> tuple[Response, int]:
+    body = load(DeviceRegistration(), json_body(64 * 1024))
+    ip = request.remote_addr or "unknown"
+    return jsonify(service.register_device(body["username"], body["password"], body["label"], ip)), 201
+
+
+@api.delete("/devices/<device_id>")
+def revoke_device(device_id: str) -> Response:
+    return jsonify(service.revoke_device(current_caller(), device_id))
+
+
+@api.get("/me")
+def me() -> Response:
+    caller = current_caller()
+    return jsonify({"device_id": caller.device_id, "user": {
+        "id": caller.user_id, "username": caller.username, "name": caller.name,
+        "role": caller.role, "region_ids": list(caller.assignment.region_ids),
+        "household_ids": list(caller.assignment.household_ids)}})  # fmt: skip
+
+
+@api.post("/sync/push")
+def push() -> Response:
+    caller = current_caller()
+    body = load(PushEnvelope(), json_body(current_app.config["MAX_PUSH_BYTES"]))
+    return jsonify(service.push(caller, body))
+
+
+@api.get("/sync/pull")
+def pull() -> Response:
+    caller = current_caller()
+    query = load(PullQuery(), request.args.to_dict())
+    return jsonify(service.pull(caller, query["cursor"], query["limit"]))
+
+
+@api.get("/conflicts")
+def conflicts() -> Response:
+    caller = current_caller()
+    status = request.args.get("status", "open")
+    if status not in ("open", "resolved", "all"):
+        raise ApiError("validation_failed", "bad status",
+                       {"fields": {"status": ["must be open, resolved or all"]}})  # fmt: skip
+    items = service.conflict_list(caller, None if status == "all" else status)
+    return jsonify({"conflicts": items})
+
+
+@api.post("/conflicts/<conflict_id>/resolve")
+def resolve_conflict(conflict_id: str) -> Response:
+    caller = current_caller()
+    body = load(ConflictResolution(), json_body(64 * 1024))
+    return jsonify(service.resolve_conflict(caller, conflict_id, body["value"]))
+
+
+@api.route("/<path:anything>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def unknown(anything: str) -> Response:
+    raise ApiError("not_found", f"no endpoint /api/v1/{anything}")

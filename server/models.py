@@ -1,0 +1,233 @@
+"""The tables. Synced records share one shape (``SyncedColumns``): the contract's ``data`` as
+JSON text, the version that orders every change, and the two keys that decide who sees it;
+each table adds the typed columns that reports and look-ups query.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.db import db
+
+ID = String(64)
+
+
+class SyncedColumns:
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, unique=True, nullable=False)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    village_id: Mapped[str | None] = mapped_column(ID)
+    household_id: Mapped[str | None] = mapped_column(ID)
+    data: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class Region(SyncedColumns, db.Model):
+    __tablename__ = "regions"
+    parent_id: Mapped[str | None] = mapped_column(ID, index=True)
+    level: Mapped[str] = mapped_column(String(16), nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    code: Mapped[str | None] = mapped_column(String(20))
+
+
+class Household(SyncedColumns, db.Model):
+    __tablename__ = "households"
+    code: Mapped[str | None] = mapped_column(String(40), unique=True)
+    category: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
+    visit_policy: Mapped[str] = mapped_column(String(16), nullable=False, default="weekly")
+    __table_args__ = (
+        Index("ix_households_village_version", "village_id", "version"),
+        Index("ix_households_id_version", "household_id", "version"),
+    )
+
+
+class Person(SyncedColumns, db.Model):
+    __tablename__ = "people"
+    __table_args__ = (
+        Index("ix_people_village_version", "village_id", "version"),
+        Index("ix_people_household_version", "household_id", "version"),
+    )
+
+
+class Visit(SyncedColumns, db.Model):
+    __tablename__ = "visits"
+    visitor_id: Mapped[str | None] = mapped_column(ID)
+    device_id: Mapped[str | None] = mapped_column(ID)
+    visited_at_effective: Mapped[datetime] = mapped_column(DateTime, nullable=False)  # UTC
+    received_at: Mapped[datetime | None] = mapped_column(DateTime)  # UTC
+    voided: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    corrects: Mapped[str | None] = mapped_column(ID)
+    __table_args__ = (
+        Index("ix_visits_village_version", "village_id", "version"),
+        Index("ix_visits_household_version", "household_id", "version"),
+        Index("ix_visits_household_time", "household_id", "visited_at_effective"),
+        Index("ix_visits_time", "visited_at_effective"),
+    )
+
+
+class Problem(SyncedColumns, db.Model):
+    __tablename__ = "problems"
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    category: Mapped[str | None] = mapped_column(String(40))
+    assignee_id: Mapped[str | None] = mapped_column(ID, index=True)
+    due_date: Mapped[str | None] = mapped_column(String(10))
+    __table_args__ = (
+        Index("ix_problems_village_version", "village_id", "version"),
+        Index("ix_problems_household_version", "household_id", "version"),
+    )
+
+
+class Measure(SyncedColumns, db.Model):
+    __tablename__ = "measures"
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    __table_args__ = (
+        Index("ix_measures_village_version", "village_id", "version"),
+        Index("ix_measures_household_version", "household_id", "version"),
+    )
+
+
+class Form(SyncedColumns, db.Model):
+    __tablename__ = "forms"
+    form_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    form_version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class Conflict(SyncedColumns, db.Model):
+    __tablename__ = "conflicts"
+    record_type: Mapped[str] = mapped_column(String(16), nullable=False)
+    record_id: Mapped[str] = mapped_column(ID, nullable=False, index=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    __table_args__ = (
+        Index("ix_conflicts_village_version", "village_id", "version"),
+        Index("ix_conflicts_household_version", "household_id", "version"),
+    )
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)  # cadre | supervisor | admin
+    password_hash: Mapped[str] = mapped_column(String(200), nullable=False)
+    phone: Mapped[str | None] = mapped_column(String(40))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class Assignment(db.Model):
+    """包保: a user is given a region (and what lies below it) or a household."""
+
+    __tablename__ = "assignments"
+    user_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # region | household
+    target_id: Mapped[str] = mapped_column(ID, primary_key=True, index=True)
+
+
+class AssignmentSnapshot(db.Model):
+    """Every assignment a cursor was issued for, by fingerprint, to compute scope changes."""
+
+    __tablename__ = "assignment_snapshots"
+    fingerprint: Mapped[str] = mapped_column(String(32), primary_key=True)
+    region_ids: Mapped[str] = mapped_column(Text, nullable=False)
+    household_ids: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class Device(db.Model):
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ID, nullable=False, index=True)
+    label: Mapped[str] = mapped_column(String(100), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_sync_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_by: Mapped[str | None] = mapped_column(ID)
+    next_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=1)
+    floor_hlc: Mapped[str] = mapped_column(String(20), nullable=False)
+    last_hlc: Mapped[str] = mapped_column(String(20), nullable=False)
+
+
+class Op(db.Model):
+    """The ops log: every acknowledged op, what it carried and what it did (the sync audit)."""
+
+    __tablename__ = "ops"
+    device_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    device_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    op_id: Mapped[str] = mapped_column(ID, nullable=False, index=True)
+    user_id: Mapped[str] = mapped_column(ID, nullable=False)
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    type: Mapped[str] = mapped_column(String(16), nullable=False)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    record_id: Mapped[str] = mapped_column(ID, nullable=False)
+    hlc: Mapped[str] = mapped_column(String(40), nullable=False)
+    effective_hlc: Mapped[str] = mapped_column(String(20), nullable=False)
+    base_version: Mapped[int | None] = mapped_column(BigInteger)
+    data: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    version: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class FieldWrite(db.Model):
+    __tablename__ = "field_writes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    record_type: Mapped[str] = mapped_column(String(16), nullable=False)
+    record_id: Mapped[str] = mapped_column(ID, nullable=False)
+    field: Mapped[str] = mapped_column(String(64), nullable=False)
+    op_id: Mapped[str] = mapped_column(ID, nullable=False)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    base_version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    device_id: Mapped[str] = mapped_column(ID, nullable=False)
+    device_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    hlc: Mapped[str] = mapped_column(String(20), nullable=False)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+    user_id: Mapped[str | None] = mapped_column(ID)
+    __table_args__ = (Index("ix_field_writes_record", "record_type", "record_id"),)
+
+
+class Counter(db.Model):
+    """``version``: the one server-wide sequence; its row lock orders commits on PostgreSQL."""
+
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class AuditEntry(db.Model):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+    user_id: Mapped[str | None] = mapped_column(ID)
+    device_id: Mapped[str | None] = mapped_column(ID)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(ID)
+    details: Mapped[str | None] = mapped_column(Text)
+
+
+class LoginAttempt(db.Model):
+    __tablename__ = "login_attempts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), nullable=False)
+    ip: Mapped[str] = mapped_column(String(64), nullable=False)
+    at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    __table_args__ = (Index("ix_login_attempts_username_at", "username", "at"),
+                      Index("ix_login_attempts_ip_at", "ip", "at"))  # fmt: skip
+
+
+SYNCED_MODELS = {
+    "region": Region,
+    "household": Household,
+    "person": Person,
+    "visit": Visit,
+    "problem": Problem,
+    "measure": Measure,
+    "form": Form,
+    "conflict": Conflict,
+}

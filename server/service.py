@@ -1,0 +1,268 @@
+"""What the API does, between the HTTP edge (api.py) and the sync engine: devices, push,
+pull, conflicts and server-side edits. Every change goes through sync.engine.push, so an
+admin's edit, a conflict resolution and a phone's op are merged and logged the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import insert, select, update
+
+from server.auth import (
+    Caller,
+    assignment_of,
+    check_login_rate,
+    clear_failures,
+    dummy_hash,
+    new_token,
+    record_failure,
+    token_hash,
+    verify_password,
+)
+from server.errors import ApiError
+from server.models import AuditEntry, Device, User
+from server.store import SqlStore, dumps
+from server.timeutil import now, utcnow
+from sync import engine
+from sync.effective import hlc_of
+from sync.hlc import Clock
+from sync.ops import parse_ops
+from sync.records import parse_offset_datetime
+from sync.scope import Assignment, Scope, expand
+from sync.store import Record
+
+SERVER_DEVICE = "server"
+
+
+def store() -> SqlStore:
+    return current_app.extensions["zoufang_store"]  # type: ignore[no-any-return]
+
+
+def server_hlc() -> str:
+    """The server's hlc now: its own clock, never behind anything it handed out before."""
+    clock: Clock = current_app.extensions["zoufang_clock"]
+    return clock.observe(hlc_of(now()))
+
+
+def scope_of(assignment: Assignment) -> Scope:
+    s = store()
+    return expand(assignment, s.region_tree(), s.household_villages(assignment.household_ids))
+
+
+def audit(conn: Any, action: str, user_id: str | None, device_id: str | None = None,
+          target_type: str | None = None, target_id: str | None = None,
+          details: dict[str, Any] | None = None) -> None:  # fmt: skip
+    conn.execute(insert(AuditEntry).values(
+        at=utcnow(), user_id=user_id, device_id=device_id, action=action,
+        target_type=target_type, target_id=target_id,
+        details=dumps(details) if details else None,
+    ))  # fmt: skip
+
+
+def register_device(username: str, password: str, label: str, ip: str) -> dict[str, Any]:
+    """CONTRACT §3: a device and its token for a user who signs in with the right password."""
+    engine_ = store().engine
+    with engine_.begin() as conn:
+        check_login_rate(conn, username, ip)
+        user = conn.execute(select(User).where(User.username == username)).first()
+    ok = verify_password(user.password_hash if user else dummy_hash(), password)
+    if user is None or not ok or not user.active:
+        with engine_.begin() as conn:
+            record_failure(conn, username, ip)
+            audit(conn, "login_failed", None, details={"username": username, "ip": ip})
+        raise ApiError("unauthorized", "wrong username or password")
+    token, device_id, hlc = new_token(), str(uuid.uuid4()), server_hlc()
+    with engine_.begin() as conn:
+        clear_failures(conn, username)
+        conn.execute(insert(Device).values(
+            id=device_id, user_id=user.id, label=label or "", token_hash=token_hash(token),
+            created_at=utcnow(), last_seen_at=utcnow(), next_seq=1, floor_hlc=hlc, last_hlc=hlc,
+        ))  # fmt: skip
+        audit(conn, "device_registered", user.id, device_id, "device", device_id,
+              {"label": label, "ip": ip})  # fmt: skip
+        assignment = assignment_of(conn, user.id)
+    store().remember_assignment(assignment)
+    return {
+        "device_id": device_id,
+        "token": token,
+        "user": user_summary(user, assignment),
+        "server_hlc": hlc,
+    }
+
+
+def user_summary(user: Any, assignment: Assignment) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "name": user.name,
+        "role": user.role,
+        "region_ids": list(assignment.region_ids),
+        "household_ids": list(assignment.household_ids),
+    }
+
+
+def revoke_device(caller: Caller, device_id: str) -> dict[str, Any]:
+    with store().engine.begin() as conn:
+        device = conn.execute(select(Device).where(Device.id == device_id)).first()
+        if device is None or device_id == SERVER_DEVICE:
+            raise ApiError("not_found", "no such device")
+        if caller.role != "admin" and device.user_id != caller.user_id:
+            raise ApiError("forbidden", "only an admin or the device's own user may revoke it")
+        if device.revoked_at is None:
+            conn.execute(update(Device).where(Device.id == device_id)
+                         .values(revoked_at=utcnow(), revoked_by=caller.user_id))  # fmt: skip
+            audit(conn, "device_revoked", caller.user_id, caller.device_id, "device", device_id)
+    return {"device_id": device_id, "revoked": True}
+
+
+def push(caller: Caller, envelope: dict[str, Any]) -> dict[str, Any]:
+    """CONTRACT §5: the ops of one request, applied in order and committed before we answer."""
+    if envelope["device_id"] != caller.device_id:
+        raise ApiError("forbidden", "device_id does not match the token")
+    raw_ops = envelope["ops"]
+    limit = current_app.config["MAX_PUSH_OPS"]
+    if len(raw_ops) > limit:
+        raise ApiError("payload_too_large", f"at most {limit} ops per push",
+                       {"max_ops": limit, "max_bytes": current_app.config["MAX_PUSH_BYTES"]})  # fmt: skip
+    ops = parse_ops(raw_ops, caller.device_id)
+    hlc = server_hlc()
+    ctx = engine.PushContext(
+        device_id=caller.device_id,
+        user_id=caller.user_id,
+        scope=scope_of(caller.assignment),
+        received_at=now(),
+        server_hlc=hlc,
+        device_time=parse_offset_datetime(envelope.get("device_time")),
+        check_answers=current_app.extensions.get("zoufang_answer_check"),
+    )
+    result = engine.push(store(), ctx, ops)
+    _mark_synced(caller.device_id)
+    return {"results": result.results, "next_seq": result.next_seq, "server_hlc": hlc}
+
+
+def _mark_synced(device_id: str) -> None:
+    with store().engine.begin() as conn:
+        conn.execute(update(Device).where(Device.id == device_id).values(last_sync_at=utcnow()))
+
+
+def pull(caller: Caller, cursor: str | None, limit: int) -> dict[str, Any]:
+    """CONTRACT §8: the next page of changes in the caller's scope."""
+    s = store()
+    s.remember_assignment(caller.assignment)
+    page = engine.pull(s, caller.device_id, caller.assignment, cursor, limit,
+                       current_app.config["CURSOR_KEY"], lambda: scope_of(caller.assignment),
+                       shaper(caller.role))  # fmt: skip
+    if page.records or not cursor:
+        _mark_synced(caller.device_id)
+    return {"records": page.records, "cursor": page.cursor, "more": page.more,
+            "server_hlc": server_hlc()}  # fmt: skip
+
+
+def mask_id_number(value: str | None) -> str | None:
+    if not value or len(value) < 10:
+        return value
+    return value[:6] + "*" * (len(value) - 10) + value[-4:]
+
+
+def shaper(role: str) -> Any:
+    """How records leave the server for this role: ID numbers only whole for admins."""
+
+    def shape(record: Record) -> dict[str, Any]:
+        out = record.envelope()
+        if record.type == "person" and role != "admin" and not record.deleted:
+            out["data"] = {**out["data"], "id_number": mask_id_number(out["data"].get("id_number"))}
+        return out
+
+    return shape
+
+
+def server_update(user_id: str, scope: Scope, type_: str, id_: str, data: dict[str, Any],
+                  action: str = "update") -> dict[str, Any]:  # fmt: skip
+    """An edit made on the server (admin page, conflict resolution) as an op of the server's
+    device: it saw every write so far, so it replaces them and resolves their conflicts."""
+    hlc = server_hlc()
+    raw = {"op_id": str(uuid.uuid4()), "device_seq": 1, "hlc": hlc, "action": action,
+           "type": type_, "id": id_, "base_version": 2**62, "data": data}  # fmt: skip
+    op = parse_ops([raw], SERVER_DEVICE)[0]
+    ctx = engine.PushContext(SERVER_DEVICE, user_id, scope, now(), hlc)
+    result = engine.push(store(), ctx, [op], renumber=True)
+    outcome = result.results[0]
+    if outcome["status"] == "rejected":
+        error = outcome["error"]
+        raise ApiError(error["code"], error["message"], error.get("details"))
+    return outcome
+
+
+def conflict_list(caller: Caller, status: str | None) -> list[dict[str, Any]]:
+    from server.models import Conflict
+
+    scope = scope_of(caller.assignment)
+    query = select(Conflict).where(~Conflict.deleted).order_by(Conflict.version.desc())
+    if status:
+        query = query.where(Conflict.status == status)
+    with store().engine.connect() as conn:
+        rows = conn.execute(query.limit(1000)).all()
+    return [
+        {"id": r.id, "version": r.version, **json.loads(r.data)}
+        for r in rows
+        if scope.holds(r.village_id, r.household_id)
+    ]
+
+
+def resolve_conflict(caller: Caller, conflict_id: str, value: Any) -> dict[str, Any]:
+    """A supervisor picks the value: written over every concurrent value, conflict resolved."""
+    from server.models import Conflict
+
+    if caller.role not in ("supervisor", "admin"):
+        raise ApiError("forbidden", "only supervisors and admins resolve conflicts")
+    with store().engine.connect() as conn:
+        row = conn.execute(select(Conflict).where(Conflict.id == conflict_id)).first()
+    scope = scope_of(caller.assignment)
+    if row is None or row.deleted or not scope.holds(row.village_id, row.household_id):
+        raise ApiError("not_found", "no such conflict")
+    conflict = json.loads(row.data)
+    if conflict["status"] != "open":
+        raise ApiError("conflict", "this conflict is already resolved")
+    outcome = server_update(caller.user_id, scope, conflict["record_type"],
+                            conflict["record_id"], {conflict["field"]: value})  # fmt: skip
+    with store().engine.begin() as conn:
+        audit(conn, "conflict_resolved", caller.user_id, caller.device_id, "conflict",
+              conflict_id, {"value": value})  # fmt: skip
+        row = conn.execute(select(Conflict).where(Conflict.id == conflict_id)).first()
+    return {"id": conflict_id, "version": row.version, **json.loads(row.data),
+            "result": outcome}  # fmt: skip
+
+
+
+def create_server_records(items: list[tuple[str, str, dict[str, Any]]], actor: str | None,
+                          action: str = "records_created") -> int:  # fmt: skip
+    """Records made on the server (seed, roster import): one transaction, versions in order.
+
+    Each record gets the scope keys of sync.store.Record from its data: a village region is
+    its own village; a household belongs to its village; the rest to their household.
+    """
+    with store().write() as txn:
+        villages: dict[str, str] = {}
+        pending = [i for i in items if i[0] not in ("region", "household", "form")]
+        household_ids = {d["household_id"] for _, _, d in pending}
+        villages.update({i: r.village_id for i, r in txn.records("household", household_ids).items()
+                         if r.village_id})  # fmt: skip
+        records = []
+        for type_, id_, data in items:
+            if type_ == "region":
+                keys = (id_ if data["level"] == "village" else None, None)
+            elif type_ == "household":
+                keys = (data["village_id"], id_)
+                villages[id_] = data["village_id"]
+            elif type_ == "form":
+                keys = (None, None)
+            else:
+                keys = (villages.get(data["household_id"]), data["household_id"])
+            records.append(Record(type_, id_, txn.allocate_version(), False, data, *keys))
+        txn.insert_records(records)
+        audit(txn.conn, action, actor, details={"count": len(records)})
+    return len(records)

@@ -1,0 +1,345 @@
+"""The SQL implementation of sync's Store protocol, for SQLite and PostgreSQL alike.
+
+SQLAlchemy Core, not the ORM, on the sync path: a push of 500 visits is a handful of
+``executemany`` statements. Every write transaction holds the ``version`` counter — on SQLite
+through ``BEGIN IMMEDIATE``, on PostgreSQL through ``SELECT … FOR UPDATE`` on its row — so
+versions are handed out in commit order and a pull never skips a record committed late.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    false,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
+
+from server.db import WRITE_OPTION
+from server.models import SYNCED_MODELS, AssignmentSnapshot, Counter, Device, Op
+from server.models import FieldWrite as FieldWriteRow
+from sync.merge import FieldWrite
+from sync.records import parse_offset_datetime
+from sync.scope import Assignment, RegionTree, Scope
+from sync.store import DeviceState, Record, StoredOp
+
+TABLES: dict[str, Table] = {name: model.__table__ for name, model in SYNCED_MODELS.items()}  # type: ignore[misc]
+COUNTERS: Table = Counter.__table__  # type: ignore[assignment]
+DEVICES: Table = Device.__table__  # type: ignore[assignment]
+OPS: Table = Op.__table__  # type: ignore[assignment]
+WRITES: Table = FieldWriteRow.__table__  # type: ignore[assignment]
+SNAPSHOTS: Table = AssignmentSnapshot.__table__  # type: ignore[assignment]
+CHUNK = 500
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def utc_naive(value: Any) -> datetime | None:
+    """An ISO time with offset as the naive UTC datetime the typed columns hold."""
+    parsed = parse_offset_datetime(value)
+    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed else None
+
+
+def typed_columns(record: Record) -> dict[str, Any]:
+    """The columns each table adds to the shared ones, read off the record's data."""
+    d = record.data
+    match record.type:
+        case "region":
+            keys = {"parent_id": d.get("parent_id"), "level": d["level"], "name": d["name"],
+                    "code": d.get("code")}  # fmt: skip
+        case "household":
+            keys = {"code": d.get("code"), "category": d.get("category"),
+                    "status": d.get("status") or "active",
+                    "visit_policy": d.get("visit_policy") or "weekly"}  # fmt: skip
+        case "visit":
+            keys = {"visitor_id": d.get("visitor_id"), "device_id": d.get("device_id"),
+                    "visited_at_effective": utc_naive(d.get("visited_at_effective") or d["visited_at"]),
+                    "received_at": utc_naive(d.get("received_at")),
+                    "voided": bool(d.get("voided")), "corrects": d.get("corrects")}  # fmt: skip
+        case "problem":
+            keys = {"status": d.get("status") or "open", "category": d.get("category"),
+                    "assignee_id": d.get("assignee_id"), "due_date": d.get("due_date")}  # fmt: skip
+        case "measure":
+            keys = {"status": d.get("status") or "planned"}
+        case "form":
+            keys = {"form_id": d["form_id"], "form_version": d["version"]}
+        case "conflict":
+            keys = {"record_type": d["record_type"], "record_id": d["record_id"],
+                    "status": d["status"]}  # fmt: skip
+        case _:
+            keys = {}
+    return keys
+
+
+def record_row(record: Record) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "version": record.version,
+        "deleted": record.deleted,
+        "village_id": record.village_id,
+        "household_id": record.household_id,
+        "data": dumps(record.data),
+        **typed_columns(record),
+    }
+
+
+def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class SqlStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+
+    @contextmanager
+    def write(self) -> Iterator[SqlTxn]:
+        with self.engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                txn = SqlTxn(conn, self.postgres)
+                yield txn
+                txn.finish()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def head_version(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(COUNTERS.c.value).where(COUNTERS.c.name == "version")
+            ).scalar()
+        return int(value or 0)
+
+    def changes(
+        self, after: int, scope: Scope, limit: int, exclude: Scope | None = None
+    ) -> list[Record]:
+        parts = []
+        for type_, table in TABLES.items():
+            where = [table.c.version > after, _visible(table, type_, scope)]
+            if exclude is not None:
+                where.append(not_(_visible(table, type_, exclude)))
+            part = (
+                select(literal(type_).label("type"), table.c.id, table.c.version,
+                       table.c.deleted, table.c.village_id, table.c.household_id, table.c.data)
+                .where(and_(*where))
+                .order_by(table.c.version)
+                .limit(limit)
+            )  # fmt: skip
+            parts.append(select(part.subquery()))
+        combined = union_all(*parts).subquery()
+        query = select(combined).order_by(combined.c.version).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            Record(r.type, r.id, r.version, bool(r.deleted), json.loads(r.data), r.village_id,
+                   r.household_id)  # fmt: skip
+            for r in rows
+        ]
+
+    def region_tree(self) -> RegionTree:
+        table = TABLES["region"]
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(table.c.id, table.c.parent_id, table.c.level).where(~table.c.deleted)
+            ).all()
+        return {r.id: (r.parent_id, r.level) for r in rows}
+
+    def household_villages(self, household_ids: Iterable[str]) -> dict[str, str]:
+        table = TABLES["household"]
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(household_ids):
+                rows = conn.execute(
+                    select(table.c.id, table.c.village_id).where(table.c.id.in_(chunk))
+                ).all()
+                out.update({r.id: r.village_id for r in rows})
+        return out
+
+    def remember_assignment(self, assignment: Assignment) -> None:
+        if self.assignment(assignment.fingerprint) is not None:
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(SNAPSHOTS).values(
+                    fingerprint=assignment.fingerprint,
+                    region_ids=dumps(list(assignment.region_ids)),
+                    household_ids=dumps(list(assignment.household_ids)),
+                ))  # fmt: skip
+        except IntegrityError:
+            pass  # another process remembered the same assignment first
+
+    def assignment(self, fingerprint: str) -> Assignment | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(SNAPSHOTS).where(SNAPSHOTS.c.fingerprint == fingerprint)
+            ).first()
+        if row is None:
+            return None
+        return Assignment(tuple(json.loads(row.region_ids)), tuple(json.loads(row.household_ids)))
+
+
+def _visible(table: Table, type_: str, scope: Scope) -> ColumnElement[bool]:
+    """SQL for sync.store.visible: the same rule, evaluated by the database."""
+    if type_ == "form" or scope.everything:
+        return true()
+    if type_ == "region":
+        return table.c.id.in_(sorted(scope.region_ids)) if scope.region_ids else false()
+    clauses = []
+    if scope.village_ids:
+        clauses.append(table.c.village_id.in_(sorted(scope.village_ids)))
+    if scope.household_ids:
+        clauses.append(table.c.household_id.in_(sorted(scope.household_ids)))
+    return or_(*clauses) if clauses else false()
+
+
+class SqlTxn:
+    def __init__(self, conn: Connection, postgres: bool) -> None:
+        self.conn = conn
+        query = select(COUNTERS.c.value).where(COUNTERS.c.name == "version")
+        if postgres:
+            query = query.with_for_update()
+        value = conn.execute(query).scalar()
+        if value is None:
+            conn.execute(insert(COUNTERS).values(name="version", value=0))
+        self.start = self.version = int(value or 0)
+
+    def finish(self) -> None:
+        if self.version != self.start:
+            self.conn.execute(
+                update(COUNTERS).where(COUNTERS.c.name == "version").values(value=self.version)
+            )
+
+    def allocate_version(self) -> int:
+        self.version += 1
+        return self.version
+
+    def device(self, device_id: str) -> DeviceState | None:
+        row = self.conn.execute(select(DEVICES).where(DEVICES.c.id == device_id)).first()
+        if row is None:
+            return None
+        return DeviceState(row.id, row.user_id, row.revoked_at is not None, row.next_seq,
+                           row.floor_hlc, row.last_hlc)  # fmt: skip
+
+    def save_device(self, device: DeviceState) -> None:
+        self.conn.execute(
+            update(DEVICES).where(DEVICES.c.id == device.id)
+            .values(next_seq=device.next_seq, last_hlc=device.last_hlc)
+        )  # fmt: skip
+
+    def ops(self, op_ids: Iterable[str]) -> dict[str, StoredOp]:
+        out: dict[str, StoredOp] = {}
+        for chunk in _chunks(op_ids):
+            rows = self.conn.execute(
+                select(OPS).where(OPS.c.op_id.in_(chunk)).order_by(OPS.c.received_at)
+            ).all()
+            for r in rows:
+                out.setdefault(r.op_id, StoredOp(
+                    op_id=r.op_id, device_id=r.device_id, device_seq=r.device_seq,
+                    user_id=r.user_id, fingerprint=r.fingerprint, type=r.type, action=r.action,
+                    record_id=r.record_id, hlc=r.hlc, effective_hlc=r.effective_hlc,
+                    base_version=r.base_version, data=json.loads(r.data), status=r.status,
+                    version=r.version, error=json.loads(r.error) if r.error else None,
+                    received_at=r.received_at.isoformat(),
+                ))  # fmt: skip
+        return out
+
+    def add_ops(self, ops: list[StoredOp]) -> None:
+        if not ops:
+            return
+        self.conn.execute(insert(OPS), [
+            {"device_id": op.device_id, "device_seq": op.device_seq, "op_id": op.op_id,
+             "user_id": op.user_id, "fingerprint": op.fingerprint, "type": op.type,
+             "action": op.action, "record_id": op.record_id, "hlc": op.hlc[:40],
+             "effective_hlc": op.effective_hlc, "base_version": op.base_version,
+             "data": dumps(op.data), "status": op.status, "version": op.version,
+             "error": dumps(op.error) if op.error else None,
+             "received_at": utc_naive(op.received_at)}
+            for op in ops
+        ])  # fmt: skip
+
+    def records(self, type_: str, ids: Iterable[str]) -> dict[str, Record]:
+        table = TABLES[type_]
+        out: dict[str, Record] = {}
+        for chunk in _chunks(ids):
+            rows = self.conn.execute(
+                select(table.c.id, table.c.version, table.c.deleted, table.c.village_id,
+                       table.c.household_id, table.c.data).where(table.c.id.in_(chunk))
+            ).all()  # fmt: skip
+            for r in rows:
+                out[r.id] = Record(type_, r.id, r.version, bool(r.deleted), json.loads(r.data),
+                                   r.village_id, r.household_id)  # fmt: skip
+        return out
+
+    def insert_records(self, records: list[Record]) -> None:
+        for type_, rows in _rows_by_type(records).items():
+            self.conn.execute(insert(TABLES[type_]), rows)
+
+    def update_records(self, records: list[Record]) -> None:
+        for type_, rows in _rows_by_type(records).items():
+            table = TABLES[type_]
+            statement = (
+                update(table).where(table.c.id == bindparam("_id"))
+                .values({k: bindparam(k) for k in rows[0] if k != "id"})
+            )  # fmt: skip
+            self.conn.execute(statement, [{**row, "_id": row["id"]} for row in rows])
+
+    def field_writes(self, type_: str, ids: Iterable[str]) -> dict[str, list[FieldWrite]]:
+        out: dict[str, list[FieldWrite]] = {i: [] for i in ids}
+        for chunk in _chunks(out):
+            rows = self.conn.execute(
+                select(WRITES).where(WRITES.c.record_type == type_, WRITES.c.record_id.in_(chunk))
+                .order_by(WRITES.c.id)
+            ).all()  # fmt: skip
+            for r in rows:
+                out[r.record_id].append(FieldWrite(
+                    r.record_type, r.record_id, r.field, r.op_id, r.version, r.base_version,
+                    r.device_id, r.device_seq, r.hlc, json.loads(r.value), r.user_id,
+                ))  # fmt: skip
+        return out
+
+    def add_field_writes(self, writes: list[FieldWrite]) -> None:
+        if not writes:
+            return
+        self.conn.execute(insert(WRITES), [
+            {"record_type": w.record_type, "record_id": w.record_id, "field": w.field,
+             "op_id": w.op_id, "version": w.version, "base_version": w.base_version,
+             "device_id": w.device_id, "device_seq": w.device_seq, "hlc": w.hlc,
+             "value": dumps(w.value), "user_id": w.user_id}
+            for w in writes
+        ])  # fmt: skip
+
+
+def _rows_by_type(records: list[Record]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        grouped.setdefault(record.type, []).append(record_row(record))
+    return grouped

@@ -1,0 +1,46 @@
+"""``zoufang serve``: the app under gunicorn, several worker processes with a few threads each.
+
+gunicorn rather than Flask's development server: real process management, worker restarts,
+timeouts and graceful reloads. The app is built once in the master (``preload_app``) so the
+instance secret and the schema check happen before any worker forks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from server import create_app
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, app: Any, options: dict[str, Any]) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return self.application
+
+
+def run(host: str, port: int, workers: int, threads: int, scheduler: bool) -> None:
+    app = create_app()
+    app.config["RUN_SCHEDULER"] = scheduler
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "preload_app": True,
+        "timeout": 60,
+        "graceful_timeout": 20,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": "info",
+    }
+    _Gunicorn(app, options).run()

@@ -1,0 +1,62 @@
+"""Signed, opaque pull cursors (CONTRACT §8).
+
+A cursor is ``base64url(json) . base64url(hmac)``: the server can trust what it reads back,
+and a cursor made for one device is refused for another (``invalid_cursor``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sync.errors import InvalidCursor
+
+
+@dataclass(frozen=True)
+class Cursor:
+    device_id: str
+    version: int  # every change up to this version has been delivered
+    scope: str  # fingerprint of the scope the device held at that point
+    #: a scope change in progress: {"from": old scope, "phase": "enter"|"leave", "after": version}
+    transition: dict[str, Any] | None = None
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(secret: bytes, body: str) -> str:
+    return _b64(hmac.new(secret, body.encode(), hashlib.sha256).digest()[:18])
+
+
+def encode_cursor(cursor: Cursor, secret: bytes) -> str:
+    payload = {"d": cursor.device_id, "v": cursor.version, "s": cursor.scope}
+    if cursor.transition:
+        payload["t"] = cursor.transition
+    body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+    return body + "." + _mac(secret, body)
+
+
+def decode_cursor(text: str, secret: bytes, device_id: str) -> Cursor:
+    """The cursor behind ``text``; InvalidCursor if it was forged, altered or issued to another device."""
+    if not isinstance(text, str) or text.count(".") != 1 or len(text) > 4096:
+        raise InvalidCursor("malformed cursor")
+    body, mac = text.split(".")
+    if not hmac.compare_digest(mac, _mac(secret, body)):
+        raise InvalidCursor("cursor signature does not match")
+    try:
+        payload = json.loads(_unb64(body))
+        cursor = Cursor(payload["d"], int(payload["v"]), str(payload["s"]), payload.get("t"))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidCursor("malformed cursor") from exc
+    if cursor.device_id != device_id:
+        raise InvalidCursor("cursor belongs to another device")
+    return cursor

@@ -1,0 +1,118 @@
+"""The op envelope of a push (CONTRACT §5): parsing, validation and the payload fingerprint.
+
+Two levels of failure: an op whose ``op_id`` or ``device_seq`` is unusable cannot even be
+acknowledged, so the whole request fails (422); any other problem makes that one op
+``rejected`` — acknowledged, kept for review, never applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync.errors import ValidationFailed
+from sync.hlc import is_hlc
+from sync.records import RECORD_TYPES, UUID_PATTERN, check_fields
+
+ACTIONS = ("create", "update", "void")
+MAX_SEQ = 2**53 - 1  # what a JavaScript number holds exactly
+
+
+@dataclass(frozen=True)
+class Op:
+    op_id: str
+    device_seq: int
+    hlc: str
+    action: str
+    type: str
+    id: str
+    base_version: int | None
+    data: dict[str, Any]
+    fingerprint: str
+    #: field → messages when the op can never be applied; None when it is well formed
+    problems: dict[str, list[str]] | None = field(default=None)
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per JSON value, so that equal payloads hash equal whatever their key order."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fingerprint(raw: dict[str, Any], device_id: str) -> str:
+    return hashlib.sha256((device_id + "\n" + canonical_json(raw)).encode()).hexdigest()
+
+
+def parse_ops(raw_ops: Any, device_id: str) -> list[Op]:
+    """Ops of a push in ``device_seq`` order; raises ValidationFailed if any cannot be acknowledged."""
+    if not isinstance(raw_ops, list):
+        raise ValidationFailed({"ops": ["must be a list of ops"]})
+    errors: dict[str, list[str]] = {}
+    ops: list[Op] = []
+    seen_seq: set[int] = set()
+    for index, raw in enumerate(raw_ops):
+        where = f"ops[{index}]"
+        if not isinstance(raw, dict):
+            errors[where] = ["must be an object"]
+            continue
+        op_id, seq = raw.get("op_id"), raw.get("device_seq")
+        if not isinstance(op_id, str) or not UUID_PATTERN.match(op_id):
+            errors[f"{where}.op_id"] = ["must be a UUID"]
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= MAX_SEQ:
+            errors[f"{where}.device_seq"] = ["must be a positive integer"]
+        elif seq in seen_seq:
+            errors[f"{where}.device_seq"] = ["appears twice in this batch"]
+        else:
+            seen_seq.add(seq)
+        if not errors:
+            ops.append(_parse_one(raw, device_id))
+    if errors:
+        raise ValidationFailed(errors)
+    ops.sort(key=lambda op: op.device_seq)
+    return ops
+
+
+def _parse_one(raw: dict[str, Any], device_id: str) -> Op:
+    problems: dict[str, list[str]] = {}
+    action, type_, record_id = raw.get("action"), raw.get("type"), raw.get("id")
+    hlc, base, data = raw.get("hlc"), raw.get("base_version"), raw.get("data", {})
+    if not is_hlc(hlc):
+        problems["hlc"] = ["must be an hlc like 001763971200000-0000"]
+    record_type = RECORD_TYPES.get(type_) if isinstance(type_, str) else None
+    if record_type is None:
+        problems["type"] = ["must be one of " + ", ".join(RECORD_TYPES)]
+    elif action not in record_type.actions:
+        problems["action"] = [f"{type_} allows " + ", ".join(sorted(record_type.actions))]
+    if not isinstance(record_id, str) or not (
+        UUID_PATTERN.match(record_id) or (action != "create" and 0 < len(record_id) <= 64)
+    ):
+        problems["id"] = ["must be a UUID"]
+    if base is not None and (isinstance(base, bool) or not isinstance(base, int) or base < 0):
+        problems["base_version"] = ["must be a version number or null"]
+    if not isinstance(data, dict):
+        problems["data"] = ["must be an object"]
+        data = {}
+    elif record_type is not None and action in ("create", "update"):
+        for name, messages in check_fields(record_type, data, action == "create").items():
+            problems[f"data.{name}"] = messages
+        if action == "update" and not data:
+            problems["data"] = ["an update changes at least one field"]
+    elif action == "void" and not _is_reason(data.get("reason")):
+        problems["data.reason"] = ["a void needs a reason"]
+    return Op(
+        op_id=raw["op_id"],
+        device_seq=raw["device_seq"],
+        hlc=hlc if isinstance(hlc, str) else "",
+        action=action if isinstance(action, str) else "",
+        type=type_ if isinstance(type_, str) else "",
+        id=record_id if isinstance(record_id, str) else "",
+        base_version=base if isinstance(base, int) and not isinstance(base, bool) else None,
+        data=data,
+        fingerprint=fingerprint(raw, device_id),
+        problems=problems or None,
+    )
+
+
+def _is_reason(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value.strip()) and len(value) <= 500

@@ -1,0 +1,78 @@
+"""A throwaway PostgreSQL server for the test suite, on 127.0.0.1, run as an unprivileged user.
+
+Used when ZOUFANG_TEST_POSTGRES_URL is not set: the suite then starts its own cluster with
+the machine's ``initdb``/``pg_ctl`` and stops it at the end.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+
+
+@dataclass
+class PostgresServer:
+    url: str
+    data_dir: str
+    pg_ctl: str
+    as_user: list[str]
+
+    def stop(self) -> None:
+        subprocess.run([*self.as_user, self.pg_ctl, "-D", self.data_dir, "-m", "fast", "-w", "stop"],
+                       check=False, capture_output=True)  # fmt: skip
+        shutil.rmtree(os.path.dirname(self.data_dir), ignore_errors=True)
+
+
+def find_binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start() -> PostgresServer:
+    """Start a cluster; raises RuntimeError with the reason when this machine cannot."""
+    initdb, pg_ctl = find_binary("initdb"), find_binary("pg_ctl")
+    if not initdb or not pg_ctl:
+        raise RuntimeError("initdb/pg_ctl not found (install PostgreSQL server binaries)")
+    base = tempfile.mkdtemp(prefix="zoufang-pg-")
+    data = os.path.join(base, "data")
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError as exc:
+            raise RuntimeError("running as root and there is no 'postgres' user") from exc
+        os.chown(base, account.pw_uid, account.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    init = subprocess.run(
+        [*as_user, initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+         "--locale=C", "--no-sync"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if init.returncode != 0:
+        raise RuntimeError("initdb failed: " + init.stderr[-2000:])
+    port = free_port()
+    options = f"-h 127.0.0.1 -p {port} -k {base} -c fsync=off -c max_connections=200"
+    started = subprocess.run(
+        [*as_user, pg_ctl, "-D", data, "-o", options, "-l", os.path.join(base, "log"), "-w",
+         "-t", "60", "start"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if started.returncode != 0:
+        raise RuntimeError("pg_ctl start failed: " + started.stderr[-2000:])
+    return PostgresServer(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", data,
+                          pg_ctl, as_user)  # fmt: skip
