@@ -34,7 +34,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    app.config.setdefault("SECRET_KEY", _instance_secret(app))
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _instance_secret(app)
     url = app.config.get("DATABASE_URL") or f"sqlite:///{Path(app.instance_path) / 'zoufang.db'}"
     app.config["SQLALCHEMY_DATABASE_URI"] = normalize_url(url)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
@@ -47,7 +48,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         configure_engine(db.engine)
         app.extensions["zoufang_store"] = SqlStore(db.engine)
     app.extensions["zoufang_clock"] = Clock()
-    app.extensions["zoufang_answer_check"] = None
+    from server.forms_service import check_answers
+
+    app.extensions["zoufang_answer_check"] = check_answers
 
     register_error_handlers(app)
     from server.api import api

@@ -1,0 +1,364 @@
+"""Checking form definition documents before any phone or server uses them.
+
+A definition reaches every phone, and visits filled with it are kept forever, so a mistake
+in one (a typo in a field id, a condition that can never hold) must stop the loader rather
+than surface in the field. ``validate_definition`` lists every mistake as a readable sentence.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from forms.answers import check_value
+from forms.expressions import (
+    FUNCTIONS,
+    KEYWORDS,
+    And,
+    Comparison,
+    Count,
+    ExpressionError,
+    Literal,
+    Membership,
+    Node,
+    Not,
+    Or,
+    Reference,
+    Selected,
+    is_number,
+    parse_expression,
+)
+from forms.model import (
+    CHOICE_TYPES,
+    FIELD_TYPES,
+    LANGUAGES,
+    POLICIES,
+    PROBLEM_CATEGORIES,
+    FormVersion,
+)
+
+_ID = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_RESERVED = KEYWORDS | FUNCTIONS
+_FORM_KEYS = frozenset({"form_id", "versions"})
+_VERSION_KEYS = frozenset({"version", "title", "policy", "fields"})
+_FIELD_KEYS = frozenset(
+    {
+        "id",
+        "type",
+        "label",
+        "hint",
+        "required",
+        "relevant",
+        "choices",
+        "min",
+        "max",
+        "max_length",
+        "default",
+        "problem",
+        "group",
+    }
+)
+_CHOICE_KEYS = frozenset({"value", "label"})
+_PROBLEM_KEYS = frozenset({"when", "category"})
+_ORDERED_TYPES = ("number", "date", "text")
+
+FieldDocs = Mapping[str, Mapping[str, Any]]
+
+
+class DefinitionError(ValueError):
+    """A form definition with mistakes; ``errors`` lists each of them."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("invalid form definition:\n" + "\n".join(f"- {e}" for e in errors))
+        self.errors = errors
+
+
+def parse_definition(doc: object) -> list[FormVersion]:
+    """The form versions of a definition document; raises DefinitionError if it has mistakes."""
+    errors = validate_definition(doc)
+    if errors or not isinstance(doc, dict):
+        raise DefinitionError(errors)
+    return [FormVersion.from_dict(doc["form_id"], version) for version in doc["versions"]]
+
+
+def validate_definition(doc: object) -> list[str]:
+    """Every mistake in a definition document ``{"form_id", "versions"}``; empty when valid."""
+    if not isinstance(doc, dict):
+        return ["the definition must be a JSON object"]
+    errors = _unknown_keys(doc, _FORM_KEYS, "definition")
+    if not _is_id(doc.get("form_id")):
+        errors.append("form_id must be a snake_case id")
+    versions = doc.get("versions")
+    if not isinstance(versions, list) or not versions:
+        return [*errors, "versions must be a non-empty list"]
+    for index, version in enumerate(versions):
+        errors += _version_errors(version, f"versions[{index}]")
+    errors += _order_errors(versions)
+    return errors or _default_errors(versions)
+
+
+def _order_errors(versions: list[Any]) -> list[str]:
+    """Versions must be strictly increasing, so the last one is always the latest."""
+    numbers: list[int] = [
+        v["version"] for v in versions if isinstance(v, dict) and _is_positive_int(v.get("version"))
+    ]
+    if all(a < b for a, b in zip(numbers, numbers[1:], strict=False)):
+        return []
+    return [f"versions must be strictly increasing, found {numbers}"]
+
+
+def _version_errors(version: object, where: str) -> list[str]:
+    if not isinstance(version, dict):
+        return [f"{where}: must be an object"]
+    errors = _unknown_keys(version, _VERSION_KEYS, where)
+    if not _is_positive_int(version.get("version")):
+        errors.append(f"{where}: version must be an integer of at least 1")
+    errors += _label_errors(version.get("title"), f"{where}.title")
+    if version.get("policy") not in POLICIES:
+        errors.append(f"{where}: policy must be 'weekly', 'monthly' or null")
+    fields = version.get("fields")
+    if not isinstance(fields, list) or not fields:
+        return [*errors, f"{where}: fields must be a non-empty list"]
+    docs: dict[str, Mapping[str, Any]] = {}
+    for index, field in enumerate(fields):
+        field_where = f"{where}.fields[{index}]"
+        errors += _field_errors(field, field_where)
+        field_id = field.get("id") if isinstance(field, dict) else None
+        if isinstance(field_id, str) and field_id in docs:
+            errors.append(f"{field_where}: duplicate field id '{field_id}'")
+        elif isinstance(field_id, str):
+            docs[field_id] = field
+    for index, field in enumerate(fields):
+        if isinstance(field, dict):
+            errors += _field_condition_errors(field, docs, f"{where}.fields[{index}]")
+    return errors
+
+
+def _field_errors(field: object, where: str) -> list[str]:
+    """The mistakes in one field that need no other field to see."""
+    if not isinstance(field, dict):
+        return [f"{where}: must be an object"]
+    field_id = field.get("id")
+    if not _is_id(field_id) or field_id in _RESERVED:
+        return [f"{where}: id must be a snake_case id and no keyword, found {field_id!r}"]
+    where = f"{where} ({field_id})"
+    errors = _unknown_keys(field, _FIELD_KEYS, where)
+    field_type = field.get("type")
+    if field_type not in FIELD_TYPES:
+        errors.append(f"{where}: unknown type {field_type!r}")
+    errors += _label_errors(field.get("label"), f"{where}.label")
+    if "hint" in field:
+        errors += _label_errors(field["hint"], f"{where}.hint")
+    if not isinstance(field.get("required", False), bool | str):
+        errors.append(f"{where}: required must be true, false or a condition")
+    if not isinstance(field.get("relevant", ""), str):
+        errors.append(f"{where}: relevant must be a condition")
+    if "group" in field and not _is_id(field["group"]):
+        errors.append(f"{where}: group must be a snake_case id")
+    errors += _choice_errors(field, where)
+    errors += _bound_errors(field, where)
+    if "problem" in field:
+        errors += _problem_errors(field["problem"], where)
+    return errors
+
+
+def _choice_errors(field: Mapping[str, Any], where: str) -> list[str]:
+    choices = field.get("choices")
+    if field.get("type") not in CHOICE_TYPES:
+        return [f"{where}: choices belong to choice fields only"] if "choices" in field else []
+    if not isinstance(choices, list) or not choices:
+        return [f"{where}: a choice field needs a non-empty list of choices"]
+    errors: list[str] = []
+    seen: set[str] = set()
+    for index, choice in enumerate(choices):
+        choice_where = f"{where}.choices[{index}]"
+        if not isinstance(choice, dict) or not isinstance(choice.get("value"), str):
+            errors.append(f"{choice_where}: must be {{'value': string, 'label': ...}}")
+            continue
+        errors += _unknown_keys(choice, _CHOICE_KEYS, choice_where)
+        errors += _label_errors(choice.get("label"), f"{choice_where}.label")
+        if not choice["value"] or choice["value"] in seen:
+            errors.append(f"{choice_where}: value must be non-empty and unique")
+        seen.add(choice["value"])
+    return errors
+
+
+def _bound_errors(field: Mapping[str, Any], where: str) -> list[str]:
+    errors: list[str] = []
+    for key in ("min", "max"):
+        if key in field and (field.get("type") != "number" or not is_number(field[key])):
+            errors.append(f"{where}: {key} must be a number, on number fields only")
+    if not errors and "min" in field and "max" in field and field["min"] > field["max"]:
+        errors.append(f"{where}: min must not be greater than max")
+    if "max_length" in field and (
+        field.get("type") != "text" or not _is_positive_int(field["max_length"])
+    ):
+        errors.append(f"{where}: max_length must be a positive integer, on text fields only")
+    return errors
+
+
+def _problem_errors(problem: object, where: str) -> list[str]:
+    if not isinstance(problem, dict) or not isinstance(problem.get("when"), str):
+        return [f"{where}: problem must be {{'when': condition, 'category': ...}}"]
+    errors = _unknown_keys(problem, _PROBLEM_KEYS, f"{where}.problem")
+    if problem.get("category") not in PROBLEM_CATEGORIES:
+        errors.append(f"{where}: problem category must be one of {', '.join(PROBLEM_CATEGORIES)}")
+    return errors
+
+
+def _default_errors(versions: list[Any]) -> list[str]:
+    """A default is what the PWA prefills, so it must be a valid answer itself.
+
+    Checked on the built form versions, hence only once everything else is valid.
+    """
+    errors = []
+    for index, doc in enumerate(versions):
+        for field in FormVersion.from_dict("", doc).fields.values():
+            code = None if field.default is None else check_value(field, field.default)
+            if code is not None:
+                errors.append(f"versions[{index}] ({field.id}): default is not valid ({code})")
+    return errors
+
+
+def _field_condition_errors(field: Mapping[str, Any], docs: FieldDocs, where: str) -> list[str]:
+    """The mistakes in a field's conditions, which may read any field of the version."""
+    where = f"{where} ({field.get('id')})"
+    problem = field.get("problem")
+    conditions = [
+        ("required", field.get("required")),
+        ("relevant", field.get("relevant")),
+        ("problem.when", problem.get("when") if isinstance(problem, dict) else None),
+    ]
+    errors: list[str] = []
+    for name, text in conditions:
+        if isinstance(text, str):
+            errors += [f"{where}.{name}: {e}" for e in _expression_errors(text, docs)]
+    return errors
+
+
+def _expression_errors(text: str, fields: FieldDocs) -> list[str]:
+    """Why a condition cannot work with these fields: it does not parse, reads an unknown
+    field, is not a yes/no question, or compares a field with a value it can never have."""
+    try:
+        expression = parse_expression(text)
+    except ExpressionError as error:
+        return [f"does not parse: {error}"]
+    errors = [f"unknown field '{name}'" for name in sorted(expression.references() - fields.keys())]
+    errors += _not_a_condition(expression.root, fields)
+    for node in expression.nodes():
+        errors += _node_errors(node, fields)
+    return list(dict.fromkeys(errors))
+
+
+def _node_errors(node: Node, fields: FieldDocs) -> list[str]:
+    if isinstance(node, Not | And | Or):
+        return [error for child in node.children() for error in _not_a_condition(child, fields)]
+    if isinstance(node, Selected | Count):
+        return _list_function_errors(node, fields)
+    if isinstance(node, Comparison):
+        return _comparison_errors(node, fields)
+    if isinstance(node, Membership) and isinstance(node.operand, Reference):
+        field = fields.get(node.operand.field)
+        return [] if field is None else [e for v in node.items for e in _literal_errors(field, v)]
+    return []
+
+
+def _not_a_condition(node: Node, fields: FieldDocs) -> list[str]:
+    """Where a yes/no answer is needed: a bare field must be boolean, and count() and literals
+    other than true and false never are one (only ``true`` is true, so they never hold)."""
+    if isinstance(node, Literal) and not isinstance(node.value, bool):
+        return [f"{json.dumps(node.value)} is not a condition"]
+    if isinstance(node, Count):
+        return [f"count({node.field}) is a number, not a condition"]
+    if isinstance(node, Reference) and node.field in fields:
+        field_type = fields[node.field].get("type")
+        if field_type != "boolean":
+            return [f"{field_type} field '{node.field}' is not a condition"]
+    return []
+
+
+def _list_function_errors(node: Selected | Count, fields: FieldDocs) -> list[str]:
+    field = fields.get(node.field)
+    if field is None:
+        return []
+    if field.get("type") != "multiple_choice":
+        return [f"'{node.field}' is not a multiple_choice field"]
+    if isinstance(node, Selected):
+        return _literal_errors(field, node.value, as_element=True)
+    return []
+
+
+def _comparison_errors(node: Comparison, fields: FieldDocs) -> list[str]:
+    """Comparisons that are always false: ordering null or unordered fields, or a field
+    against a value it cannot hold."""
+    if _is_null(node.left) or _is_null(node.right):
+        return [f"'{node.op} null' is always false; only == null and != null test for null"]
+    errors: list[str] = []
+    for reference, other in ((node.left, node.right), (node.right, node.left)):
+        if not isinstance(reference, Reference) or reference.field not in fields:
+            continue
+        field = fields[reference.field]
+        if node.op not in ("==", "!=") and field.get("type") not in _ORDERED_TYPES:
+            errors.append(
+                f"'{node.op}' on {field.get('type')} field '{reference.field}' is always false"
+            )
+        if isinstance(other, Literal):
+            errors += _literal_errors(field, other.value)
+    return errors
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, Literal) and node.value is None
+
+
+def _literal_errors(
+    field: Mapping[str, Any], value: object, *, as_element: bool = False
+) -> list[str]:
+    """A value compared with a field must be one the field can hold, else the condition is
+    silently always false (a typo such as 'hgih' for 'high')."""
+    field_type = field.get("type")
+    name = f"'{field.get('id')}'"
+    if value is None:
+        return []
+    if field_type == "multiple_choice" and not as_element:
+        return [f"compare multiple_choice field {name} with selected() or count()"]
+    if field_type in CHOICE_TYPES:
+        fits = value in _choice_values(field)
+        return [] if fits else [f"{json.dumps(value)} is not a choice of {name}"]
+    if field_type == "boolean":
+        fits = isinstance(value, bool)
+    elif field_type == "number":
+        fits = is_number(value)
+    else:
+        fits = isinstance(value, str)
+    return [] if fits else [f"{field_type} field {name} never equals {json.dumps(value)}"]
+
+
+def _choice_values(field: Mapping[str, Any]) -> list[object]:
+    choices = field.get("choices")
+    if not isinstance(choices, list):
+        return []
+    return [choice.get("value") for choice in choices if isinstance(choice, dict)]
+
+
+def _unknown_keys(doc: Mapping[str, Any], allowed: frozenset[str], where: str) -> list[str]:
+    return [f"{where}: unknown key '{key}'" for key in doc if key not in allowed]
+
+
+def _label_errors(label: object, where: str) -> list[str]:
+    """Labels are shown to people, in Chinese by default and in English."""
+    if isinstance(label, dict) and all(
+        isinstance(label.get(lang), str) and label[lang] for lang in LANGUAGES
+    ):
+        return []
+    return [f"{where}: needs non-empty 'zh-CN' and 'en' text"]
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
+def _is_positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

@@ -1,0 +1,75 @@
+"""Chinese and English wording of the answer validation codes.
+
+Validation returns stable codes (``required``, ``too_small:0``) so that the server, the PWA and
+tests agree on them; people read them through ``describe`` in their language.
+"""
+
+from __future__ import annotations
+
+DEFAULT_LANGUAGE = "zh-CN"
+
+# A code is either a key here, or "<key>:<argument>" where the template's {0} is the argument.
+MESSAGES: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "unknown_field": "不是本表的字段",
+        "not_relevant": "根据其他回答，此项不应填写",
+        "required": "必填",
+        "wrong_type:text": "应为文字",
+        "wrong_type:number": "应为数字",
+        "wrong_type:boolean": "应为“是”或“否”",
+        "wrong_type:date": "应为日期（格式 YYYY-MM-DD）",
+        "wrong_type:single_choice": "应为一个选项",
+        "wrong_type:multiple_choice": "应为选项列表",
+        "wrong_type:person": "应为本户人员",
+        "wrong_type:photo": "应为照片（SHA-256 摘要）",
+        "invalid_date": "日历上没有这一天",
+        "not_a_choice": "不是可选的选项",
+        "duplicate_choice": "选项重复",
+        "unknown_person": "不是本户人员",
+        "too_small": "不能小于 {0}",
+        "too_large": "不能大于 {0}",
+        "too_long": "不能超过 {0} 个字",
+    },
+    "en": {
+        "unknown_field": "is not a field of this form",
+        "not_relevant": "does not apply given the other answers",
+        "required": "is required",
+        "wrong_type:text": "must be text",
+        "wrong_type:number": "must be a number",
+        "wrong_type:boolean": "must be yes or no",
+        "wrong_type:date": "must be a date written YYYY-MM-DD",
+        "wrong_type:single_choice": "must be one choice",
+        "wrong_type:multiple_choice": "must be a list of choices",
+        "wrong_type:person": "must be a person of the household",
+        "wrong_type:photo": "must be a photo (its SHA-256 digest)",
+        "invalid_date": "is not a day of the calendar",
+        "not_a_choice": "is not one of the choices",
+        "duplicate_choice": "lists the same choice twice",
+        "unknown_person": "is not a person of this household",
+        "too_small": "must be at least {0}",
+        "too_large": "must be at most {0}",
+        "too_long": "must be at most {0} characters",
+    },
+}
+
+
+def describe(code: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    """The message of a validation code in ``lang`` (any ``en-*`` is English, else Chinese)."""
+    messages = MESSAGES[_language(lang)]
+    plain = messages.get(code)
+    if plain is not None and "{0}" not in plain:
+        return plain
+    key, _, argument = code.partition(":")
+    template = messages.get(key, "")
+    if not argument or "{0}" not in template:
+        raise ValueError(f"unknown message code {code!r}")
+    return template.format(argument)
+
+
+def _language(lang: str) -> str:
+    """The supported language closest to a requested one; Chinese is the default."""
+    if lang in MESSAGES:
+        return lang
+    if lang.lower().split("-")[0] == "en":
+        return "en"
+    return DEFAULT_LANGUAGE

@@ -1,0 +1,129 @@
+"""Form versions and their fields as validated, ready-to-use objects.
+
+A definition file is checked once by ``validate_definition``; these objects are built only
+from documents that passed, so they hold parsed conditions and need no checks of their own.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from forms.expressions import FALSE, TRUE, Expression, parse_expression
+
+FIELD_TYPES = (
+    "text",
+    "number",
+    "boolean",
+    "date",
+    "single_choice",
+    "multiple_choice",
+    "person",
+    "photo",
+)
+CHOICE_TYPES = ("single_choice", "multiple_choice")
+PROBLEM_CATEGORIES = (
+    "food",
+    "clothing",
+    "education",
+    "medical",
+    "housing",
+    "water",
+    "income",
+    "other",
+)
+POLICIES = ("weekly", "monthly", None)
+LANGUAGES = ("zh-CN", "en")
+DEFAULT_MAX_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The "problem found" path: when ``when`` holds, the PWA offers a problem of ``category``."""
+
+    when: Expression
+    category: str
+
+
+@dataclass(frozen=True)
+class Field:
+    """One question of a form version."""
+
+    id: str
+    type: str
+    label: Mapping[str, str]
+    required: Expression = FALSE
+    relevant: Expression = TRUE
+    choices: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # value -> label
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+    max_length: int = DEFAULT_MAX_LENGTH
+    default: object = None
+    problem: Problem | None = None
+    group: str | None = None
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Field:
+        """The field of a validated definition document."""
+        required = doc.get("required", False)
+        problem = doc.get("problem")
+        if problem is not None:
+            problem = Problem(parse_expression(problem["when"]), problem["category"])
+        return cls(
+            id=doc["id"],
+            type=doc["type"],
+            label=doc["label"],
+            required=parse_expression(_as_condition(required)),
+            relevant=parse_expression(doc.get("relevant", "true")),
+            choices={choice["value"]: choice["label"] for choice in doc.get("choices", ())},
+            minimum=doc.get("min"),
+            maximum=doc.get("max"),
+            max_length=doc.get("max_length", DEFAULT_MAX_LENGTH),
+            default=doc.get("default"),
+            problem=problem,
+            group=doc.get("group"),
+        )
+
+
+@dataclass(frozen=True)
+class FormVersion:
+    """One version of a form: what a visit records as ``form_id`` + ``form_version``."""
+
+    form_id: str
+    version: int
+    title: Mapping[str, str]
+    policy: str | None
+    fields: Mapping[str, Field]  # id -> field, in the order of the definition
+    definition: Mapping[str, Any]  # the version object exactly as written in the file
+
+    @classmethod
+    def from_dict(cls, form_id: str, doc: Mapping[str, Any]) -> FormVersion:
+        """The form version of a validated definition document."""
+        fields = [Field.from_dict(field_doc) for field_doc in doc["fields"]]
+        return cls(
+            form_id=form_id,
+            version=doc["version"],
+            title=doc["title"],
+            policy=doc.get("policy"),
+            fields={each.id: each for each in fields},
+            definition=copy.deepcopy(dict(doc)),
+        )
+
+    def to_record_data(self) -> dict[str, Any]:
+        """The ``data`` of the contract's ``form`` record (CONTRACT §4), a fresh copy."""
+        return {
+            "form_id": self.form_id,
+            "version": self.version,
+            "title": copy.deepcopy(dict(self.title)),
+            "fields": copy.deepcopy(self.definition["fields"]),
+            "policy": self.policy,
+        }
+
+
+def _as_condition(required: bool | str) -> str:
+    """``required`` is a boolean or a condition; a boolean is the condition of that value."""
+    if isinstance(required, bool):
+        return "true" if required else "false"
+    return required
