@@ -26,9 +26,12 @@ DEFAULTS: dict[str, Any] = {
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    app = Flask(__name__, instance_relative_config=True,
-                static_folder=str(Path(__file__).parent.parent / "pwa_static"),
-                static_url_path="/static-pwa")  # fmt: skip
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        static_folder=str(Path(__file__).parent.parent / "pwa_static"),
+        static_url_path="/static-pwa",
+    )
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("ZOUFANG")
     if test_config:
@@ -70,4 +73,3 @@ def _instance_secret(app: Flask) -> str:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32))
     return path.read_text().strip()
-

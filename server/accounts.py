@@ -23,10 +23,18 @@ class AccountError(ValueError):
     """A user that cannot be created as asked; the message says why."""
 
 
-def create_user(username: str, password: str, role: str, region_ids: list[str],
-                household_ids: list[str], name: str, phone: str | None = None,
-                password_hash: str | None = None, actor: str | None = None,
-                user_id: str | None = None) -> str:  # fmt: skip
+def create_user(
+    username: str,
+    password: str,
+    role: str,
+    region_ids: list[str],
+    household_ids: list[str],
+    name: str,
+    phone: str | None = None,
+    password_hash: str | None = None,
+    actor: str | None = None,
+    user_id: str | None = None,
+) -> str:
     """A new user with their regions and households; ``password_hash`` skips hashing (seeding)."""
     if not USERNAME.match(username):
         raise AccountError("username: 2-64 letters, digits, '.', '_' or '-'")
@@ -41,15 +49,32 @@ def create_user(username: str, password: str, role: str, region_ids: list[str],
         if conn.execute(select(User.id).where(User.username == username)).first():
             raise AccountError(f"user {username!r} exists")
         _check_targets(conn, region_ids, household_ids)
-        conn.execute(insert(User).values(
-            id=user_id, username=username, name=name, role=role, phone=phone,
-            password_hash=password_hash or hash_password(password), active=True,
-            created_at=utcnow(),
-        ))  # fmt: skip
+        conn.execute(
+            insert(User).values(
+                id=user_id,
+                username=username,
+                name=name,
+                role=role,
+                phone=phone,
+                password_hash=password_hash or hash_password(password),
+                active=True,
+                created_at=utcnow(),
+            )
+        )
         _write_assignment(conn, user_id, region_ids, household_ids)
-        audit(conn, "user_created", actor, target_type="user", target_id=user_id,
-              details={"username": username, "role": role, "region_ids": region_ids,
-                       "household_ids": household_ids})  # fmt: skip
+        audit(
+            conn,
+            "user_created",
+            actor,
+            target_type="user",
+            target_id=user_id,
+            details={
+                "username": username,
+                "role": role,
+                "region_ids": region_ids,
+                "household_ids": household_ids,
+            },
+        )
     store().remember_assignment(Assignment.of(region_ids, household_ids))
     return user_id
 
@@ -65,8 +90,9 @@ def _check_targets(conn: Connection, region_ids: list[str], household_ids: list[
         raise AccountError("unknown household: " + ", ".join(missing))
 
 
-def _write_assignment(conn: Connection, user_id: str, region_ids: list[str],
-                      household_ids: list[str]) -> None:  # fmt: skip
+def _write_assignment(
+    conn: Connection, user_id: str, region_ids: list[str], household_ids: list[str]
+) -> None:
     conn.execute(delete(AssignmentRow).where(AssignmentRow.user_id == user_id))
     rows = [{"user_id": user_id, "kind": "region", "target_id": r} for r in set(region_ids)]
     rows += [{"user_id": user_id, "kind": "household", "target_id": h} for h in set(household_ids)]
@@ -74,13 +100,21 @@ def _write_assignment(conn: Connection, user_id: str, region_ids: list[str],
         conn.execute(insert(AssignmentRow), rows)
 
 
-def reassign(user_id: str, region_ids: list[str], household_ids: list[str], actor: str | None) -> None:
+def reassign(
+    user_id: str, region_ids: list[str], household_ids: list[str], actor: str | None
+) -> None:
     """Change what a user covers; their devices pick it up on the next pull (CONTRACT §8)."""
     with store().engine.begin() as conn:
         if conn.execute(select(User.id).where(User.id == user_id)).first() is None:
             raise AccountError("no such user")
         _check_targets(conn, region_ids, household_ids)
         _write_assignment(conn, user_id, region_ids, household_ids)
-        audit(conn, "user_reassigned", actor, target_type="user", target_id=user_id,
-              details={"region_ids": region_ids, "household_ids": household_ids})  # fmt: skip
+        audit(
+            conn,
+            "user_reassigned",
+            actor,
+            target_type="user",
+            target_id=user_id,
+            details={"region_ids": region_ids, "household_ids": household_ids},
+        )
     store().remember_assignment(Assignment.of(region_ids, household_ids))

@@ -37,7 +37,9 @@ def no_store(response: Response) -> Response:
 def register_device() -> tuple[Response, int]:
     body = load(DeviceRegistration(), json_body(64 * 1024))
     ip = request.remote_addr or "unknown"
-    return jsonify(service.register_device(body["username"], body["password"], body["label"], ip)), 201
+    return jsonify(
+        service.register_device(body["username"], body["password"], body["label"], ip)
+    ), 201
 
 
 @api.delete("/devices/<device_id>")
@@ -48,10 +50,19 @@ def revoke_device(device_id: str) -> Response:
 @api.get("/me")
 def me() -> Response:
     caller = current_caller()
-    return jsonify({"device_id": caller.device_id, "user": {
-        "id": caller.user_id, "username": caller.username, "name": caller.name,
-        "role": caller.role, "region_ids": list(caller.assignment.region_ids),
-        "household_ids": list(caller.assignment.household_ids)}})  # fmt: skip
+    return jsonify(
+        {
+            "device_id": caller.device_id,
+            "user": {
+                "id": caller.user_id,
+                "username": caller.username,
+                "name": caller.name,
+                "role": caller.role,
+                "region_ids": list(caller.assignment.region_ids),
+                "household_ids": list(caller.assignment.household_ids),
+            },
+        }
+    )
 
 
 @api.post("/sync/push")
@@ -73,8 +84,11 @@ def conflicts() -> Response:
     caller = current_caller()
     status = request.args.get("status", "open")
     if status not in ("open", "resolved", "all"):
-        raise ApiError("validation_failed", "bad status",
-                       {"fields": {"status": ["must be open, resolved or all"]}})  # fmt: skip
+        raise ApiError(
+            "validation_failed",
+            "bad status",
+            {"fields": {"status": ["must be open, resolved or all"]}},
+        )
     items = service.conflict_list(caller, None if status == "all" else status)
     return jsonify({"conflicts": items})
 
@@ -84,8 +98,3 @@ def resolve_conflict(conflict_id: str) -> Response:
     caller = current_caller()
     body = load(ConflictResolution(), json_body(64 * 1024))
     return jsonify(service.resolve_conflict(caller, conflict_id, body["value"]))
-
-
-@api.route("/<path:anything>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-def unknown(anything: str) -> Response:
-    raise ApiError("not_found", f"no endpoint /api/v1/{anything}")

@@ -79,16 +79,21 @@ def check_login_rate(conn: Connection, username: str, ip: str) -> None:
     """429 when this username or address failed too often in the last quarter hour."""
     since = utcnow() - LOGIN_WINDOW
     by_user = conn.execute(
-        select(func.count()).select_from(LoginAttempt).where(
-            LoginAttempt.username == username, LoginAttempt.at > since)
-    ).scalar()  # fmt: skip
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.username == username, LoginAttempt.at > since)
+    ).scalar()
     by_ip = conn.execute(
-        select(func.count()).select_from(LoginAttempt).where(
-            LoginAttempt.ip == ip, LoginAttempt.at > since)
-    ).scalar()  # fmt: skip
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.ip == ip, LoginAttempt.at > since)
+    ).scalar()
     if by_user >= LOGIN_FAILURES_PER_USER or by_ip >= LOGIN_FAILURES_PER_IP:
-        raise ApiError("rate_limited", "too many failed sign-ins",
-                       headers={"Retry-After": str(int(LOGIN_WINDOW.total_seconds()))})  # fmt: skip
+        raise ApiError(
+            "rate_limited",
+            "too many failed sign-ins",
+            headers={"Retry-After": str(int(LOGIN_WINDOW.total_seconds()))},
+        )
 
 
 def record_failure(conn: Connection, username: str, ip: str) -> None:
@@ -120,11 +125,19 @@ def current_caller() -> Caller:
     engine = current_app.extensions["zoufang_store"].engine
     with engine.connect() as conn:
         row = conn.execute(
-            select(Device.id, Device.revoked_at, Device.last_seen_at, User.id.label("user_id"),
-                   User.username, User.name, User.role, User.active)
+            select(
+                Device.id,
+                Device.revoked_at,
+                Device.last_seen_at,
+                User.id.label("user_id"),
+                User.username,
+                User.name,
+                User.role,
+                User.active,
+            )
             .join(User, User.id == Device.user_id)
             .where(Device.token_hash == token_hash(token.strip()))
-        ).first()  # fmt: skip
+        ).first()
         if row is None or not row.active:
             raise ApiError("unauthorized", "unknown or expired token")
         if row.revoked_at is not None:

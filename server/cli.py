@@ -33,17 +33,26 @@ def db_upgrade(revision: str) -> None:
 
     app = _app()
     upgrade(app, revision)
-    click.echo(f"database at revision {revision}: {app.config['SQLALCHEMY_DATABASE_URI'].split('@')[-1]}")
+    click.echo(
+        f"database at revision {revision}: {app.config['SQLALCHEMY_DATABASE_URI'].split('@')[-1]}"
+    )
 
 
 @main.command("seed-demo")
 @click.option("--households", default=240, show_default=True, type=click.IntRange(1, 200_000))
-@click.option("--password", default="zoufang2026", show_default=True,
-              help="the password of every demo user")  # fmt: skip
-@click.option("--weeks", default=4, show_default=True, type=click.IntRange(0, 60),
-              help="weeks of visit history")  # fmt: skip
+@click.option(
+    "--password", default="zoufang2026", show_default=True, help="the password of every demo user"
+)
+@click.option(
+    "--weeks",
+    default=4,
+    show_default=True,
+    type=click.IntRange(0, 60),
+    help="weeks of visit history",
+)
 @click.option("--json", "as_json", is_flag=True, help="print users and counts as JSON")
-def seed_demo(households: int, password: str, weeks: int, as_json: bool) -> None:
+@click.option("--if-empty", is_flag=True, help="do nothing, successfully, if data exists")
+def seed_demo(households: int, password: str, weeks: int, as_json: bool, if_empty: bool) -> None:
     """A realistic demo county: townships, villages, households, cadres, visits, problems."""
     from server.seed import SeedError, seed_demo_county
     from server.upgrade import upgrade
@@ -54,6 +63,9 @@ def seed_demo(households: int, password: str, weeks: int, as_json: bool) -> None
         with app.app_context():
             summary = seed_demo_county(households=households, password=password, weeks=weeks)
     except SeedError as exc:
+        if if_empty:
+            click.echo(f"not seeded: {exc}")
+            return
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False))
@@ -88,8 +100,14 @@ def users() -> None:
 @click.option("--household", "households", multiple=True, help="a household id (包保, repeatable)")
 @click.option("--name", default=None, help="display name (default: the username)")
 @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
-def users_add(username: str, role: str, regions: tuple[str, ...], households: tuple[str, ...],
-              name: str | None, password_stdin: bool) -> None:  # fmt: skip
+def users_add(
+    username: str,
+    role: str,
+    regions: tuple[str, ...],
+    households: tuple[str, ...],
+    name: str | None,
+    password_stdin: bool,
+) -> None:
     """Add a user scoped to regions and households."""
     from server.accounts import AccountError, create_user
 
@@ -100,9 +118,18 @@ def users_add(username: str, role: str, regions: tuple[str, ...], households: tu
     app = _app()
     try:
         with app.app_context():
-            user_id = create_user(username, password, role, list(regions), list(households),
-                                  name or username)  # fmt: skip
+            user_id = create_user(
+                username, password, role, list(regions), list(households), name or username
+            )
     except AccountError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(json.dumps({"id": user_id, "username": username, "role": role,
-                           "region_ids": list(regions)}, ensure_ascii=False))  # fmt: skip
+    click.echo(
+        json.dumps(
+            {"id": user_id, "username": username, "role": role, "region_ids": list(regions)},
+            ensure_ascii=False,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -34,26 +34,46 @@ STATUS = {
 
 MESSAGES = {
     "invalid_request": ("请求格式不正确", "The request is malformed"),
-    "invalid_cursor": ("同步游标无效，请重新完整同步", "The sync cursor is invalid; pull again from the start"),
-    "unauthorized": ("用户名或密码错误，或登录已失效", "Wrong username or password, or the session has expired"),
-    "device_revoked": ("此设备已被停用，请联系管理员", "This device has been revoked; contact your administrator"),
+    "invalid_cursor": (
+        "同步游标无效，请重新完整同步",
+        "The sync cursor is invalid; pull again from the start",
+    ),
+    "unauthorized": (
+        "用户名或密码错误，或登录已失效",
+        "Wrong username or password, or the session has expired",
+    ),
+    "device_revoked": (
+        "此设备已被停用，请联系管理员",
+        "This device has been revoked; contact your administrator",
+    ),
     "forbidden": ("没有权限进行此操作", "You are not allowed to do this"),
     "not_found": ("找不到请求的内容", "Not found"),
     "method_not_allowed": ("不支持此请求方法", "Method not allowed"),
     "conflict": ("与已有数据冲突", "Conflicts with stored data"),
-    "payload_too_large": ("一次上传的数据太多，请分批上传", "Too much data in one request; send smaller batches"),
+    "payload_too_large": (
+        "一次上传的数据太多，请分批上传",
+        "Too much data in one request; send smaller batches",
+    ),
     "validation_failed": ("数据校验未通过", "Validation failed"),
     "client_too_old": ("应用版本过旧，请更新", "This app version is too old; please update"),
     "rate_limited": ("尝试次数过多，请稍后再试", "Too many attempts; try again later"),
-    "internal_error": ("服务器内部错误，数据未丢失，请稍后重试", "Internal server error; nothing was lost, try again later"),
-}  # fmt: skip
+    "internal_error": (
+        "服务器内部错误，数据未丢失，请稍后重试",
+        "Internal server error; nothing was lost, try again later",
+    ),
+}
 
 
 class ApiError(SyncError):
     """An error raised by the HTTP layer itself, with any contract code."""
 
-    def __init__(self, code: str, message: str = "", details: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        code: str,
+        message: str = "",
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message or MESSAGES[code][1], details)
         self.code = code
         self.headers = headers or {}
@@ -70,8 +90,12 @@ def localized(code: str) -> str:
     return en if wants_english() else zh
 
 
-def error_response(code: str, details: dict[str, Any] | None = None, detail_message: str = "",
-                   headers: dict[str, str] | None = None) -> Response:  # fmt: skip
+def error_response(
+    code: str,
+    details: dict[str, Any] | None = None,
+    detail_message: str = "",
+    headers: dict[str, str] | None = None,
+) -> Response:
     message = localized(code)
     if detail_message and wants_english() and detail_message != MESSAGES.get(code, ("", ""))[1]:
         message = f"{message}: {detail_message}"
@@ -94,13 +118,21 @@ def register_error_handlers(app: Flask) -> None:
     def on_http_error(exc: HTTPException) -> Any:
         if not request.path.startswith("/api/"):
             return exc
-        code = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed", 413: "payload_too_large",
-                429: "rate_limited"}.get(exc.code or 400, "invalid_request")  # fmt: skip
+        code = {
+            400: "invalid_request",
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+            429: "rate_limited",
+        }.get(exc.code or 400, "invalid_request")
         details = None
         if code == "payload_too_large":
-            details = {"max_bytes": request.max_content_length or app.config["MAX_PUSH_BYTES"],
-                       "max_ops": app.config["MAX_PUSH_OPS"]}  # fmt: skip
+            details = {
+                "max_bytes": request.max_content_length or app.config["MAX_PUSH_BYTES"],
+                "max_ops": app.config["MAX_PUSH_OPS"],
+            }
         response = error_response(code, details)
         if exc.code == 405 and isinstance(exc, HTTPException):
             allowed = exc.get_headers()

@@ -39,7 +39,9 @@ def publish_forms(actor: str | None) -> int:
     return create_server_records(items, actor, action="forms_published") if items else 0
 
 
-def check_answers(form_id: str | None, version: int | None, answers: dict[str, Any]) -> dict[str, list[str]]:
+def check_answers(
+    form_id: str | None, version: int | None, answers: dict[str, Any]
+) -> dict[str, list[str]]:
     """Field → message codes; a visit without a form carries no answers to check."""
     if form_id is None:
         return {"_form": ["answers need a form_id"]} if answers else {}

@@ -217,8 +217,10 @@ class LoginAttempt(db.Model):
     username: Mapped[str] = mapped_column(String(64), nullable=False)
     ip: Mapped[str] = mapped_column(String(64), nullable=False)
     at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
-    __table_args__ = (Index("ix_login_attempts_username_at", "username", "at"),
-                      Index("ix_login_attempts_ip_at", "ip", "at"))  # fmt: skip
+    __table_args__ = (
+        Index("ix_login_attempts_username_at", "username", "at"),
+        Index("ix_login_attempts_ip_at", "ip", "at"),
+    )
 
 
 SYNCED_MODELS = {

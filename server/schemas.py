@@ -29,8 +29,9 @@ class PushEnvelope(Schema):
 
     device_id = fields.String(required=True, validate=validate.Length(1, 64))
     device_time = fields.String(load_default=None, allow_none=True)
-    schema = fields.Integer(load_default=CURRENT_SCHEMA, strict=True,
-                            validate=validate.Range(1, CURRENT_SCHEMA))  # fmt: skip
+    schema = fields.Integer(
+        load_default=CURRENT_SCHEMA, strict=True, validate=validate.Range(1, CURRENT_SCHEMA)
+    )
     ops = fields.Raw(required=True)
 
     @validates("device_time")
@@ -62,13 +63,17 @@ class ConflictResolution(Schema):
 def load(schema: Schema, payload: Any) -> dict[str, Any]:
     """Validated data, or 422 ``validation_failed`` with a message list per field."""
     if not isinstance(payload, dict):
-        raise ApiError("validation_failed", "the body must be a JSON object",
-                       {"fields": {"_body": ["must be a JSON object"]}})  # fmt: skip
+        raise ApiError(
+            "validation_failed",
+            "the body must be a JSON object",
+            {"fields": {"_body": ["must be a JSON object"]}},
+        )
     try:
         return schema.load(payload)  # type: ignore[no-any-return]
     except ValidationError as exc:
-        raise ApiError("validation_failed", "validation failed",
-                       {"fields": _flatten(exc.messages)}) from exc  # fmt: skip
+        raise ApiError(
+            "validation_failed", "validation failed", {"fields": _flatten(exc.messages)}
+        ) from exc
 
 
 def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:

@@ -25,7 +25,7 @@ def seed_demo_county(households: int, password: str, weeks: int) -> dict[str, An
         if conn.execute(select(func.count()).select_from(Region)).scalar():
             raise SeedError("the database already holds data; seed-demo only fills an empty one")
     county = generate_demo_county(households=households, weeks_of_history=weeks)
-    publish_forms(actor=None)
+    forms_published = publish_forms(actor=None)
     items: list[tuple[str, str, dict[str, Any]]] = []
     items += [("region", r["id"], _without(r, "id")) for r in county.regions]
     items += [("household", h["id"], _without(h, "id")) for h in county.households]
@@ -37,14 +37,30 @@ def seed_demo_county(households: int, password: str, weeks: int) -> dict[str, An
     shared_hash = hash_password(password)
     users = []
     for user in county.users:
-        create_user(user["username"], password, user["role"], user["region_ids"],
-                    user["household_ids"], user["name"], user.get("phone"),
-                    password_hash=shared_hash, user_id=user["id"])  # fmt: skip
-        users.append({"username": user["username"], "password": password, "role": user["role"],
-                      "name": user["name"], "region_ids": user["region_ids"],
-                      "household_ids": user["household_ids"]})  # fmt: skip
+        create_user(
+            user["username"],
+            password,
+            user["role"],
+            user["region_ids"],
+            user["household_ids"],
+            user["name"],
+            user.get("phone"),
+            password_hash=shared_hash,
+            user_id=user["id"],
+        )
+        users.append(
+            {
+                "username": user["username"],
+                "password": password,
+                "role": user["role"],
+                "name": user["name"],
+                "region_ids": user["region_ids"],
+                "household_ids": user["household_ids"],
+            }
+        )
     counts = Counter(type_ for type_, _, _ in items)
     counts["user"] = len(users)
+    counts["form"] = forms_published
     return {"users": users, "counts": dict(counts)}
 
 

@@ -53,14 +53,26 @@ def scope_of(assignment: Assignment) -> Scope:
     return expand(assignment, s.region_tree(), s.household_villages(assignment.household_ids))
 
 
-def audit(conn: Any, action: str, user_id: str | None, device_id: str | None = None,
-          target_type: str | None = None, target_id: str | None = None,
-          details: dict[str, Any] | None = None) -> None:  # fmt: skip
-    conn.execute(insert(AuditEntry).values(
-        at=utcnow(), user_id=user_id, device_id=device_id, action=action,
-        target_type=target_type, target_id=target_id,
-        details=dumps(details) if details else None,
-    ))  # fmt: skip
+def audit(
+    conn: Any,
+    action: str,
+    user_id: str | None,
+    device_id: str | None = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        insert(AuditEntry).values(
+            at=utcnow(),
+            user_id=user_id,
+            device_id=device_id,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            details=dumps(details) if details else None,
+        )
+    )
 
 
 def register_device(username: str, password: str, label: str, ip: str) -> dict[str, Any]:
@@ -78,12 +90,28 @@ def register_device(username: str, password: str, label: str, ip: str) -> dict[s
     token, device_id, hlc = new_token(), str(uuid.uuid4()), server_hlc()
     with engine_.begin() as conn:
         clear_failures(conn, username)
-        conn.execute(insert(Device).values(
-            id=device_id, user_id=user.id, label=label or "", token_hash=token_hash(token),
-            created_at=utcnow(), last_seen_at=utcnow(), next_seq=1, floor_hlc=hlc, last_hlc=hlc,
-        ))  # fmt: skip
-        audit(conn, "device_registered", user.id, device_id, "device", device_id,
-              {"label": label, "ip": ip})  # fmt: skip
+        conn.execute(
+            insert(Device).values(
+                id=device_id,
+                user_id=user.id,
+                label=label or "",
+                token_hash=token_hash(token),
+                created_at=utcnow(),
+                last_seen_at=utcnow(),
+                next_seq=1,
+                floor_hlc=hlc,
+                last_hlc=hlc,
+            )
+        )
+        audit(
+            conn,
+            "device_registered",
+            user.id,
+            device_id,
+            "device",
+            device_id,
+            {"label": label, "ip": ip},
+        )
         assignment = assignment_of(conn, user.id)
     store().remember_assignment(assignment)
     return {
@@ -113,8 +141,11 @@ def revoke_device(caller: Caller, device_id: str) -> dict[str, Any]:
         if caller.role != "admin" and device.user_id != caller.user_id:
             raise ApiError("forbidden", "only an admin or the device's own user may revoke it")
         if device.revoked_at is None:
-            conn.execute(update(Device).where(Device.id == device_id)
-                         .values(revoked_at=utcnow(), revoked_by=caller.user_id))  # fmt: skip
+            conn.execute(
+                update(Device)
+                .where(Device.id == device_id)
+                .values(revoked_at=utcnow(), revoked_by=caller.user_id)
+            )
             audit(conn, "device_revoked", caller.user_id, caller.device_id, "device", device_id)
     return {"device_id": device_id, "revoked": True}
 
@@ -126,8 +157,11 @@ def push(caller: Caller, envelope: dict[str, Any]) -> dict[str, Any]:
     raw_ops = envelope["ops"]
     limit = current_app.config["MAX_PUSH_OPS"]
     if len(raw_ops) > limit:
-        raise ApiError("payload_too_large", f"at most {limit} ops per push",
-                       {"max_ops": limit, "max_bytes": current_app.config["MAX_PUSH_BYTES"]})  # fmt: skip
+        raise ApiError(
+            "payload_too_large",
+            f"at most {limit} ops per push",
+            {"max_ops": limit, "max_bytes": current_app.config["MAX_PUSH_BYTES"]},
+        )
     ops = parse_ops(raw_ops, caller.device_id)
     hlc = server_hlc()
     ctx = engine.PushContext(
@@ -153,13 +187,24 @@ def pull(caller: Caller, cursor: str | None, limit: int) -> dict[str, Any]:
     """CONTRACT §8: the next page of changes in the caller's scope."""
     s = store()
     s.remember_assignment(caller.assignment)
-    page = engine.pull(s, caller.device_id, caller.assignment, cursor, limit,
-                       current_app.config["CURSOR_KEY"], lambda: scope_of(caller.assignment),
-                       shaper(caller.role))  # fmt: skip
+    page = engine.pull(
+        s,
+        caller.device_id,
+        caller.assignment,
+        cursor,
+        limit,
+        current_app.config["CURSOR_KEY"],
+        lambda: scope_of(caller.assignment),
+        shaper(caller.role),
+    )
     if page.records or not cursor:
         _mark_synced(caller.device_id)
-    return {"records": page.records, "cursor": page.cursor, "more": page.more,
-            "server_hlc": server_hlc()}  # fmt: skip
+    return {
+        "records": page.records,
+        "cursor": page.cursor,
+        "more": page.more,
+        "server_hlc": server_hlc(),
+    }
 
 
 def mask_id_number(value: str | None) -> str | None:
@@ -180,13 +225,22 @@ def shaper(role: str) -> Any:
     return shape
 
 
-def server_update(user_id: str, scope: Scope, type_: str, id_: str, data: dict[str, Any],
-                  action: str = "update") -> dict[str, Any]:  # fmt: skip
+def server_update(
+    user_id: str, scope: Scope, type_: str, id_: str, data: dict[str, Any], action: str = "update"
+) -> dict[str, Any]:
     """An edit made on the server (admin page, conflict resolution) as an op of the server's
     device: it saw every write so far, so it replaces them and resolves their conflicts."""
     hlc = server_hlc()
-    raw = {"op_id": str(uuid.uuid4()), "device_seq": 1, "hlc": hlc, "action": action,
-           "type": type_, "id": id_, "base_version": 2**62, "data": data}  # fmt: skip
+    raw = {
+        "op_id": str(uuid.uuid4()),
+        "device_seq": 1,
+        "hlc": hlc,
+        "action": action,
+        "type": type_,
+        "id": id_,
+        "base_version": 2**62,
+        "data": data,
+    }
     op = parse_ops([raw], SERVER_DEVICE)[0]
     ctx = engine.PushContext(SERVER_DEVICE, user_id, scope, now(), hlc)
     result = engine.push(store(), ctx, [op], renumber=True)
@@ -227,19 +281,30 @@ def resolve_conflict(caller: Caller, conflict_id: str, value: Any) -> dict[str, 
     conflict = json.loads(row.data)
     if conflict["status"] != "open":
         raise ApiError("conflict", "this conflict is already resolved")
-    outcome = server_update(caller.user_id, scope, conflict["record_type"],
-                            conflict["record_id"], {conflict["field"]: value})  # fmt: skip
+    outcome = server_update(
+        caller.user_id,
+        scope,
+        conflict["record_type"],
+        conflict["record_id"],
+        {conflict["field"]: value},
+    )
     with store().engine.begin() as conn:
-        audit(conn, "conflict_resolved", caller.user_id, caller.device_id, "conflict",
-              conflict_id, {"value": value})  # fmt: skip
+        audit(
+            conn,
+            "conflict_resolved",
+            caller.user_id,
+            caller.device_id,
+            "conflict",
+            conflict_id,
+            {"value": value},
+        )
         row = conn.execute(select(Conflict).where(Conflict.id == conflict_id)).first()
-    return {"id": conflict_id, "version": row.version, **json.loads(row.data),
-            "result": outcome}  # fmt: skip
+    return {"id": conflict_id, "version": row.version, **json.loads(row.data), "result": outcome}
 
 
-
-def create_server_records(items: list[tuple[str, str, dict[str, Any]]], actor: str | None,
-                          action: str = "records_created") -> int:  # fmt: skip
+def create_server_records(
+    items: list[tuple[str, str, dict[str, Any]]], actor: str | None, action: str = "records_created"
+) -> int:
     """Records made on the server (seed, roster import): one transaction, versions in order.
 
     Each record gets the scope keys of sync.store.Record from its data: a village region is
@@ -249,8 +314,13 @@ def create_server_records(items: list[tuple[str, str, dict[str, Any]]], actor: s
         villages: dict[str, str] = {}
         pending = [i for i in items if i[0] not in ("region", "household", "form")]
         household_ids = {d["household_id"] for _, _, d in pending}
-        villages.update({i: r.village_id for i, r in txn.records("household", household_ids).items()
-                         if r.village_id})  # fmt: skip
+        villages.update(
+            {
+                i: r.village_id
+                for i, r in txn.records("household", household_ids).items()
+                if r.village_id
+            }
+        )
         records = []
         for type_, id_, data in items:
             if type_ == "region":

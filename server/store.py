@@ -64,27 +64,45 @@ def typed_columns(record: Record) -> dict[str, Any]:
     d = record.data
     match record.type:
         case "region":
-            keys = {"parent_id": d.get("parent_id"), "level": d["level"], "name": d["name"],
-                    "code": d.get("code")}  # fmt: skip
+            keys = {
+                "parent_id": d.get("parent_id"),
+                "level": d["level"],
+                "name": d["name"],
+                "code": d.get("code"),
+            }
         case "household":
-            keys = {"code": d.get("code"), "category": d.get("category"),
-                    "status": d.get("status") or "active",
-                    "visit_policy": d.get("visit_policy") or "weekly"}  # fmt: skip
+            keys = {
+                "code": d.get("code"),
+                "category": d.get("category"),
+                "status": d.get("status") or "active",
+                "visit_policy": d.get("visit_policy") or "weekly",
+            }
         case "visit":
-            keys = {"visitor_id": d.get("visitor_id"), "device_id": d.get("device_id"),
-                    "visited_at_effective": utc_naive(d.get("visited_at_effective") or d["visited_at"]),
-                    "received_at": utc_naive(d.get("received_at")),
-                    "voided": bool(d.get("voided")), "corrects": d.get("corrects")}  # fmt: skip
+            keys = {
+                "visitor_id": d.get("visitor_id"),
+                "device_id": d.get("device_id"),
+                "visited_at_effective": utc_naive(d.get("visited_at_effective") or d["visited_at"]),
+                "received_at": utc_naive(d.get("received_at")),
+                "voided": bool(d.get("voided")),
+                "corrects": d.get("corrects"),
+            }
         case "problem":
-            keys = {"status": d.get("status") or "open", "category": d.get("category"),
-                    "assignee_id": d.get("assignee_id"), "due_date": d.get("due_date")}  # fmt: skip
+            keys = {
+                "status": d.get("status") or "open",
+                "category": d.get("category"),
+                "assignee_id": d.get("assignee_id"),
+                "due_date": d.get("due_date"),
+            }
         case "measure":
             keys = {"status": d.get("status") or "planned"}
         case "form":
             keys = {"form_id": d["form_id"], "form_version": d["version"]}
         case "conflict":
-            keys = {"record_type": d["record_type"], "record_id": d["record_id"],
-                    "status": d["status"]}  # fmt: skip
+            keys = {
+                "record_type": d["record_type"],
+                "record_id": d["record_id"],
+                "status": d["status"],
+            }
         case _:
             keys = {}
     return keys
@@ -148,20 +166,34 @@ class SqlStore:
             if exclude is not None:
                 where.append(not_(_visible(table, type_, exclude)))
             part = (
-                select(literal(type_).label("type"), table.c.id, table.c.version,
-                       table.c.deleted, table.c.village_id, table.c.household_id, table.c.data)
+                select(
+                    literal(type_).label("type"),
+                    table.c.id,
+                    table.c.version,
+                    table.c.deleted,
+                    table.c.village_id,
+                    table.c.household_id,
+                    table.c.data,
+                )
                 .where(and_(*where))
                 .order_by(table.c.version)
                 .limit(limit)
-            )  # fmt: skip
+            )
             parts.append(select(part.subquery()))
         combined = union_all(*parts).subquery()
         query = select(combined).order_by(combined.c.version).limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [
-            Record(r.type, r.id, r.version, bool(r.deleted), json.loads(r.data), r.village_id,
-                   r.household_id)  # fmt: skip
+            Record(
+                r.type,
+                r.id,
+                r.version,
+                bool(r.deleted),
+                json.loads(r.data),
+                r.village_id,
+                r.household_id,
+            )
             for r in rows
         ]
 
@@ -189,11 +221,13 @@ class SqlStore:
             return
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(SNAPSHOTS).values(
-                    fingerprint=assignment.fingerprint,
-                    region_ids=dumps(list(assignment.region_ids)),
-                    household_ids=dumps(list(assignment.household_ids)),
-                ))  # fmt: skip
+                conn.execute(
+                    insert(SNAPSHOTS).values(
+                        fingerprint=assignment.fingerprint,
+                        region_ids=dumps(list(assignment.region_ids)),
+                        household_ids=dumps(list(assignment.household_ids)),
+                    )
+                )
         except IntegrityError:
             pass  # another process remembered the same assignment first
 
@@ -246,14 +280,21 @@ class SqlTxn:
         row = self.conn.execute(select(DEVICES).where(DEVICES.c.id == device_id)).first()
         if row is None:
             return None
-        return DeviceState(row.id, row.user_id, row.revoked_at is not None, row.next_seq,
-                           row.floor_hlc, row.last_hlc)  # fmt: skip
+        return DeviceState(
+            row.id,
+            row.user_id,
+            row.revoked_at is not None,
+            row.next_seq,
+            row.floor_hlc,
+            row.last_hlc,
+        )
 
     def save_device(self, device: DeviceState) -> None:
         self.conn.execute(
-            update(DEVICES).where(DEVICES.c.id == device.id)
+            update(DEVICES)
+            .where(DEVICES.c.id == device.id)
             .values(next_seq=device.next_seq, last_hlc=device.last_hlc)
-        )  # fmt: skip
+        )
 
     def ops(self, op_ids: Iterable[str]) -> dict[str, StoredOp]:
         out: dict[str, StoredOp] = {}
@@ -262,41 +303,81 @@ class SqlTxn:
                 select(OPS).where(OPS.c.op_id.in_(chunk)).order_by(OPS.c.received_at)
             ).all()
             for r in rows:
-                out.setdefault(r.op_id, StoredOp(
-                    op_id=r.op_id, device_id=r.device_id, device_seq=r.device_seq,
-                    user_id=r.user_id, fingerprint=r.fingerprint, type=r.type, action=r.action,
-                    record_id=r.record_id, hlc=r.hlc, effective_hlc=r.effective_hlc,
-                    base_version=r.base_version, data=json.loads(r.data), status=r.status,
-                    version=r.version, error=json.loads(r.error) if r.error else None,
-                    received_at=r.received_at.isoformat(),
-                ))  # fmt: skip
+                out.setdefault(
+                    r.op_id,
+                    StoredOp(
+                        op_id=r.op_id,
+                        device_id=r.device_id,
+                        device_seq=r.device_seq,
+                        user_id=r.user_id,
+                        fingerprint=r.fingerprint,
+                        type=r.type,
+                        action=r.action,
+                        record_id=r.record_id,
+                        hlc=r.hlc,
+                        effective_hlc=r.effective_hlc,
+                        base_version=r.base_version,
+                        data=json.loads(r.data),
+                        status=r.status,
+                        version=r.version,
+                        error=json.loads(r.error) if r.error else None,
+                        received_at=r.received_at.isoformat(),
+                    ),
+                )
         return out
 
     def add_ops(self, ops: list[StoredOp]) -> None:
         if not ops:
             return
-        self.conn.execute(insert(OPS), [
-            {"device_id": op.device_id, "device_seq": op.device_seq, "op_id": op.op_id,
-             "user_id": op.user_id, "fingerprint": op.fingerprint, "type": op.type,
-             "action": op.action, "record_id": op.record_id, "hlc": op.hlc[:40],
-             "effective_hlc": op.effective_hlc, "base_version": op.base_version,
-             "data": dumps(op.data), "status": op.status, "version": op.version,
-             "error": dumps(op.error) if op.error else None,
-             "received_at": utc_naive(op.received_at)}
-            for op in ops
-        ])  # fmt: skip
+        self.conn.execute(
+            insert(OPS),
+            [
+                {
+                    "device_id": op.device_id,
+                    "device_seq": op.device_seq,
+                    "op_id": op.op_id,
+                    "user_id": op.user_id,
+                    "fingerprint": op.fingerprint,
+                    "type": op.type,
+                    "action": op.action,
+                    "record_id": op.record_id,
+                    "hlc": op.hlc[:40],
+                    "effective_hlc": op.effective_hlc,
+                    "base_version": op.base_version,
+                    "data": dumps(op.data),
+                    "status": op.status,
+                    "version": op.version,
+                    "error": dumps(op.error) if op.error else None,
+                    "received_at": utc_naive(op.received_at),
+                }
+                for op in ops
+            ],
+        )
 
     def records(self, type_: str, ids: Iterable[str]) -> dict[str, Record]:
         table = TABLES[type_]
         out: dict[str, Record] = {}
         for chunk in _chunks(ids):
             rows = self.conn.execute(
-                select(table.c.id, table.c.version, table.c.deleted, table.c.village_id,
-                       table.c.household_id, table.c.data).where(table.c.id.in_(chunk))
-            ).all()  # fmt: skip
+                select(
+                    table.c.id,
+                    table.c.version,
+                    table.c.deleted,
+                    table.c.village_id,
+                    table.c.household_id,
+                    table.c.data,
+                ).where(table.c.id.in_(chunk))
+            ).all()
             for r in rows:
-                out[r.id] = Record(type_, r.id, r.version, bool(r.deleted), json.loads(r.data),
-                                   r.village_id, r.household_id)  # fmt: skip
+                out[r.id] = Record(
+                    type_,
+                    r.id,
+                    r.version,
+                    bool(r.deleted),
+                    json.loads(r.data),
+                    r.village_id,
+                    r.household_id,
+                )
         return out
 
     def insert_records(self, records: list[Record]) -> None:
@@ -307,35 +388,60 @@ class SqlTxn:
         for type_, rows in _rows_by_type(records).items():
             table = TABLES[type_]
             statement = (
-                update(table).where(table.c.id == bindparam("_id"))
+                update(table)
+                .where(table.c.id == bindparam("_id"))
                 .values({k: bindparam(k) for k in rows[0] if k != "id"})
-            )  # fmt: skip
+            )
             self.conn.execute(statement, [{**row, "_id": row["id"]} for row in rows])
 
     def field_writes(self, type_: str, ids: Iterable[str]) -> dict[str, list[FieldWrite]]:
         out: dict[str, list[FieldWrite]] = {i: [] for i in ids}
         for chunk in _chunks(out):
             rows = self.conn.execute(
-                select(WRITES).where(WRITES.c.record_type == type_, WRITES.c.record_id.in_(chunk))
+                select(WRITES)
+                .where(WRITES.c.record_type == type_, WRITES.c.record_id.in_(chunk))
                 .order_by(WRITES.c.id)
-            ).all()  # fmt: skip
+            ).all()
             for r in rows:
-                out[r.record_id].append(FieldWrite(
-                    r.record_type, r.record_id, r.field, r.op_id, r.version, r.base_version,
-                    r.device_id, r.device_seq, r.hlc, json.loads(r.value), r.user_id,
-                ))  # fmt: skip
+                out[r.record_id].append(
+                    FieldWrite(
+                        r.record_type,
+                        r.record_id,
+                        r.field,
+                        r.op_id,
+                        r.version,
+                        r.base_version,
+                        r.device_id,
+                        r.device_seq,
+                        r.hlc,
+                        json.loads(r.value),
+                        r.user_id,
+                    )
+                )
         return out
 
     def add_field_writes(self, writes: list[FieldWrite]) -> None:
         if not writes:
             return
-        self.conn.execute(insert(WRITES), [
-            {"record_type": w.record_type, "record_id": w.record_id, "field": w.field,
-             "op_id": w.op_id, "version": w.version, "base_version": w.base_version,
-             "device_id": w.device_id, "device_seq": w.device_seq, "hlc": w.hlc,
-             "value": dumps(w.value), "user_id": w.user_id}
-            for w in writes
-        ])  # fmt: skip
+        self.conn.execute(
+            insert(WRITES),
+            [
+                {
+                    "record_type": w.record_type,
+                    "record_id": w.record_id,
+                    "field": w.field,
+                    "op_id": w.op_id,
+                    "version": w.version,
+                    "base_version": w.base_version,
+                    "device_id": w.device_id,
+                    "device_seq": w.device_seq,
+                    "hlc": w.hlc,
+                    "value": dumps(w.value),
+                    "user_id": w.user_id,
+                }
+                for w in writes
+            ],
+        )
 
 
 def _rows_by_type(records: list[Record]) -> dict[str, list[dict[str, Any]]]:

@@ -12,6 +12,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from server import create_app
+from server.db import db
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -30,6 +31,12 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 
 def run(host: str, port: int, workers: int, threads: int, scheduler: bool) -> None:
     app = create_app()
+
+    def post_fork(_server: Any, _worker: Any) -> None:
+        """A worker must not share the master's database connections."""
+        with app.app_context():
+            db.engine.dispose(close=False)
+
     app.config["RUN_SCHEDULER"] = scheduler
     options = {
         "bind": f"{host}:{port}",
@@ -42,5 +49,6 @@ def run(host: str, port: int, workers: int, threads: int, scheduler: bool) -> No
         "accesslog": "-",
         "errorlog": "-",
         "loglevel": "info",
+        "post_fork": post_fork,
     }
     _Gunicorn(app, options).run()

@@ -46,7 +46,7 @@ def encode_cursor(cursor: Cursor, secret: bytes) -> str:
 
 
 def decode_cursor(text: str, secret: bytes, device_id: str) -> Cursor:
-    """The cursor behind ``text``; InvalidCursor if it was forged, altered or issued to another device."""
+    """The cursor behind ``text``; InvalidCursor if forged, altered or issued to another device."""
     if not isinstance(text, str) or text.count(".") != 1 or len(text) > 4096:
         raise InvalidCursor("malformed cursor")
     body, mac = text.split(".")

@@ -105,7 +105,9 @@ def _conflict(message: str) -> dict[str, Any]:
     return {"code": "conflict", "message": message}
 
 
-def _result(op: Op, status: str, version: int | None, error: dict[str, Any] | None) -> dict[str, Any]:
+def _result(
+    op: Op, status: str, version: int | None, error: dict[str, Any] | None
+) -> dict[str, Any]:
     out: dict[str, Any] = {"op_id": op.op_id, "status": status}
     if version is not None:
         out["version"] = version
@@ -156,8 +158,8 @@ class _Batch:
                     self.records[(type_, id_)] = found.get(id_)
         updated = {(op.type, op.id) for op in ops if op.action == "update"}
         for type_ in {t for t, _ in updated}:
-            ids = [i for t, i in updated if t == type_]
-            for id_, writes in self.txn.field_writes(type_, ids).items():
+            targets = [i for t, i in updated if t == type_]
+            for id_, writes in self.txn.field_writes(type_, targets).items():
                 self.writes[(type_, id_)] = writes
 
     def get(self, type_: str, id_: str) -> Record | None:
@@ -179,16 +181,31 @@ class _Batch:
         self, op: Op, status: str, version: int | None, error: dict[str, Any] | None, hlc: str
     ) -> None:
         self.logged[op.op_id] = StoredOp(
-            op_id=op.op_id, device_id=self.device.id, device_seq=op.device_seq,
-            user_id=self.ctx.user_id, fingerprint=op.fingerprint, type=op.type,
-            action=op.action, record_id=op.id, hlc=op.hlc, effective_hlc=hlc,
-            base_version=op.base_version, data=op.data, status=status, version=version,
-            error=error, received_at=self.ctx.received_at.isoformat(),
-        )  # fmt: skip
+            op_id=op.op_id,
+            device_id=self.device.id,
+            device_seq=op.device_seq,
+            user_id=self.ctx.user_id,
+            fingerprint=op.fingerprint,
+            type=op.type,
+            action=op.action,
+            record_id=op.id,
+            hlc=op.hlc,
+            effective_hlc=hlc,
+            base_version=op.base_version,
+            data=op.data,
+            status=status,
+            version=version,
+            error=error,
+            received_at=self.ctx.received_at.isoformat(),
+        )
 
     def apply(self, op: Op) -> dict[str, Any]:
-        hlc = effective_hlc(op.hlc or self.device.last_hlc, self.device.floor_hlc,
-                            self.device.last_hlc, self.ctx.server_hlc)  # fmt: skip
+        hlc = effective_hlc(
+            op.hlc or self.device.last_hlc,
+            self.device.floor_hlc,
+            self.device.last_hlc,
+            self.ctx.server_hlc,
+        )
         try:
             if op.problems:
                 raise _reject("validation_failed", "invalid op", op.problems)
@@ -204,8 +221,11 @@ class _Batch:
     def _household_in_scope(self, household_id: str) -> Record:
         household = self.get("household", household_id)
         if household is None or household.deleted:
-            raise _reject("validation_failed", "unknown household",
-                          {"data.household_id": ["no such household"]})  # fmt: skip
+            raise _reject(
+                "validation_failed",
+                "unknown household",
+                {"data.household_id": ["no such household"]},
+            )
         if not self.ctx.scope.holds(household.data.get("village_id"), household.id):
             raise _reject("forbidden", "household outside your assigned villages and households")
         return household
@@ -224,8 +244,15 @@ class _Batch:
             data.update(self._visit_fields(op, household))
         elif household.data.get("status") == "archived":
             data["review"] = ["household_archived"]
-        record = Record(op.type, op.id, self.txn.allocate_version(), False, data,
-                        household.data.get("village_id"), household.id)  # fmt: skip
+        record = Record(
+            op.type,
+            op.id,
+            self.txn.allocate_version(),
+            False,
+            data,
+            household.data.get("village_id"),
+            household.id,
+        )
         self.insert(record)
         return "applied", record.version
 
@@ -236,11 +263,15 @@ class _Batch:
         if corrects is not None:
             original = self.get("visit", corrects)
             if original is None or original.household_id != household.id:
-                raise _reject("validation_failed", "corrects an unknown visit",
-                              {"data.corrects": ["no such visit of this household"]})  # fmt: skip
+                raise _reject(
+                    "validation_failed",
+                    "corrects an unknown visit",
+                    {"data.corrects": ["no such visit of this household"]},
+                )
         if ctx.check_answers is not None:
-            problems = ctx.check_answers(op.data.get("form_id"), op.data.get("form_version"),
-                                         op.data.get("answers") or {})  # fmt: skip
+            problems = ctx.check_answers(
+                op.data.get("form_id"), op.data.get("form_version"), op.data.get("answers") or {}
+            )
             if problems:
                 fields = {f"data.answers.{k}": v for k, v in problems.items()}
                 raise _reject("validation_failed", "answers do not fit the form", fields)
@@ -287,8 +318,19 @@ class _Batch:
         history = self.writes.setdefault((op.type, op.id), [])
         status = "applied"
         for name, value in sorted(op.data.items()):
-            write = FieldWrite(op.type, op.id, name, op.op_id, version, base, self.device.id,
-                               op.device_seq, hlc, _normal(name, value), self.ctx.user_id)  # fmt: skip
+            write = FieldWrite(
+                op.type,
+                op.id,
+                name,
+                op.op_id,
+                version,
+                base,
+                self.device.id,
+                op.device_seq,
+                hlc,
+                _normal(name, value),
+                self.ctx.user_id,
+            )
             earlier = [w for w in history if w.field == name]
             outcome = merge_write(rules.get(name, "latest"), earlier, write)
             record.data[name] = outcome.value
@@ -310,8 +352,17 @@ class _Batch:
         existing = self.get("conflict", conflict.id)
         version = self.txn.allocate_version()
         if existing is None:
-            self.insert(Record("conflict", conflict.id, version, False, conflict.data(),
-                               about.village_id, about.household_id))  # fmt: skip
+            self.insert(
+                Record(
+                    "conflict",
+                    conflict.id,
+                    version,
+                    False,
+                    conflict.data(),
+                    about.village_id,
+                    about.household_id,
+                )
+            )
         else:
             existing.data, existing.deleted, existing.version = conflict.data(), False, version
             self.touch(existing)
@@ -391,9 +442,13 @@ def pull(
 
 
 def _transition_page(
-    store: Store, cursor: Cursor, scope: Scope, limit: int, secret: bytes,
+    store: Store,
+    cursor: Cursor,
+    scope: Scope,
+    limit: int,
+    secret: bytes,
     shape: Callable[[Record], dict[str, Any]],
-) -> PullPage:  # fmt: skip
+) -> PullPage:
     transition = dict(cursor.transition or {})
     old = _scope_of(store, transition["from"])
     entering = transition["phase"] == "enter"

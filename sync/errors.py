@@ -1,4 +1,4 @@
-"""The failures a client can cause in the sync core, each with a stable contract code (CONTRACT §2)."""
+"""The failures a client can cause in the sync core, each with a contract code (CONTRACT §2)."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ def hlc_millis(value: str) -> int:
 
 
 def clamp(value: str, low: str, high: str) -> str:
-    """``value`` moved into [low, high]; when the bounds cross, ``high`` wins (it is the server's)."""
+    """``value`` moved into [low, high]; if the bounds cross, ``high`` (the server's) wins."""
     return min(max(value, low), high)
 
 

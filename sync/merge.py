@@ -112,8 +112,13 @@ class ConflictRecord:
 
 
 def _side(value: Any, write: FieldWrite) -> dict[str, Any]:
-    return {"value": value, "by": write.device_id, "user_id": write.user_id, "hlc": write.hlc,
-            "op_id": write.op_id}  # fmt: skip
+    return {
+        "value": value,
+        "by": write.device_id,
+        "user_id": write.user_id,
+        "hlc": write.hlc,
+        "op_id": write.op_id,
+    }
 
 
 def conflict_for(rule: str, concurrent: list[FieldWrite], status: str) -> ConflictRecord | None:
@@ -125,8 +130,9 @@ def conflict_for(rule: str, concurrent: list[FieldWrite], status: str) -> Confli
     if not losers:
         return None
     first = concurrent[0]
-    key = "|".join([first.record_type, first.record_id, first.field,
-                    *sorted(w.op_id for w in concurrent)])  # fmt: skip
+    key = "|".join(
+        [first.record_type, first.record_id, first.field, *sorted(w.op_id for w in concurrent)]
+    )
     return ConflictRecord(
         id=str(uuid.uuid5(CONFLICT_NAMESPACE, key)),
         record_type=first.record_type,

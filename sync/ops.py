@@ -45,7 +45,7 @@ def fingerprint(raw: dict[str, Any], device_id: str) -> str:
 
 
 def parse_ops(raw_ops: Any, device_id: str) -> list[Op]:
-    """Ops of a push in ``device_seq`` order; raises ValidationFailed if any cannot be acknowledged."""
+    """Ops of a push in ``device_seq`` order; ValidationFailed if any cannot be acknowledged."""
     if not isinstance(raw_ops, list):
         raise ValidationFailed({"ops": ["must be a list of ops"]})
     errors: dict[str, list[str]] = {}
@@ -115,4 +115,4 @@ def _parse_one(raw: dict[str, Any], device_id: str) -> Op:
 
 
 def _is_reason(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value.strip()) and len(value) <= 500
+    return isinstance(value, str) and len(value.strip()) > 0 and len(value) <= 500

@@ -1,4 +1,5 @@
-"""What each record type holds, which fields phones may create and update, and how values are checked.
+"""What each record type holds, which fields phones may create and update, how values are
+checked.
 
 One table of field specs serves op validation, the merge rules and the server's storage.
 Validation here is hand-written on purpose: it runs once per op on the push hot path
@@ -14,13 +15,21 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+UUID_PATTERN = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 PERSON_FLAGS = ("elderly", "frail", "sick", "disabled", "orphan", "alone", "left_behind")
 VISIT_MODES = ("home", "phone", "wechat", "video", "other")
 PROBLEM_STATUSES = ("open", "in_progress", "resolved", "verified")
 MEASURE_CATEGORIES = (
-    "industry", "employment", "education", "medical", "housing", "social_security", "other",
-)  # fmt: skip
+    "industry",
+    "employment",
+    "education",
+    "medical",
+    "housing",
+    "social_security",
+    "other",
+)
 MEASURE_STATUSES = ("planned", "in_progress", "done")
 HOUSEHOLD_STATUSES = ("active", "archived")
 VISIT_POLICIES = ("weekly", "monthly", "none")
@@ -292,7 +301,9 @@ READ_ONLY_TYPES = ("region", "form", "conflict")
 ALL_TYPES = ("region", "form", "household", "person", "visit", "problem", "measure", "conflict")
 
 
-def check_fields(record_type: RecordType, data: dict[str, Any], creating: bool) -> dict[str, list[str]]:
+def check_fields(
+    record_type: RecordType, data: dict[str, Any], creating: bool
+) -> dict[str, list[str]]:
     """Field → messages for ``data`` of a create (all fields) or an update (changed fields only)."""
     errors: dict[str, list[str]] = {}
     for name, value in data.items():

@@ -51,7 +51,9 @@ class Scope:
 EMPTY_SCOPE = Scope(False, frozenset(), frozenset(), frozenset(), "")
 
 
-def expand(assignment: Assignment, tree: RegionTree, household_villages: Mapping[str, str]) -> Scope:
+def expand(
+    assignment: Assignment, tree: RegionTree, household_villages: Mapping[str, str]
+) -> Scope:
     """The scope of an assignment: its regions with their ancestors and descendants.
 
     ``household_villages`` maps each directly assigned household to its village, so that the

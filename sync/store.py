@@ -30,8 +30,13 @@ class Record:
     household_id: str | None = None
 
     def envelope(self) -> dict[str, Any]:
-        return {"type": self.type, "id": self.id, "version": self.version,
-                "deleted": self.deleted, "data": {} if self.deleted else self.data}  # fmt: skip
+        return {
+            "type": self.type,
+            "id": self.id,
+            "version": self.version,
+            "deleted": self.deleted,
+            "data": {} if self.deleted else self.data,
+        }
 
 
 @dataclass
@@ -142,9 +147,10 @@ class MemoryStore:
     ) -> list[Record]:
         state = self._state
         found = [
-            r for r in state.records.values()
+            r
+            for r in state.records.values()
             if r.version > after and visible(r, scope) and not (exclude and visible(r, exclude))
-        ]  # fmt: skip
+        ]
         found.sort(key=lambda r: r.version)
         return [replace(r, data=copy.deepcopy(r.data)) for r in found[:limit]]
 

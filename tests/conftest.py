@@ -19,7 +19,6 @@ from sqlalchemy.engine import Engine
 
 from server import create_app
 from server.db import configure_engine, db, engine_options, normalize_url
-from server.store import SqlStore
 from server.upgrade import upgrade
 from tests import pgserver
 from tests.county import County, build_county
@@ -29,8 +28,13 @@ CHEAP_HASH = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
 
 
 def app_for(url: str, instance: Path, **extra: Any) -> Any:
-    config = {"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "test-secret",
-              "PASSWORD_HASH": CHEAP_HASH, **extra}  # fmt: skip
+    config = {
+        "TESTING": True,
+        "DATABASE_URL": url,
+        "SECRET_KEY": "test-secret",
+        "PASSWORD_HASH": CHEAP_HASH,
+        **extra,
+    }
     app = create_app(config)
     app.instance_path = str(instance)
     return app
@@ -114,13 +118,6 @@ def sql_engine(url: str) -> Engine:
     engine = create_engine(url, **engine_options(url))
     configure_engine(engine)
     return engine
-
-
-@pytest.fixture
-def sql_store(database_url: str) -> Iterator[SqlStore]:
-    engine = sql_engine(database_url)
-    yield SqlStore(engine)
-    engine.dispose()
 
 
 @pytest.fixture

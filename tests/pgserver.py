@@ -24,8 +24,11 @@ class PostgresServer:
     as_user: list[str]
 
     def stop(self) -> None:
-        subprocess.run([*self.as_user, self.pg_ctl, "-D", self.data_dir, "-m", "fast", "-w", "stop"],
-                       check=False, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [*self.as_user, self.pg_ctl, "-D", self.data_dir, "-m", "fast", "-w", "stop"],
+            check=False,
+            capture_output=True,
+        )
         shutil.rmtree(os.path.dirname(self.data_dir), ignore_errors=True)
 
 
@@ -59,20 +62,46 @@ def start() -> PostgresServer:
         os.chown(base, account.pw_uid, account.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     init = subprocess.run(
-        [*as_user, initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
-         "--locale=C", "--no-sync"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            *as_user,
+            initdb,
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if init.returncode != 0:
         raise RuntimeError("initdb failed: " + init.stderr[-2000:])
     port = free_port()
     options = f"-h 127.0.0.1 -p {port} -k {base} -c fsync=off -c max_connections=200"
     started = subprocess.run(
-        [*as_user, pg_ctl, "-D", data, "-o", options, "-l", os.path.join(base, "log"), "-w",
-         "-t", "60", "start"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            *as_user,
+            pg_ctl,
+            "-D",
+            data,
+            "-o",
+            options,
+            "-l",
+            os.path.join(base, "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if started.returncode != 0:
         raise RuntimeError("pg_ctl start failed: " + started.stderr[-2000:])
-    return PostgresServer(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", data,
-                          pg_ctl, as_user)  # fmt: skip
+    return PostgresServer(
+        f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", data, pg_ctl, as_user
+    )

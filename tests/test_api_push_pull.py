@@ -119,7 +119,9 @@ def test_concurrent_updates_of_one_field_keep_a_visible_conflict(any_county):
     assert result.get_json()["results"][0]["status"] == "conflict"
     seen_by_a = {r["id"]: r for r in a.pull_all()}
     seen_by_b = {r["id"]: r for r in b.pull_all()}
-    assert seen_by_a[household["id"]]["data"]["phone"] == seen_by_b[household["id"]]["data"]["phone"]
+    assert (
+        seen_by_a[household["id"]]["data"]["phone"] == seen_by_b[household["id"]]["data"]["phone"]
+    )
     conflicts = [r for r in seen_by_a.values() if r["type"] == "conflict"]
     assert len(conflicts) == 1
     lost = conflicts[0]["data"]["lost"][0]["value"]
@@ -136,8 +138,11 @@ def test_a_supervisor_resolves_a_conflict_by_choosing_a_value(any_county):
     b.push([b.op("update", "household", hid, {"address": "1组2号"}, base)])
     listed = sup.client.get("/api/v1/conflicts", headers=sup.headers).get_json()["conflicts"]
     assert len(listed) == 1
-    resolved = sup.client.post(f"/api/v1/conflicts/{listed[0]['id']}/resolve",
-                               json={"value": "1组3号"}, headers=sup.headers)  # fmt: skip
+    resolved = sup.client.post(
+        f"/api/v1/conflicts/{listed[0]['id']}/resolve",
+        json={"value": "1组3号"},
+        headers=sup.headers,
+    )
     assert resolved.status_code == 200, resolved.get_json()
     assert resolved.get_json()["status"] == "resolved"
     household = next(r for r in a.pull_all() if r["id"] == hid)

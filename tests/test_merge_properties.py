@@ -41,16 +41,46 @@ def seeded_store(devices: int) -> tuple[MemoryStore, int]:
     store = MemoryStore()
     with store.write() as txn:
         records = [
-            Record("household", HOUSEHOLD, txn.allocate_version(), False,
-                   {"village_id": "v", "head_name": "汪德明", "phone": "13900000000",
-                    "address": "三组", "status": "active"}, "v", HOUSEHOLD),
-            Record("person", PERSON, txn.allocate_version(), False,
-                   {"household_id": HOUSEHOLD, "name": "汪德明", "flags": ["elderly"],
-                    "notes": None}, "v", HOUSEHOLD),
-            Record("problem", PROBLEM, txn.allocate_version(), False,
-                   {"household_id": HOUSEHOLD, "category": "housing", "description": "漏雨",
-                    "status": "open", "resolution": None}, "v", HOUSEHOLD),
-        ]  # fmt: skip
+            Record(
+                "household",
+                HOUSEHOLD,
+                txn.allocate_version(),
+                False,
+                {
+                    "village_id": "v",
+                    "head_name": "汪德明",
+                    "phone": "13900000000",
+                    "address": "三组",
+                    "status": "active",
+                },
+                "v",
+                HOUSEHOLD,
+            ),
+            Record(
+                "person",
+                PERSON,
+                txn.allocate_version(),
+                False,
+                {"household_id": HOUSEHOLD, "name": "汪德明", "flags": ["elderly"], "notes": None},
+                "v",
+                HOUSEHOLD,
+            ),
+            Record(
+                "problem",
+                PROBLEM,
+                txn.allocate_version(),
+                False,
+                {
+                    "household_id": HOUSEHOLD,
+                    "category": "housing",
+                    "description": "漏雨",
+                    "status": "open",
+                    "resolution": None,
+                },
+                "v",
+                HOUSEHOLD,
+            ),
+        ]
         txn.insert_records(records)
         for number in range(devices):
             txn.save_device(DeviceState(f"d{number}", f"u{number}", False))
@@ -73,12 +103,25 @@ def plan_edits(data: st.DataObject, phones: list[Phone], bases: dict[str, int | 
         for _ in range(data.draw(st.integers(1, 5), label=f"{phone.name} edits")):
             kind, name = data.draw(st.sampled_from(sorted(FIELD_VALUES)), label="field")
             ms = data.draw(st.integers(0, 2_100_000_000_000), label="clock")
-            op = {"op_id": str(uuid.uuid4()), "hlc": f"{ms:015d}-0000", "type": kind,
-                  "id": TARGETS[kind], "base_version": bases[kind]}  # fmt: skip
+            op = {
+                "op_id": str(uuid.uuid4()),
+                "hlc": f"{ms:015d}-0000",
+                "type": kind,
+                "id": TARGETS[kind],
+                "base_version": bases[kind],
+            }
             if data.draw(st.integers(0, 3), label="visit?") == 0:
-                op.update(type="visit", action="create", id=str(uuid.uuid4()), base_version=None,
-                          data={"household_id": HOUSEHOLD, "mode": "home",
-                                "visited_at": "2026-11-23T09:00:00+08:00"})  # fmt: skip
+                op.update(
+                    type="visit",
+                    action="create",
+                    id=str(uuid.uuid4()),
+                    base_version=None,
+                    data={
+                        "household_id": HOUSEHOLD,
+                        "mode": "home",
+                        "visited_at": "2026-11-23T09:00:00+08:00",
+                    },
+                )
             else:
                 value = data.draw(st.sampled_from(FIELD_VALUES[(kind, name)]), label="value")
                 op.update(action="update", data={name: value})

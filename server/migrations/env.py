@@ -8,7 +8,8 @@ from server.db import db
 
 config = context.config
 connection = config.attributes["connection"]
-context.configure(connection=connection, target_metadata=db.metadata, render_as_batch=True,
-                  compare_type=True)  # fmt: skip
+context.configure(
+    connection=connection, target_metadata=db.metadata, render_as_batch=True, compare_type=True
+)
 with context.begin_transaction():
     context.run_migrations()

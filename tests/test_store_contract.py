@@ -1,0 +1,246 @@
+"""The Store contract (sync/store.py), one suite for every backend: memory, SQLite, PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import insert
+
+from server.store import DEVICES, SqlStore
+from sync.merge import FieldWrite
+from sync.scope import Assignment, Scope
+from sync.store import DeviceState, MemoryStore, Record, StoredOp
+from tests.conftest import sql_engine
+
+EVERYTHING = Scope(True, frozenset(), frozenset(), frozenset(), "all")
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request):
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    engine = sql_engine(request.getfixturevalue(f"{request.param}_url"))
+    yield SqlStore(engine)
+    engine.dispose()
+
+
+def add_device(store, device_id: str) -> None:
+    if isinstance(store, SqlStore):
+        with store.engine.begin() as conn:
+            conn.execute(
+                insert(DEVICES).values(
+                    id=device_id,
+                    user_id="u",
+                    label="",
+                    token_hash=device_id,
+                    created_at=datetime.now(),
+                    next_seq=1,
+                    floor_hlc="000000000000000-0000",
+                    last_hlc="000000000000000-0000",
+                )
+            )
+    else:
+        with store.write() as txn:
+            txn.save_device(DeviceState(device_id, "u", False))
+
+
+def household(id_: str, version: int, village: str = "v1", **data) -> Record:
+    body = {"village_id": village, "head_name": "汪德明", "status": "active", **data}
+    return Record("household", id_, version, False, body, village, id_)
+
+
+def region(id_: str, version: int, parent: str | None, level: str) -> Record:
+    return Record(
+        "region",
+        id_,
+        version,
+        False,
+        {"parent_id": parent, "level": level, "name": id_, "code": None},
+        id_ if level == "village" else None,
+    )
+
+
+def test_versions_increase_across_transactions(store):
+    with store.write() as txn:
+        first = [txn.allocate_version() for _ in range(3)]
+    with store.write() as txn:
+        second = txn.allocate_version()
+    assert first == [1, 2, 3] and second == 4
+    assert store.head_version() == 4
+
+
+def test_a_failed_transaction_leaves_nothing_behind(store):
+    with pytest.raises(RuntimeError), store.write() as txn:
+        txn.insert_records([household("h1", txn.allocate_version())])
+        raise RuntimeError("crash in the middle")
+    assert store.head_version() == 0
+    assert store.changes(0, EVERYTHING, 10) == []
+
+
+def test_records_round_trip_with_chinese_and_nested_data(store):
+    with store.write() as txn:
+        txn.insert_records(
+            [
+                household(
+                    "h1",
+                    txn.allocate_version(),
+                    notes="孙子留守，祖孙二人",
+                    extra={"list": [1, 2.5, None, True]},
+                )
+            ]
+        )
+    with store.write() as txn:
+        found = txn.records("household", ["h1", "missing"])
+    assert list(found) == ["h1"]
+    assert found["h1"].data["notes"] == "孙子留守，祖孙二人"
+    assert found["h1"].data["extra"] == {"list": [1, 2.5, None, True]}
+
+
+def test_an_update_replaces_data_and_version(store):
+    with store.write() as txn:
+        txn.insert_records([household("h1", txn.allocate_version())])
+    with store.write() as txn:
+        record = txn.records("household", ["h1"])["h1"]
+        record.data["phone"] = "13900000000"
+        record.version = txn.allocate_version()
+        txn.update_records([record])
+    assert [(r.version, r.data.get("phone")) for r in store.changes(0, EVERYTHING, 10)] == [
+        (2, "13900000000")
+    ]
+
+
+def test_changes_come_in_version_order_after_the_cursor_and_limited(store):
+    with store.write() as txn:
+        txn.insert_records([household(f"h{n}", txn.allocate_version()) for n in range(10)])
+    page = store.changes(3, EVERYTHING, 4)
+    assert [r.version for r in page] == [4, 5, 6, 7]
+
+
+def test_changes_are_limited_to_the_scope(store):
+    with store.write() as txn:
+        txn.insert_records(
+            [
+                region("c", txn.allocate_version(), None, "county"),
+                region("v1", txn.allocate_version(), "c", "village"),
+                region("v2", txn.allocate_version(), "c", "village"),
+                household("h1", txn.allocate_version(), "v1"),
+                household("h2", txn.allocate_version(), "v2"),
+                household("h3", txn.allocate_version(), "v2"),
+                Record(
+                    "form",
+                    "f1",
+                    txn.allocate_version(),
+                    False,
+                    {"form_id": "weekly_visit", "version": 1},
+                ),
+            ]
+        )
+    scope = Scope(False, frozenset({"c", "v1"}), frozenset({"v1"}), frozenset({"h3"}), "x")
+    ids = [r.id for r in store.changes(0, scope, 100)]
+    assert ids == ["c", "v1", "h1", "h3", "f1"]
+    only_v2 = Scope(False, frozenset({"v2"}), frozenset({"v2"}), frozenset(), "y")
+    assert [r.id for r in store.changes(0, only_v2, 100, exclude=scope)] == ["v2", "h2"]
+
+
+def test_field_writes_are_kept_per_record_in_order(store):
+    writes = [
+        FieldWrite("household", "h1", "phone", f"op{n}", n, 0, "d1", n, "x", f"v{n}", "u")
+        for n in range(1, 4)
+    ]
+    other = FieldWrite("household", "h2", "phone", "op9", 9, 0, "d1", 9, "x", ["a", "b"], None)
+    with store.write() as txn:
+        txn.add_field_writes([*writes, other])
+    with store.write() as txn:
+        found = txn.field_writes("household", ["h1", "h2", "h3"])
+    assert found["h1"] == writes and found["h2"] == [other] and found["h3"] == []
+
+
+def _op(op_id: str, seq: int, fingerprint: str = "f") -> StoredOp:
+    return StoredOp(
+        op_id,
+        "d1",
+        seq,
+        "u",
+        fingerprint,
+        "visit",
+        "create",
+        "r",
+        "h",
+        "h",
+        None,
+        {"a": "走访"},
+        "applied",
+        seq,
+        None,
+        datetime.now(UTC).isoformat(),
+    )
+
+
+def test_the_ops_log_finds_ops_by_id_and_keeps_the_first_of_a_repeated_id(store):
+    add_device(store, "d1")
+    with store.write() as txn:
+        txn.add_ops([_op("a", 1), _op("b", 2)])
+    with store.write() as txn:
+        txn.add_ops([_op("a", 3, fingerprint="other")])
+    with store.write() as txn:
+        found = txn.ops(["a", "b", "c"])
+    assert sorted(found) == ["a", "b"]
+    assert found["a"].fingerprint == "f" and found["a"].data == {"a": "走访"}
+
+
+def test_a_device_keeps_its_seq_and_clock(store):
+    add_device(store, "d1")
+    with store.write() as txn:
+        device = txn.device("d1")
+        device.next_seq, device.last_hlc = 42, "001763971200000-0001"
+        txn.save_device(device)
+    with store.write() as txn:
+        again = txn.device("d1")
+        assert txn.device("nope") is None
+    assert (again.next_seq, again.last_hlc, again.revoked) == (42, "001763971200000-0001", False)
+
+
+def test_assignments_are_remembered_by_fingerprint(store):
+    assignment = Assignment.of(["v2", "v1"], ["h9"])
+    store.remember_assignment(assignment)
+    store.remember_assignment(assignment)
+    assert store.assignment(assignment.fingerprint) == assignment
+    assert store.assignment("unknown") is None
+
+
+def test_the_region_tree_and_household_villages_are_read_back(store):
+    with store.write() as txn:
+        txn.insert_records(
+            [
+                region("c", txn.allocate_version(), None, "county"),
+                region("v1", txn.allocate_version(), "c", "village"),
+                household("h1", txn.allocate_version(), "v1"),
+            ]
+        )
+    assert store.region_tree() == {"c": (None, "county"), "v1": ("c", "village")}
+    assert store.household_villages(["h1", "h2"]) == {"h1": "v1"}
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(payload=JSON)
+def test_any_json_value_survives_a_round_trip(store, payload):
+    with store.write() as txn:
+        version = txn.allocate_version()
+        txn.insert_records([household(f"h{version}", version, notes=payload)])
+    with store.write() as txn:
+        assert txn.records("household", [f"h{version}"])[f"h{version}"].data["notes"] == payload
