@@ -59,6 +59,7 @@ class Visit(SyncedColumns, db.Model):
     visited_at_effective: Mapped[datetime] = mapped_column(DateTime, nullable=False)  # UTC
     received_at: Mapped[datetime | None] = mapped_column(DateTime)  # UTC
     voided: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime)  # UTC, when the void arrived
     corrects: Mapped[str | None] = mapped_column(ID)
     __table_args__ = (
         Index("ix_visits_village_version", "village_id", "version"),
@@ -221,6 +222,33 @@ class LoginAttempt(db.Model):
         Index("ix_login_attempts_username_at", "username", "at"),
         Index("ix_login_attempts_ip_at", "ip", "at"),
     )
+
+
+class JobRun(db.Model):
+    """One row per scheduled job: its last run, and the lock that keeps it to one process."""
+
+    __tablename__ = "job_runs"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_status: Mapped[str | None] = mapped_column(String(16))  # ok | failed | running
+    last_message: Mapped[str | None] = mapped_column(Text)
+    next_run_at: Mapped[datetime | None] = mapped_column(DateTime)
+    lock_owner: Mapped[str | None] = mapped_column(String(100))
+    lock_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Snapshot(db.Model):
+    """A report as it was computed at a moment (weekly bulletin, coverage snapshot)."""
+
+    __tablename__ = "snapshots"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    period: Mapped[str] = mapped_column(String(10), nullable=False)
+    region_id: Mapped[str | None] = mapped_column(ID)
+    taken_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    data: Mapped[str] = mapped_column(Text, nullable=False)
+    __table_args__ = (Index("ix_snapshots_kind_period", "kind", "period", "region_id"),)
 
 
 SYNCED_MODELS = {

@@ -84,6 +84,7 @@ def typed_columns(record: Record) -> dict[str, Any]:
                 "visited_at_effective": utc_naive(d.get("visited_at_effective") or d["visited_at"]),
                 "received_at": utc_naive(d.get("received_at")),
                 "voided": bool(d.get("voided")),
+                "voided_at": utc_naive(d.get("voided_at")),
                 "corrects": d.get("corrects"),
             }
         case "problem":

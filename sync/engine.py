@@ -301,7 +301,12 @@ class _Batch:
             raise _reject("forbidden", "visit outside your assigned villages and households")
         if visit.data.get("voided"):
             return "applied", visit.version
-        visit.data.update(voided=True, void_reason=op.data["reason"], voided_by=self.ctx.user_id)
+        visit.data.update(
+            voided=True,
+            void_reason=op.data["reason"],
+            voided_by=self.ctx.user_id,
+            voided_at=self.ctx.received_at.isoformat(timespec="seconds"),
+        )
         visit.version = self.txn.allocate_version()
         self.touch(visit)
         return "applied", visit.version

@@ -227,3 +227,33 @@ def test_pull_pages_see_every_visit_while_another_device_pushes(any_county):
     thread.join()
     seen += [x["id"] for x in b.pull_all() if x["type"] == "visit"]
     assert sorted(seen) == sorted(pushed)
+
+
+def test_a_void_is_idempotent_and_keeps_the_visit_with_its_reason(any_county):
+    a, b = any_county.device("cadre_a"), any_county.device("cadre_b")
+    visit = a.visit(any_county.households["h1"])
+    a.push([visit])
+    void = b.op("void", "visit", visit["id"], {"reason": "录错了户"})
+    again = b.op("void", "visit", visit["id"], {"reason": "再次作废"})
+    results = b.push([void, again]).get_json()["results"]
+    assert [r["status"] for r in results] == ["applied", "applied"]
+    stored = _visits(a, a.pull_all())[visit["id"]]
+    assert stored["data"]["voided"] is True and stored["data"]["void_reason"] == "录错了户"
+    assert stored["data"]["voided_at"]
+
+
+def test_every_applied_op_is_logged_with_who_which_device_and_when(any_app, any_county):
+    from sqlalchemy import select
+
+    from server.db import db
+    from server.models import Op
+
+    a = any_county.device("cadre_a")
+    op = a.visit(any_county.households["h1"])
+    a.push([op])
+    with any_app.app_context():
+        row = db.session.execute(select(Op).where(Op.op_id == op["op_id"])).scalar_one()
+    assert row.user_id == any_county.users["cadre_a"]
+    assert (row.device_id, row.status) == (a.device_id, "applied")
+    assert row.received_at is not None
+    assert json.loads(row.data) == op["data"]

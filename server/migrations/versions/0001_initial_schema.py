@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 12:25:45.809159
+Create Date: 2026-11-25 12:40:13.346814
 """
 
 from __future__ import annotations
@@ -156,6 +156,18 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "job_runs",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("last_started_at", sa.DateTime(), nullable=True),
+        sa.Column("last_finished_at", sa.DateTime(), nullable=True),
+        sa.Column("last_status", sa.String(length=16), nullable=True),
+        sa.Column("last_message", sa.Text(), nullable=True),
+        sa.Column("next_run_at", sa.DateTime(), nullable=True),
+        sa.Column("lock_owner", sa.String(length=100), nullable=True),
+        sa.Column("lock_expires_at", sa.DateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
         "login_attempts",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("username", sa.String(length=64), nullable=False),
@@ -271,6 +283,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_regions_parent_id"), ["parent_id"], unique=False)
 
     op.create_table(
+        "snapshots",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("period", sa.String(length=10), nullable=False),
+        sa.Column("region_id", sa.String(length=64), nullable=True),
+        sa.Column("taken_at", sa.DateTime(), nullable=False),
+        sa.Column("data", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("snapshots", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_snapshots_kind_period", ["kind", "period", "region_id"], unique=False
+        )
+
+    op.create_table(
         "users",
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("username", sa.String(length=64), nullable=False),
@@ -290,6 +317,7 @@ def upgrade() -> None:
         sa.Column("visited_at_effective", sa.DateTime(), nullable=False),
         sa.Column("received_at", sa.DateTime(), nullable=True),
         sa.Column("voided", sa.Boolean(), nullable=False),
+        sa.Column("voided_at", sa.DateTime(), nullable=True),
         sa.Column("corrects", sa.String(length=64), nullable=True),
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("version", sa.BigInteger(), nullable=False),
@@ -353,6 +381,10 @@ def downgrade() -> None:
 
     op.drop_table("visits")
     op.drop_table("users")
+    with op.batch_alter_table("snapshots", schema=None) as batch_op:
+        batch_op.drop_index("ix_snapshots_kind_period")
+
+    op.drop_table("snapshots")
     with op.batch_alter_table("regions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_regions_parent_id"))
 
@@ -383,6 +415,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_login_attempts_ip_at")
 
     op.drop_table("login_attempts")
+    op.drop_table("job_runs")
     with op.batch_alter_table("households", schema=None) as batch_op:
         batch_op.drop_index("ix_households_village_version")
         batch_op.drop_index("ix_households_id_version")
