@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import db
@@ -168,11 +168,19 @@ class Op(db.Model):
     hlc: Mapped[str] = mapped_column(String(40), nullable=False)
     effective_hlc: Mapped[str] = mapped_column(String(20), nullable=False)
     base_version: Mapped[int | None] = mapped_column(BigInteger)
-    data: Mapped[str] = mapped_column(Text, nullable=False)
-    status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    payload: Mapped[str] = mapped_column(Text, nullable=False)  # the op as received
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
     version: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    __table_args__ = (
+        Index(
+            "ix_ops_rejected",
+            "received_at",
+            sqlite_where=text("status = 'rejected'"),
+            postgresql_where=text("status = 'rejected'"),
+        ),
+    )
 
 
 class FieldWrite(db.Model):

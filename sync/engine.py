@@ -192,7 +192,7 @@ class _Batch:
             hlc=op.hlc,
             effective_hlc=hlc,
             base_version=op.base_version,
-            data=op.data,
+            payload=op.payload,
             status=status,
             version=version,
             error=error,

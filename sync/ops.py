@@ -31,6 +31,7 @@ class Op:
     base_version: int | None
     data: dict[str, Any]
     fingerprint: str
+    payload: str  # the op as received, canonical JSON: what the ops log keeps
     #: field → messages when the op can never be applied; None when it is well formed
     problems: dict[str, list[str]] | None = field(default=None)
 
@@ -40,8 +41,9 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def fingerprint(raw: dict[str, Any], device_id: str) -> str:
-    return hashlib.sha256((device_id + "\n" + canonical_json(raw)).encode()).hexdigest()
+def fingerprint(payload: str, device_id: str) -> str:
+    """Same device and same canonical payload: the same op."""
+    return hashlib.sha256((device_id + "\n" + payload).encode()).hexdigest()
 
 
 def parse_ops(raw_ops: Any, device_id: str) -> list[Op]:
@@ -75,6 +77,7 @@ def parse_ops(raw_ops: Any, device_id: str) -> list[Op]:
 
 def _parse_one(raw: dict[str, Any], device_id: str) -> Op:
     problems: dict[str, list[str]] = {}
+    payload = canonical_json(raw)
     action, type_, record_id = raw.get("action"), raw.get("type"), raw.get("id")
     hlc, base, data = raw.get("hlc"), raw.get("base_version"), raw.get("data", {})
     if not is_hlc(hlc):
@@ -109,7 +112,8 @@ def _parse_one(raw: dict[str, Any], device_id: str) -> Op:
         id=record_id if isinstance(record_id, str) else "",
         base_version=base if isinstance(base, int) and not isinstance(base, bool) else None,
         data=data,
-        fingerprint=fingerprint(raw, device_id),
+        fingerprint=fingerprint(payload, device_id),
+        payload=payload,
         problems=problems or None,
     )
 

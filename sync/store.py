@@ -64,7 +64,7 @@ class StoredOp:
     hlc: str
     effective_hlc: str
     base_version: int | None
-    data: dict[str, Any]
+    payload: str  # the op as received (canonical JSON)
     status: str  # applied | conflict | duplicate | rejected
     version: int | None
     error: dict[str, Any] | None

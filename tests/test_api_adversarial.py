@@ -256,4 +256,4 @@ def test_every_applied_op_is_logged_with_who_which_device_and_when(any_app, any_
     assert row.user_id == any_county.users["cadre_a"]
     assert (row.device_id, row.status) == (a.device_id, "applied")
     assert row.received_at is not None
-    assert json.loads(row.data) == op["data"]
+    assert json.loads(row.payload) == op

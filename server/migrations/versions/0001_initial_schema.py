@@ -212,7 +212,7 @@ def upgrade() -> None:
         sa.Column("hlc", sa.String(length=40), nullable=False),
         sa.Column("effective_hlc", sa.String(length=20), nullable=False),
         sa.Column("base_version", sa.BigInteger(), nullable=True),
-        sa.Column("data", sa.Text(), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("version", sa.BigInteger(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
@@ -221,7 +221,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("ops", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_ops_op_id"), ["op_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_ops_status"), ["status"], unique=False)
+        batch_op.create_index(
+            "ix_ops_rejected",
+            ["received_at"],
+            unique=False,
+            sqlite_where=sa.text("status = 'rejected'"),
+            postgresql_where=sa.text("status = 'rejected'"),
+        )
 
     op.create_table(
         "people",
@@ -401,7 +407,7 @@ def downgrade() -> None:
 
     op.drop_table("people")
     with op.batch_alter_table("ops", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_ops_status"))
+        batch_op.drop_index("ix_ops_rejected")
         batch_op.drop_index(batch_op.f("ix_ops_op_id"))
 
     op.drop_table("ops")
