@@ -300,60 +300,22 @@ class SqlTxn:
     def ops(self, op_ids: Iterable[str]) -> dict[str, StoredOp]:
         out: dict[str, StoredOp] = {}
         for chunk in _chunks(op_ids):
-            rows = self.conn.execute(
-                select(OPS).where(OPS.c.op_id.in_(chunk)).order_by(OPS.c.received_at)
-            ).all()
-            for r in rows:
-                out.setdefault(
-                    r.op_id,
-                    StoredOp(
-                        op_id=r.op_id,
-                        device_id=r.device_id,
-                        device_seq=r.device_seq,
-                        user_id=r.user_id,
-                        fingerprint=r.fingerprint,
-                        type=r.type,
-                        action=r.action,
-                        record_id=r.record_id,
-                        hlc=r.hlc,
-                        effective_hlc=r.effective_hlc,
-                        base_version=r.base_version,
-                        payload=r.payload,
-                        status=r.status,
-                        version=r.version,
-                        error=json.loads(r.error) if r.error else None,
-                        received_at=r.received_at.isoformat(),
-                    ),
-                )
+            query = select(OPS).where(OPS.c.op_id.in_(chunk))
+            for r in self.conn.execute(query.order_by(OPS.c.received_at, OPS.c.device_seq)):
+                row = dict(r._mapping)
+                row["error"] = json.loads(row["error"]) if row["error"] else None
+                row["received_at"] = row["received_at"].isoformat()
+                out.setdefault(r.op_id, StoredOp(**row))
         return out
 
     def add_ops(self, ops: list[StoredOp]) -> None:
-        if not ops:
-            return
-        self.conn.execute(
-            insert(OPS),
-            [
-                {
-                    "device_id": op.device_id,
-                    "device_seq": op.device_seq,
-                    "op_id": op.op_id,
-                    "user_id": op.user_id,
-                    "fingerprint": op.fingerprint,
-                    "type": op.type,
-                    "action": op.action,
-                    "record_id": op.record_id,
-                    "hlc": op.hlc[:40],
-                    "effective_hlc": op.effective_hlc,
-                    "base_version": op.base_version,
-                    "payload": op.payload,
-                    "status": op.status,
-                    "version": op.version,
-                    "error": dumps(op.error) if op.error else None,
-                    "received_at": utc_naive(op.received_at),
-                }
+        if ops:
+            rows = [
+                {**vars(op), "error": dumps(op.error) if op.error else None,
+                 "hlc": op.hlc[:40], "received_at": utc_naive(op.received_at)}
                 for op in ops
-            ],
-        )
+            ]  # fmt: skip
+            self.conn.execute(insert(OPS), rows)
 
     def records(self, type_: str, ids: Iterable[str]) -> dict[str, Record]:
         table = TABLES[type_]
@@ -398,51 +360,19 @@ class SqlTxn:
     def field_writes(self, type_: str, ids: Iterable[str]) -> dict[str, list[FieldWrite]]:
         out: dict[str, list[FieldWrite]] = {i: [] for i in ids}
         for chunk in _chunks(out):
-            rows = self.conn.execute(
-                select(WRITES)
-                .where(WRITES.c.record_type == type_, WRITES.c.record_id.in_(chunk))
-                .order_by(WRITES.c.id)
-            ).all()
-            for r in rows:
-                out[r.record_id].append(
-                    FieldWrite(
-                        r.record_type,
-                        r.record_id,
-                        r.field,
-                        r.op_id,
-                        r.version,
-                        r.base_version,
-                        r.device_id,
-                        r.device_seq,
-                        r.hlc,
-                        json.loads(r.value),
-                        r.user_id,
-                    )
-                )
+            query = select(WRITES).where(
+                WRITES.c.record_type == type_, WRITES.c.record_id.in_(chunk)
+            )
+            for r in self.conn.execute(query.order_by(WRITES.c.id)):
+                row = dict(r._mapping)
+                del row["id"]
+                out[r.record_id].append(FieldWrite(**{**row, "value": json.loads(r.value)}))
         return out
 
     def add_field_writes(self, writes: list[FieldWrite]) -> None:
-        if not writes:
-            return
-        self.conn.execute(
-            insert(WRITES),
-            [
-                {
-                    "record_type": w.record_type,
-                    "record_id": w.record_id,
-                    "field": w.field,
-                    "op_id": w.op_id,
-                    "version": w.version,
-                    "base_version": w.base_version,
-                    "device_id": w.device_id,
-                    "device_seq": w.device_seq,
-                    "hlc": w.hlc,
-                    "value": dumps(w.value),
-                    "user_id": w.user_id,
-                }
-                for w in writes
-            ],
-        )
+        if writes:
+            rows = [{**vars(w), "value": dumps(w.value)} for w in writes]
+            self.conn.execute(insert(WRITES), rows)
 
 
 def _rows_by_type(records: list[Record]) -> dict[str, list[dict[str, Any]]]:
