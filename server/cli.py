@@ -9,10 +9,19 @@ import click
 from flask import Flask
 
 from server import create_app
+from server.db import db as database
 
 
 def _app() -> Flask:
-    return create_app()
+    """The app for one command; its database connections close when the command ends."""
+    app = create_app()
+
+    def dispose() -> None:
+        with app.app_context():
+            database.engine.dispose()
+
+    click.get_current_context().call_on_close(dispose)
+    return app
 
 
 @click.group()

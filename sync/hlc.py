@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Callable
 
-HLC_PATTERN = re.compile(r"^\d{15}-[0-9a-f]{4}$")
+HLC_PATTERN = re.compile(r"[0-9]{15}-[0-9a-f]{4}")
 MAX_COUNTER = 0xFFFF
 ZERO = "000000000000000-0000"
 
@@ -29,14 +29,14 @@ def format_hlc(millis: int, counter: int = 0) -> str:
 
 def parse_hlc(value: str) -> tuple[int, int]:
     """(millis, counter) of an HLC string; raises HLCError for anything else."""
-    if not isinstance(value, str) or not HLC_PATTERN.match(value):
+    if not isinstance(value, str) or not HLC_PATTERN.fullmatch(value):
         raise HLCError(f"not an hlc: {value!r}")
     millis, counter = value.split("-")
     return int(millis), int(counter, 16)
 
 
 def is_hlc(value: object) -> bool:
-    return isinstance(value, str) and HLC_PATTERN.match(value) is not None
+    return isinstance(value, str) and HLC_PATTERN.fullmatch(value) is not None
 
 
 def hlc_millis(value: str) -> int:

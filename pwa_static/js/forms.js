@@ -1,0 +1,333 @@
+/**
+ * Visit forms on the phone: answer validation, relevance, defaults and the "problem found"
+ * path, by the same rules as the server's forms package (forms/README.md is the
+ * specification; tests/vectors/forms_validation.json pins the two implementations together).
+ *
+ * A form version is the `data` of a pulled `form` record (FormVersion.to_record_data() in
+ * Python): {form_id, version, title, policy, fields: [field definitions as written]}.
+ * Definitions were checked by the server before any phone saw them, so nothing here checks
+ * them again. Answers are a plain object of field id -> JSON value.
+ *
+ * @module forms
+ */
+
+import { answerOf, isAnswered, parseExpression } from "./expressions.js";
+
+export { ExpressionError, isAnswered, parseExpression } from "./expressions.js";
+
+const DEFAULT_MAX_LENGTH = 2000;
+const DATE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/;
+const SHA256 = /^[0-9a-f]{64}$/;
+
+/** The wording of every validation code, as in forms/messages.py. */
+export const MESSAGES = {
+  "zh-CN": {
+    unknown_field: "不是本表的字段",
+    not_relevant: "根据其他回答，此项不应填写",
+    required: "必填",
+    "wrong_type:text": "应为文字",
+    "wrong_type:number": "应为数字",
+    "wrong_type:boolean": "应为“是”或“否”",
+    "wrong_type:date": "应为日期（格式 YYYY-MM-DD）",
+    "wrong_type:single_choice": "应为一个选项",
+    "wrong_type:multiple_choice": "应为选项列表",
+    "wrong_type:person": "应为本户人员",
+    "wrong_type:photo": "应为照片（SHA-256 摘要）",
+    invalid_date: "日历上没有这一天",
+    not_a_choice: "不是可选的选项",
+    duplicate_choice: "选项重复",
+    unknown_person: "不是本户人员",
+    too_small: "不能小于 {0}",
+    too_large: "不能大于 {0}",
+    too_long: "不能超过 {0} 个字",
+  },
+  en: {
+    unknown_field: "is not a field of this form",
+    not_relevant: "does not apply given the other answers",
+    required: "is required",
+    "wrong_type:text": "must be text",
+    "wrong_type:number": "must be a number",
+    "wrong_type:boolean": "must be yes or no",
+    "wrong_type:date": "must be a date written YYYY-MM-DD",
+    "wrong_type:single_choice": "must be one choice",
+    "wrong_type:multiple_choice": "must be a list of choices",
+    "wrong_type:person": "must be a person of the household",
+    "wrong_type:photo": "must be a photo (its SHA-256 digest)",
+    invalid_date: "is not a day of the calendar",
+    not_a_choice: "is not one of the choices",
+    duplicate_choice: "lists the same choice twice",
+    unknown_person: "is not a person of this household",
+    too_small: "must be at least {0}",
+    too_large: "must be at most {0}",
+    too_long: "must be at most {0} characters",
+  },
+};
+
+/**
+ * The message of a validation code for people: `describe("too_small:0", "en")`.
+ * @param {string} code a code from validateAnswers
+ * @param {string} [lang="zh-CN"] any `en` or `en-*` is English, everything else Chinese
+ * @returns {string}
+ * @throws {Error} for a code that has no message
+ */
+export function describe(code, lang = "zh-CN") {
+  const messages = MESSAGES[language(lang)];
+  const plain = messages[code];
+  if (Object.hasOwn(messages, code) && !plain.includes("{0}")) {
+    return plain;
+  }
+  const colon = code.indexOf(":");
+  const key = colon < 0 ? code : code.slice(0, colon);
+  const argument = colon < 0 ? "" : code.slice(colon + 1);
+  const template = Object.hasOwn(messages, key) ? messages[key] : "";
+  if (!argument || !template.includes("{0}")) {
+    throw new Error(`unknown message code ${JSON.stringify(code)}`);
+  }
+  return template.replace("{0}", () => argument);
+}
+
+function language(lang) {
+  if (Object.hasOwn(MESSAGES, lang)) {
+    return lang;
+  }
+  return lang.toLowerCase().split("-")[0] === "en" ? "en" : "zh-CN";
+}
+
+/** Form versions with their conditions parsed, built once per form record object. */
+const compiled = new WeakMap();
+
+/**
+ * The fields of a form version, in order, ready to evaluate.
+ * @returns {Map<string, object>} id -> {id, type, doc, required, relevant, choices, problem}
+ */
+function fieldsOf(formVersion) {
+  let fields = compiled.get(formVersion);
+  if (fields === undefined) {
+    fields = new Map(formVersion.fields.map((doc) => [doc.id, compileField(doc)]));
+    compiled.set(formVersion, fields);
+  }
+  return fields;
+}
+
+function compileField(doc) {
+  const required = doc.required ?? false;
+  const condition = typeof required === "boolean" ? String(required) : required;
+  return {
+    id: doc.id,
+    type: doc.type,
+    doc,
+    required: parseExpression(condition),
+    relevant: parseExpression(doc.relevant ?? "true"),
+    choices: new Set((doc.choices ?? []).map((choice) => choice.value)),
+    problem: doc.problem && {
+      when: parseExpression(doc.problem.when),
+      category: doc.problem.category,
+    },
+  };
+}
+
+/** A field of the form by id or definition; asking about a field it lacks is a bug. */
+function fieldOf(formVersion, field) {
+  const id = typeof field === "string" ? field : field.id;
+  const found = fieldsOf(formVersion).get(id);
+  if (found === undefined) {
+    throw new Error(`form ${formVersion.form_id} has no field ${JSON.stringify(id)}`);
+  }
+  return found;
+}
+
+/**
+ * Whether a field applies given the answers so far (hide it when not).
+ * @param {object} formVersion
+ * @param {string | object} field its id, or its definition from formVersion.fields
+ * @param {object} answers
+ * @returns {boolean}
+ */
+export function isRelevant(formVersion, field, answers) {
+  return fieldOf(formVersion, field).relevant.holds(answers);
+}
+
+/**
+ * Whether the field must be answered given the answers so far: it is relevant and its
+ * `required` condition holds (an irrelevant field is never required).
+ * @param {object} formVersion
+ * @param {string | object} field its id, or its definition from formVersion.fields
+ * @param {object} answers
+ * @returns {boolean}
+ */
+export function isRequired(formVersion, field, answers) {
+  const compiledField = fieldOf(formVersion, field);
+  return compiledField.relevant.holds(answers) && compiledField.required.holds(answers);
+}
+
+/**
+ * Field id -> message codes of everything wrong with the answers; {} when valid. At most one
+ * code per field, decided in the order of forms/README.md: unknown field, relevance, presence,
+ * then the value itself.
+ * @param {object} formVersion
+ * @param {object} answers
+ * @param {string[] | null} [people=null] ids of the household's people; when given, a person
+ *   answer must be one of them
+ * @returns {Object<string, string[]>}
+ */
+export function validateAnswers(formVersion, answers, people = null) {
+  const fields = fieldsOf(formVersion);
+  const known = people === null ? null : new Set(people);
+  const errors = {};
+  for (const id of Object.keys(answers)) {
+    if (!fields.has(id)) {
+      errors[id] = ["unknown_field"];
+    }
+  }
+  for (const field of fields.values()) {
+    const code = fieldError(field, answers, known);
+    if (code !== null) {
+      errors[field.id] = [code];
+    }
+  }
+  return errors;
+}
+
+/** Relevance first, then presence, then the value itself. */
+function fieldError(field, answers, people) {
+  const value = answerOf(answers, field.id);
+  const answered = isAnswered(value);
+  if (!field.relevant.holds(answers)) {
+    return answered ? "not_relevant" : null;
+  }
+  if (!answered) {
+    return field.required.holds(answers) ? "required" : null;
+  }
+  return CHECKS[field.type](field, value, people);
+}
+
+/**
+ * The problems the answers point to, in form order, for the phone to offer as new problems.
+ * @param {object} formVersion
+ * @param {object} answers
+ * @returns {{field: string, category: string}[]}
+ */
+export function problemsFound(formVersion, answers) {
+  return [...fieldsOf(formVersion).values()]
+    .filter((field) => field.problem && field.relevant.holds(answers)
+      && field.problem.when.holds(answers))
+    .map((field) => ({ field: field.id, category: field.problem.category }));
+}
+
+/**
+ * The answers a new visit starts with: each field's `default`, for the fields that are
+ * relevant given those defaults. Defaults that make each other irrelevant are dropped until
+ * none is, so the prefilled answers never hold a not_relevant answer.
+ * @param {object} formVersion
+ * @returns {object} field id -> a fresh copy of its default
+ */
+export function defaults(formVersion) {
+  let prefill = Object.fromEntries(formVersion.fields
+    .filter((doc) => doc.default !== undefined && doc.default !== null)
+    .map((doc) => [doc.id, JSON.parse(JSON.stringify(doc.default))]));
+  for (;;) {
+    const kept = Object.entries(prefill).filter(([id]) => isRelevant(formVersion, id, prefill));
+    if (kept.length === Object.keys(prefill).length) {
+      return prefill;
+    }
+    prefill = Object.fromEntries(kept);
+  }
+}
+
+function checkText(field, value) {
+  if (typeof value !== "string") {
+    return "wrong_type:text";
+  }
+  const maxLength = field.doc.max_length ?? DEFAULT_MAX_LENGTH;
+  // Python's len() counts code points, not UTF-16 units: an emoji is one character.
+  return [...value].length > maxLength ? `too_long:${maxLength}` : null;
+}
+
+function checkNumber(field, value) {
+  if (typeof value !== "number" || !Number.isFinite(value)) {
+    return "wrong_type:number";
+  }
+  const { min, max } = field.doc;
+  if (min !== undefined && min !== null && value < min) {
+    return `too_small:${formatNumber(min)}`;
+  }
+  if (max !== undefined && max !== null && value > max) {
+    return `too_large:${formatNumber(max)}`;
+  }
+  return null;
+}
+
+/**
+ * A bound as Python's format_number writes it in a code: integral values without a decimal
+ * point (`2`, also for 2.0 and 1e21), others as Python's repr (`0.5`, `1e-05`).
+ */
+export function formatNumber(number) {
+  if (Number.isInteger(number)) {
+    return BigInt(number).toString();
+  }
+  const [mantissa, exponent] = number.toExponential().split("e");
+  const power = Number(exponent);
+  if (power >= -4) {
+    return String(number);
+  }
+  return `${mantissa}e-${String(-power).padStart(2, "0")}`;
+}
+
+function checkBoolean(field, value) {
+  return typeof value === "boolean" ? null : "wrong_type:boolean";
+}
+
+function checkDate(field, value) {
+  if (typeof value !== "string" || !DATE.test(value)) {
+    return "wrong_type:date";
+  }
+  const [year, month, day] = value.split("-").map(Number);
+  return year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= daysIn(year, month)
+    ? null
+    : "invalid_date";
+}
+
+/** Days of a month in the proleptic Gregorian calendar (Python's datetime.date). */
+function daysIn(year, month) {
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  return [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
+}
+
+function checkSingleChoice(field, value) {
+  if (typeof value !== "string") {
+    return "wrong_type:single_choice";
+  }
+  return field.choices.has(value) ? null : "not_a_choice";
+}
+
+function checkMultipleChoice(field, value) {
+  if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) {
+    return "wrong_type:multiple_choice";
+  }
+  if (!value.every((item) => field.choices.has(item))) {
+    return "not_a_choice";
+  }
+  return new Set(value).size === value.length ? null : "duplicate_choice";
+}
+
+function checkPerson(field, value, people) {
+  if (typeof value !== "string") {
+    return "wrong_type:person";
+  }
+  return people === null || people.has(value) ? null : "unknown_person";
+}
+
+function checkPhoto(field, value) {
+  return typeof value === "string" && SHA256.test(value) ? null : "wrong_type:photo";
+}
+
+const CHECKS = {
+  text: checkText,
+  number: checkNumber,
+  boolean: checkBoolean,
+  date: checkDate,
+  single_choice: checkSingleChoice,
+  multiple_choice: checkMultipleChoice,
+  person: checkPerson,
+  photo: checkPhoto,
+};
