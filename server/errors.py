@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from sync.errors import SyncError
@@ -29,6 +30,7 @@ STATUS = {
     "validation_failed": 422,
     "client_too_old": 426,
     "rate_limited": 429,
+    "unavailable": 503,
     "internal_error": 500,
 }
 
@@ -57,6 +59,10 @@ MESSAGES = {
     "validation_failed": ("数据校验未通过", "Validation failed"),
     "client_too_old": ("应用版本过旧，请更新", "This app version is too old; please update"),
     "rate_limited": ("尝试次数过多，请稍后再试", "Too many attempts; try again later"),
+    "unavailable": (
+        "服务器暂时无法访问数据库，数据未丢失，请稍后重试",
+        "The database is briefly unavailable; nothing was lost, try again shortly",
+    ),
     "internal_error": (
         "服务器内部错误，数据未丢失，请稍后重试",
         "Internal server error; nothing was lost, try again later",
@@ -140,6 +146,14 @@ def register_error_handlers(app: Flask) -> None:
                 if key.lower() == "allow":
                     response.headers["Allow"] = value
         return response
+
+    @app.errorhandler(OperationalError)
+    def on_database_down(exc: OperationalError) -> Any:
+        """The database went away (restart, failover): nothing was committed, retry later."""
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+        if not request.path.startswith("/api/"):
+            raise exc
+        return error_response("unavailable", headers={"Retry-After": "5"})
 
     @app.errorhandler(Exception)
     def on_unexpected(exc: Exception) -> Any:

@@ -23,6 +23,26 @@ class PostgresServer:
     pg_ctl: str
     as_user: list[str]
 
+    def restart(self) -> None:
+        """An immediate (crash-like) restart: no checkpoint, recovery from the WAL on start."""
+        log = os.path.join(os.path.dirname(self.data_dir), "log")
+        command = [
+            *self.as_user,
+            self.pg_ctl,
+            "-D",
+            self.data_dir,
+            "-l",
+            log,
+            "-m",
+            "immediate",
+            "-w",
+            "-t",
+            "60",
+            "restart",
+        ]
+        # no pipes: the restarted server would inherit them and pg_ctl's output never ends
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def stop(self) -> None:
         subprocess.run(
             [*self.as_user, self.pg_ctl, "-D", self.data_dir, "-m", "fast", "-w", "stop"],

@@ -160,6 +160,8 @@ class Phone:
             "device_time": datetime.now(UTC).isoformat(),
         }
         status, answer = call(self.server.url + "/api/v1/sync/push", "POST", body, self.token)
+        if status >= 500:
+            raise ConnectionError(f"server error {status}: {answer}")
         assert status == 200, answer
         acked = {r["op_id"]: r for r in answer["results"] if r["status"] != "gap"}
         for op_id, result in acked.items():
@@ -173,6 +175,8 @@ class Phone:
         if self.cursor:
             url += "&cursor=" + self.cursor
         status, answer = call(url, "GET", token=self.token)
+        if status >= 500:
+            raise ConnectionError(f"server error {status}: {answer}")
         assert status == 200, answer
         for record in answer["records"]:
             key = (record["type"], record["id"])

@@ -11,10 +11,12 @@ import random
 import threading
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from server.models import Op, Visit
-from tests.conftest import sql_engine
+from tests import pgserver
+from tests.conftest import IN_CI, sql_engine
 from tests.faults.harness import Phone, Server
 
 ROUNDS = int(os.environ.get("ZOUFANG_FAULT_ROUNDS", "50"))
@@ -36,7 +38,8 @@ def _seed(database_url):
     return json.loads(result.output)
 
 
-def run_kill_loop(database_url: str, rounds: int) -> None:
+def run_kill_loop(database_url: str, rounds: int, disrupt=None, restart_app: bool = True) -> None:
+    """Phones sync while ``disrupt`` strikes ``rounds`` times (default: SIGKILL the server)."""
     summary = _seed(database_url)
     cadres = [u for u in summary["users"] if u["role"] == "cadre"][:4]
     server = Server(database_url)
@@ -65,8 +68,11 @@ def run_kill_loop(database_url: str, rounds: int) -> None:
     try:
         for _ in range(rounds):
             time.sleep(rng.uniform(0.05, 0.4))
-            server.kill()
-            server.start()
+            if restart_app:
+                server.kill()
+                server.start()
+            else:
+                disrupt()
         stop.set()
         for thread in threads:
             thread.join(timeout=max(1, deadline - time.monotonic()))
@@ -106,3 +112,17 @@ def test_sigkill_during_sync_loses_and_duplicates_nothing_on_sqlite(tmp_path):
 
 def test_sigkill_during_sync_loses_and_duplicates_nothing_on_postgres(postgres_url):
     run_kill_loop(postgres_url, ROUNDS)
+
+
+def test_a_postgres_crash_restart_under_sync_load_loses_nothing(tmp_path):
+    """Issue 7 §3: PostgreSQL itself restarted (immediate mode) while phones sync."""
+    try:
+        cluster = pgserver.start()
+    except RuntimeError as exc:
+        if IN_CI:
+            raise
+        pytest.skip(f"PostgreSQL unavailable here: {exc}")
+    try:
+        run_kill_loop(cluster.url, max(5, ROUNDS // 5), disrupt=cluster.restart, restart_app=False)
+    finally:
+        cluster.stop()
