@@ -11,6 +11,7 @@ from flask import Flask
 
 from server.db import configure_engine, db, engine_options, normalize_url
 from server.errors import register_error_handlers
+from server.jsonio import OrjsonProvider
 from server.store import SqlStore
 from sync.hlc import Clock
 
@@ -21,12 +22,15 @@ DEFAULTS: dict[str, Any] = {
     "MAX_BLOB_BYTES": 2 * 1024 * 1024,
     # Argon2id, OWASP's recommended minimum (19 MiB, 2 passes)
     "PASSWORD_HASH": {"time_cost": 2, "memory_cost": 19 * 1024, "parallelism": 1},
-    "JSON_SORT_KEYS": False,
 }
 
 
+class ZoufangFlask(Flask):
+    json_provider_class = OrjsonProvider
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    app = Flask(
+    app = ZoufangFlask(
         __name__,
         instance_relative_config=True,
         static_folder=str(Path(__file__).parent.parent / "pwa_static"),
@@ -43,8 +47,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["SQLALCHEMY_DATABASE_URI"] = normalize_url(url)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config["CURSOR_KEY"] = (app.config["SECRET_KEY"] + ":cursor").encode()
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.json.sort_keys = False  # type: ignore[attr-defined]
 
     db.init_app(app)
     with app.app_context():
@@ -59,6 +61,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from server.api import api
 
     app.register_blueprint(api)
+    from server.blobs_api import blobs
+
+    app.register_blueprint(blobs)
+    from server.reports_api import reports_api
+
+    app.register_blueprint(reports_api)
+    from server.admin_api import admin
+
+    app.register_blueprint(admin)
+    from server.jobs_api import jobs_api
+
+    app.register_blueprint(jobs_api)
     from server.web import web
 
     app.register_blueprint(web)

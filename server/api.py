@@ -29,7 +29,7 @@ def json_body(max_bytes: int | None = None) -> Any:
 @api.after_request
 def no_store(response: Response) -> Response:
     """API answers carry personal data: no cache may keep them."""
-    response.headers["Cache-Control"] = "no-store"
+    response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 

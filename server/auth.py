@@ -27,6 +27,7 @@ ROLES = ("cadre", "supervisor", "admin")
 LOGIN_WINDOW = timedelta(minutes=15)
 LOGIN_FAILURES_PER_USER = 10
 LOGIN_FAILURES_PER_IP = 50
+TOKEN_TTL_DAYS = 180  # the default of ZOUFANG_TOKEN_TTL_DAYS
 
 
 def hasher() -> PasswordHasher:
@@ -53,6 +54,11 @@ def dummy_hash() -> str:
     if key not in _DUMMY:
         _DUMMY[key] = hasher().hash(secrets.token_hex(16))
     return _DUMMY[key]
+
+
+def token_expiry_cutoff() -> datetime:
+    """A token unused since before this moment has expired (``TOKEN_TTL_DAYS`` of disuse)."""
+    return utcnow() - timedelta(days=int(current_app.config.get("TOKEN_TTL_DAYS", TOKEN_TTL_DAYS)))
 
 
 def token_hash(token: str) -> str:
@@ -128,6 +134,8 @@ def current_caller() -> Caller:
             select(
                 Device.id,
                 Device.revoked_at,
+                Device.revoked_by,
+                Device.created_at,
                 Device.last_seen_at,
                 User.id.label("user_id"),
                 User.username,
@@ -138,10 +146,16 @@ def current_caller() -> Caller:
             .join(User, User.id == Device.user_id)
             .where(Device.token_hash == token_hash(token.strip()))
         ).first()
-        if row is None or not row.active:
+        if row is None:
             raise ApiError("unauthorized", "unknown or expired token")
-        if row.revoked_at is not None:
-            raise ApiError("device_revoked")
+        if row.revoked_at is not None and row.revoked_by is not None:
+            raise ApiError("device_revoked")  # before the user check: the phone must wipe itself
+        if not row.active:
+            raise ApiError("unauthorized", "this account is deactivated")
+        # revoked by nobody = purged for disuse: sign in again, the phone keeps its data
+        last_used = row.last_seen_at or row.created_at
+        if row.revoked_at is not None or last_used < token_expiry_cutoff():
+            raise ApiError("unauthorized", "the token has expired; sign in again")
         assignment = assignment_of(conn, row.user_id)
     _touch_device(engine, row.id, row.last_seen_at)
     g.caller = Caller(row.id, row.user_id, row.username, row.name, row.role, assignment)

@@ -45,6 +45,8 @@ def db_upgrade(revision: str) -> None:
     click.echo(
         f"database at revision {revision}: {app.config['SQLALCHEMY_DATABASE_URI'].split('@')[-1]}"
     )
+    if revision == "head":
+        _publish_shipped_forms(app)
 
 
 @main.command("seed-demo")
@@ -138,6 +140,184 @@ def users_add(
             ensure_ascii=False,
         )
     )
+
+
+@main.group()
+def jobs() -> None:
+    """Scheduled jobs (docs/jobs.md)."""
+
+
+@jobs.command("list")
+@click.option("--json", "as_json", is_flag=True, help="print the jobs as JSON")
+def jobs_list(as_json: bool) -> None:
+    """Each job: schedule, last run and its result, next run."""
+    from server.jobs import job_statuses
+
+    with _app().app_context():
+        statuses = job_statuses()
+    if as_json:
+        click.echo(json.dumps(statuses, ensure_ascii=False))
+        return
+    for job in statuses:
+        click.echo(
+            f"{job['name']:<20} {job['schedule']:<14} {job['last_status'] or 'never':<11} "
+            f"last {job['last_started_at'] or '-'}  next {job['next_run_at'] or '-'}  "
+            f"{job['last_message'] or ''}".rstrip()
+        )
+
+
+@jobs.command("run")
+@click.argument("name")
+def jobs_run(name: str) -> None:
+    """Run the job NAME now, under the same lock as the scheduler; exit 1 unless it ran ok."""
+    from server.jobs import UnknownJob, run_now
+
+    try:
+        with _app().app_context():
+            result = run_now(name)
+    except UnknownJob as exc:
+        raise click.ClickException(f"no job named {name!r} (see `zoufang jobs list`)") from exc
+    click.echo(f"{name}: {result.status} {result.message}".rstrip())
+    if result.status != "ok":
+        sys.exit(1)
+
+
+@main.group("import")
+def import_() -> None:
+    """Import data from files."""
+
+
+@import_.command("roster")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--county",
+    default=None,
+    help="the county the roster belongs to, created if no county has this name "
+    "(needed when the database has no county or several)",
+)
+@click.option("--dry-run", is_flag=True, help="check the file and count the changes; write nothing")
+def import_roster(file: str, county: str | None, dry_run: bool) -> None:
+    """Households and people from a roster (.xlsx, or .csv in UTF-8): every row, or none.
+
+    Messages are in Chinese when LANG starts with zh, in English otherwise.
+    """
+    import os
+    from pathlib import Path
+
+    from server.roster import RosterRejected, summary_text
+    from server.roster import import_roster as run_import
+    from server.upgrade import upgrade
+
+    english = not os.environ.get("LANG", "").lower().startswith("zh")
+    warning = "warning: " if english else "提示："
+    path = Path(file)
+    app = _app()
+    upgrade(app)
+    try:
+        with app.app_context():
+            summary = run_import(
+                path.read_bytes(), county=county, dry_run=dry_run, source=path.name
+            )
+    except RosterRejected as exc:
+        for issue in exc.warnings:
+            click.echo(warning + issue.text(english), err=True)
+        for issue in exc.errors:
+            click.echo(issue.text(english), err=True)
+        raise click.ClickException(
+            f"{len(exc.errors)} error(s) in {path.name}; nothing was imported"
+            if english
+            else f"{path.name} 中有 {len(exc.errors)} 处错误，未导入任何数据"
+        ) from None
+    for issue in summary["warnings"]:
+        click.echo(warning + issue.text(english), err=True)
+    click.echo(summary_text(summary, english))
+
+
+@main.group()
+def export() -> None:
+    """Exports for analysis outside the app."""
+
+
+@export.command("sqlite")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True))
+def export_sqlite(file: str) -> None:
+    """A read-only SQLite snapshot FILE (sqlite-utils) for Datasette or Excel; ID numbers and
+    phone numbers masked, no password hashes."""
+    from pathlib import Path
+
+    from server.exports import sqlite_snapshot
+
+    with _app().app_context():
+        counts = sqlite_snapshot(Path(file))
+    click.echo(json.dumps({"file": file, "counts": counts}, ensure_ascii=False))
+
+
+@main.group("forms")
+def forms_group() -> None:
+    """Visit forms: the versions published to phones (CONTRACT §9, forms/README.md)."""
+
+
+def _publish_shipped_forms(app: Flask) -> None:
+    from server.forms_service import FormVersionConflict, publish_forms
+
+    try:
+        with app.app_context():
+            published = publish_forms(actor=None)
+    except FormVersionConflict as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"form versions newly published: {published}")
+
+
+@forms_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="print the versions as JSON")
+def forms_list(as_json: bool) -> None:
+    """Every form version: published to phones, or only shipped in forms/definitions."""
+    from server.forms_service import form_overview
+
+    with _app().app_context():
+        overview = form_overview()
+    if as_json:
+        click.echo(json.dumps(overview, ensure_ascii=False))
+        return
+    for form in overview:
+        click.echo(
+            f"{form['form_id']:<24} v{form['version']:<4} {form['fields']:>3} fields  "
+            f"{form['policy'] or '-':<8} {form['title']['zh-CN']}  [{form['status']}]"
+        )
+
+
+@forms_group.command("publish")
+def forms_publish() -> None:
+    """Publish the shipped form versions not published yet (db upgrade does this too)."""
+    _publish_shipped_forms(_app())
+
+
+@forms_group.command("import-xlsform")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--form-id", default=None, help="the form it is a version of (default: settings)")
+@click.option("--dry-run", is_flag=True, help="check and print the definition; publish nothing")
+def forms_import_xlsform(file: str, form_id: str | None, dry_run: bool) -> None:
+    """Publish an XLSForm (.xlsx, ODK/KoBo layout) as the next version of its form."""
+    from pathlib import Path
+
+    from forms.xlsform import XLSFormError
+    from server.forms_service import import_xlsform
+
+    path = Path(file)
+    try:
+        with _app().app_context():
+            result = import_xlsform(path, form_id=form_id, dry_run=dry_run)
+    except XLSFormError as exc:
+        raise click.ClickException(f"{path.name}: {exc}") from exc
+    form = result.form
+    name = f"{form.form_id} version {form.version} ({len(form.fields)} fields)"
+    if result.status == "dry_run":
+        click.echo(json.dumps(form.to_record_data(), ensure_ascii=False, indent=2))
+        click.echo(f"dry run: would publish {name}; nothing was stored", err=True)
+    elif result.status == "unchanged":
+        click.echo(f"unchanged: identical to the published {name}; nothing was stored")
+    else:
+        click.echo(f"published {name}; phones get it on their next sync")
 
 
 if __name__ == "__main__":

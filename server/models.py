@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import db
@@ -53,6 +63,10 @@ class Person(SyncedColumns, db.Model):
 
 
 class Visit(SyncedColumns, db.Model):
+    """Append-only and the largest table: every index here is paid on each pushed visit, so a
+    directly assigned household's visits are pulled through (household_id, time), not a
+    (household_id, version) index of their own."""
+
     __tablename__ = "visits"
     visitor_id: Mapped[str | None] = mapped_column(ID)
     device_id: Mapped[str | None] = mapped_column(ID)
@@ -63,9 +77,14 @@ class Visit(SyncedColumns, db.Model):
     corrects: Mapped[str | None] = mapped_column(ID)
     __table_args__ = (
         Index("ix_visits_village_version", "village_id", "version"),
-        Index("ix_visits_household_version", "household_id", "version"),
         Index("ix_visits_household_time", "household_id", "visited_at_effective"),
         Index("ix_visits_time", "visited_at_effective"),
+        Index(  # reports: is this visit replaced by a correction? (corrections are rare)
+            "ix_visits_corrects",
+            "corrects",
+            sqlite_where=text("corrects IS NOT NULL"),
+            postgresql_where=text("corrects IS NOT NULL"),
+        ),
     )
 
 
@@ -257,6 +276,37 @@ class Snapshot(db.Model):
     taken_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     data: Mapped[str] = mapped_column(Text, nullable=False)
     __table_args__ = (Index("ix_snapshots_kind_period", "kind", "period", "region_id"),)
+
+
+class Setting(db.Model):
+    """A setting an admin changes at run time (the visit policy), as JSON; it overrides the
+    configuration value of the same meaning."""
+
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    updated_by: Mapped[str | None] = mapped_column(ID)
+
+
+class Blob(db.Model):
+    """A photo, stored by the SHA-256 of its bytes (CONTRACT §11)."""
+
+    __tablename__ = "blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    content_type: Mapped[str] = mapped_column(String(100), nullable=False)
+    content: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    created_by: Mapped[str | None] = mapped_column(ID)
+
+
+class BlobRef(db.Model):
+    """Which visit refers to which photo: who may fetch a photo follows who may see the visit."""
+
+    __tablename__ = "blob_refs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    visit_id: Mapped[str] = mapped_column(ID, primary_key=True)
 
 
 SYNCED_MODELS = {

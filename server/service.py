@@ -174,7 +174,6 @@ def push(caller: Caller, envelope: dict[str, Any]) -> dict[str, Any]:
         check_answers=current_app.extensions.get("zoufang_answer_check"),
     )
     result = engine.push(store(), ctx, ops)
-    _mark_synced(caller.device_id)
     return {"results": result.results, "next_seq": result.next_seq, "server_hlc": hlc}
 
 

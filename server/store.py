@@ -8,12 +8,12 @@ versions are handed out in commit order and a pull never skips a record committe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Table,
     and_,
@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from server.db import WRITE_OPTION
-from server.models import SYNCED_MODELS, AssignmentSnapshot, Counter, Device, Op
+from server.models import SYNCED_MODELS, AssignmentSnapshot, BlobRef, Counter, Device, Op
 from server.models import FieldWrite as FieldWriteRow
 from sync.merge import FieldWrite
 from sync.records import parse_offset_datetime
@@ -45,12 +45,17 @@ COUNTERS: Table = Counter.__table__  # type: ignore[assignment]
 DEVICES: Table = Device.__table__  # type: ignore[assignment]
 OPS: Table = Op.__table__  # type: ignore[assignment]
 WRITES: Table = FieldWriteRow.__table__  # type: ignore[assignment]
+BLOB_REFS: Table = BlobRef.__table__  # type: ignore[assignment]
 SNAPSHOTS: Table = AssignmentSnapshot.__table__  # type: ignore[assignment]
 CHUNK = 500
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Compact UTF-8 JSON. orjson: the push path serializes every record, and it is 5× faster."""
+    return orjson.dumps(value).decode()
+
+
+loads = orjson.loads
 
 
 def utc_naive(value: Any) -> datetime | None:
@@ -191,7 +196,7 @@ class SqlStore:
                 r.id,
                 r.version,
                 bool(r.deleted),
-                json.loads(r.data),
+                loads(r.data),
                 r.village_id,
                 r.household_id,
             )
@@ -239,7 +244,7 @@ class SqlStore:
             ).first()
         if row is None:
             return None
-        return Assignment(tuple(json.loads(row.region_ids)), tuple(json.loads(row.household_ids)))
+        return Assignment(tuple(loads(row.region_ids)), tuple(loads(row.household_ids)))
 
 
 def _visible(table: Table, type_: str, scope: Scope) -> ColumnElement[bool]:
@@ -291,10 +296,15 @@ class SqlTxn:
         )
 
     def save_device(self, device: DeviceState) -> None:
+        """The device's seq and clock, and when it last synced (in the same transaction)."""
         self.conn.execute(
             update(DEVICES)
             .where(DEVICES.c.id == device.id)
-            .values(next_seq=device.next_seq, last_hlc=device.last_hlc)
+            .values(
+                next_seq=device.next_seq,
+                last_hlc=device.last_hlc,
+                last_sync_at=datetime.now(UTC).replace(tzinfo=None),
+            )
         )
 
     def ops(self, op_ids: Iterable[str]) -> dict[str, StoredOp]:
@@ -303,7 +313,7 @@ class SqlTxn:
             query = select(OPS).where(OPS.c.op_id.in_(chunk))
             for r in self.conn.execute(query.order_by(OPS.c.received_at, OPS.c.device_seq)):
                 row = dict(r._mapping)
-                row["error"] = json.loads(row["error"]) if row["error"] else None
+                row["error"] = loads(row["error"]) if row["error"] else None
                 row["received_at"] = row["received_at"].isoformat()
                 out.setdefault(r.op_id, StoredOp(**row))
         return out
@@ -337,7 +347,7 @@ class SqlTxn:
                     r.id,
                     r.version,
                     bool(r.deleted),
-                    json.loads(r.data),
+                    loads(r.data),
                     r.village_id,
                     r.household_id,
                 )
@@ -346,6 +356,14 @@ class SqlTxn:
     def insert_records(self, records: list[Record]) -> None:
         for type_, rows in _rows_by_type(records).items():
             self.conn.execute(insert(TABLES[type_]), rows)
+        refs = [
+            {"sha256": sha, "visit_id": r.id}
+            for r in records
+            if r.type == "visit"
+            for sha in r.data.get("photos") or []
+        ]
+        if refs:
+            self.conn.execute(insert(BLOB_REFS), refs)
 
     def update_records(self, records: list[Record]) -> None:
         for type_, rows in _rows_by_type(records).items():
@@ -366,7 +384,7 @@ class SqlTxn:
             for r in self.conn.execute(query.order_by(WRITES.c.id)):
                 row = dict(r._mapping)
                 del row["id"]
-                out[r.record_id].append(FieldWrite(**{**row, "value": json.loads(r.value)}))
+                out[r.record_id].append(FieldWrite(**{**row, "value": loads(r.value)}))
         return out
 
     def add_field_writes(self, writes: list[FieldWrite]) -> None:

@@ -13,6 +13,7 @@ from gunicorn.app.base import BaseApplication
 
 from server import create_app
 from server.db import db
+from server.jobs import start_scheduler
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -37,6 +38,13 @@ def run(host: str, port: int, workers: int, threads: int, scheduler: bool) -> No
         with app.app_context():
             db.engine.dispose(close=False)
 
+    def post_worker_init(_worker: Any) -> None:
+        """Each worker runs a scheduler; the database lock lets one process run each job
+        (server/jobs.py). Not in post_fork: until the worker has its signal handlers, a
+        SIGTERM is lost and the worker lingers until the graceful timeout."""
+        if app.config["RUN_SCHEDULER"]:
+            start_scheduler(app)
+
     app.config["RUN_SCHEDULER"] = scheduler
     options = {
         "bind": f"{host}:{port}",
@@ -50,5 +58,6 @@ def run(host: str, port: int, workers: int, threads: int, scheduler: bool) -> No
         "errorlog": "-",
         "loglevel": "info",
         "post_fork": post_fork,
+        "post_worker_init": post_worker_init,
     }
     _Gunicorn(app, options).run()

@@ -6,6 +6,7 @@ and the parsed request, and sends back what it returns.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -178,8 +179,16 @@ class _Batch:
             self.changed[key] = record
 
     def log(
-        self, op: Op, status: str, version: int | None, error: dict[str, Any] | None, hlc: str
+        self,
+        op: Op,
+        status: str,
+        version: int | None,
+        error: dict[str, Any] | None,
+        hlc: str,
+        keep_payload: bool = True,
     ) -> None:
+        """Log the op. A stored visit is append-only and holds everything its op carried, so
+        its log entry need not repeat the payload; every other op keeps it for the audit."""
         self.logged[op.op_id] = StoredOp(
             op_id=op.op_id,
             device_id=self.device.id,
@@ -192,7 +201,7 @@ class _Batch:
             hlc=op.hlc,
             effective_hlc=hlc,
             base_version=op.base_version,
-            payload=op.payload,
+            payload=op.payload if keep_payload else "",
             status=status,
             version=version,
             error=error,
@@ -215,7 +224,7 @@ class _Batch:
             error = rejected.error.as_dict()
             self.log(op, "rejected", None, error, hlc)
             return _result(op, "rejected", None, error)
-        self.log(op, status, version, None, hlc)
+        self.log(op, status, version, None, hlc, keep_payload=op.type != "visit")
         return _result(op, status, version, None)
 
     def _household_in_scope(self, household_id: str) -> Record:
@@ -284,6 +293,7 @@ class _Batch:
         if household.data.get("status") == "archived":
             review.append("household_archived")
         return {
+            "photos": photos_in(op.data.get("answers") or {}),
             "visitor_id": ctx.user_id,
             "device_id": ctx.device_id,
             "visited_at_effective": effective.isoformat(timespec="seconds"),
@@ -383,6 +393,19 @@ class _Batch:
         self.txn.update_records(sorted(self.changed.values(), key=lambda r: r.version))
         self.txn.add_field_writes(self.new_writes)
         self.txn.add_ops(list(self.logged.values()))
+
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def photos_in(answers: dict[str, Any]) -> list[str]:
+    """The photos (sha256 of their bytes, CONTRACT §11) a visit's answers refer to."""
+    found: set[str] = set()
+    for value in answers.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and SHA256.fullmatch(item):
+                found.add(item)
+    return sorted(found)
 
 
 def _normal(name: str, value: Any) -> Any:

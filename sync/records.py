@@ -276,6 +276,7 @@ RECORD_TYPES: dict[str, RecordType] = {
             "assignee_id": Field(_ref()),
             "due_date": Field(_date()),
             "resolution": Field(_text()),
+            "status_note": Field(_text()),
         },
         frozenset({"create", "update"}),
         {"status": "least_closed"},

@@ -249,11 +249,19 @@ def test_every_applied_op_is_logged_with_who_which_device_and_when(any_app, any_
     from server.models import Op
 
     a = any_county.device("cadre_a")
-    op = a.visit(any_county.households["h1"])
-    a.push([op])
+    hid = any_county.households["h1"]
+    base = next(r for r in a.pull_all() if r["id"] == hid)["version"]
+    edit = a.op("update", "household", hid, {"phone": "13800000000"}, base)
+    visit = a.visit(hid)
+    a.push([edit, visit])
     with any_app.app_context():
-        row = db.session.execute(select(Op).where(Op.op_id == op["op_id"])).scalar_one()
-    assert row.user_id == any_county.users["cadre_a"]
-    assert (row.device_id, row.status) == (a.device_id, "applied")
-    assert row.received_at is not None
-    assert json.loads(row.payload) == op
+        rows = {r.op_id: r for r in db.session.execute(select(Op)).scalars()}
+    for op in (edit, visit):
+        row = rows[op["op_id"]]
+        assert row.user_id == any_county.users["cadre_a"]
+        assert (row.device_id, row.status) == (a.device_id, "applied")
+        assert row.received_at is not None
+    assert json.loads(rows[edit["op_id"]].payload) == edit  # what the edit carried, verbatim
+    assert rows[visit["op_id"]].payload == ""  # a visit is append-only: its record holds it all
+    stored = next(r for r in a.pull_all() if r["id"] == visit["id"])
+    assert all(stored["data"][k] == v for k, v in visit["data"].items())

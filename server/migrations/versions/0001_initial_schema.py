@@ -338,9 +338,6 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_visits_household_time", ["household_id", "visited_at_effective"], unique=False
         )
-        batch_op.create_index(
-            "ix_visits_household_version", ["household_id", "version"], unique=False
-        )
         batch_op.create_index("ix_visits_time", ["visited_at_effective"], unique=False)
         batch_op.create_index("ix_visits_village_version", ["village_id", "version"], unique=False)
 
@@ -382,7 +379,6 @@ def downgrade() -> None:
     with op.batch_alter_table("visits", schema=None) as batch_op:
         batch_op.drop_index("ix_visits_village_version")
         batch_op.drop_index("ix_visits_time")
-        batch_op.drop_index("ix_visits_household_version")
         batch_op.drop_index("ix_visits_household_time")
 
     op.drop_table("visits")

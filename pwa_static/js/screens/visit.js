@@ -1,0 +1,405 @@
+/**
+ * Record a visit: mode, people seen, the form of the household's visit policy, notes, and a
+ * location when the phone can give one. Everything is prefilled — the form's defaults, every
+ * person seen, a home visit — so a routine "all fine" visit is one tap on 保存.
+ *
+ * `?corrects=<visit id>` records a correction: a new visit prefilled from the earlier one
+ * (visits are never edited in place, CONTRACT §5).
+ *
+ * @module screens/visit
+ */
+
+import { defaults, describe, isAnswered, isRelevant, problemsFound, validateAnswers } from "../forms.js";
+import { lang, pick, t } from "../i18n.js";
+import * as outbox from "../outbox.js";
+import { formVersion, get, householdDetail, latestForm } from "../queries.js";
+import { localIso } from "../time.js";
+import { field, h, labelled, toast } from "../ui.js";
+
+const MODES = ["home", "phone", "wechat", "video"];
+const FORM_OF_POLICY = { weekly: "weekly_visit", monthly: "monthly_monitoring" };
+
+export async function render(ctx, [householdId], query) {
+  const detail = await householdDetail(ctx.db, householdId);
+  if (!detail) {
+    ctx.title(t("visit.title"), "#/");
+    return h("div", { class: "screen" }, h("p", { class: "empty" }, t("household.missing")));
+  }
+  const { household, people } = detail;
+  const original = detail.visits.find((v) => v.id === query.get("corrects")) ?? null;
+  const form = await formFor(ctx.db, household, original);
+  ctx.title(
+    t(original ? "visit.correctTitle" : "visit.title", { name: household.head_name }),
+    `#/h/${householdId}`,
+  );
+
+  const state = {
+    mode: original?.mode ?? "home",
+    seen: new Set(original ? (original.people_seen ?? []) : people.map((p) => p.id)),
+    answers: original ? { ...(original.answers ?? {}) } : form ? defaults(form) : {},
+    location: null,
+  };
+  const notes = h("textarea", { rows: 3, maxlength: 2000, value: original?.notes ?? "" });
+  const fields = form ? formFields(form, state, people) : { rows: [], cards: [] };
+  const peopleIds = people.map((p) => p.id);
+
+  const save = async (event) => {
+    event.preventDefault();
+    const answers = form ? relevantAnswers(form, state.answers) : {};
+    const errors = form ? validateAnswers(form, answers, peopleIds) : {};
+    if (showErrors(fields.rows, errors)) return;
+    const visit = {
+      household_id: householdId,
+      visited_at: localIso(),
+      mode: state.mode,
+      ...(form && { form_id: form.form_id, form_version: form.version, answers }),
+      people_seen: [...state.seen],
+      ...(state.location && { location: state.location }),
+      ...(notes.value.trim() && { notes: notes.value.trim() }),
+      ...(original && { corrects: original.id }),
+    };
+    const id = await outbox.create(ctx.db, "visit", visit);
+    const found = form ? problemsFound(form, answers) : [];
+    toast(t("saved.pending"));
+    ctx.navigate(found.length ? `#/found/${id}` : original ? `#/h/${householdId}` : "#/");
+  };
+
+  return h(
+    "form",
+    { class: "screen form visit", novalidate: true, on: { submit: save } },
+    modePicker(state),
+    people.length > 0 && peoplePicker(people, state),
+    form ? fields.cards : h("p", { class: "card muted" }, t("visit.noForm")),
+    h("section", { class: "card" }, field(t("visit.notes"), notes)),
+    locationRow(state),
+    h(
+      "div",
+      { class: "sticky-action" },
+      h("button", { type: "submit", class: "primary big" }, t("action.save")),
+    ),
+  );
+}
+
+/** The household's form: the version the corrected visit used, else the policy's latest. */
+async function formFor(db, household, original) {
+  if (original?.form_id) {
+    const used = await formVersion(db, original.form_id, original.form_version);
+    if (used) return used;
+  }
+  return latestForm(db, FORM_OF_POLICY[household.visit_policy] ?? "weekly_visit");
+}
+
+/** The answers to send: relevant and answered fields only (CONTRACT §9, forms/README.md). */
+function relevantAnswers(form, answers) {
+  const kept = {};
+  for (const f of form.fields) {
+    if (isAnswered(answers[f.id]) && isRelevant(form, f, answers)) kept[f.id] = answers[f.id];
+  }
+  return kept;
+}
+
+function showErrors(rows, errors) {
+  let first = null;
+  for (const row of rows) {
+    const codes = errors[row.id];
+    row.error.textContent = codes ? codes.map((code) => describe(code, lang())).join("；") : "";
+    row.error.hidden = !codes;
+    row.element.classList.toggle("invalid", Boolean(codes));
+    if (codes && !first) first = row.element;
+  }
+  first?.scrollIntoView({ block: "center" });
+  return first !== null;
+}
+
+function segmented(name, legend, options, current, onChange, className = "segmented") {
+  return h(
+    "fieldset",
+    { class: className },
+    h("legend", {}, legend),
+    options.map(([value, text]) =>
+      h(
+        "label",
+        {},
+        h("input", {
+          type: "radio",
+          name,
+          value: String(value),
+          checked: value === current,
+          on: { change: () => onChange(value) },
+        }),
+        h("span", {}, text),
+      ),
+    ),
+  );
+}
+
+function modePicker(state) {
+  return h(
+    "section",
+    { class: "card" },
+    segmented(
+      "mode",
+      t("visit.mode"),
+      MODES.map((m) => [m, t(`mode.${m}`)]),
+      state.mode,
+      (m) => {
+        state.mode = m;
+      },
+    ),
+  );
+}
+
+function peoplePicker(people, state) {
+  return h(
+    "section",
+    { class: "card" },
+    h(
+      "fieldset",
+      { class: "checks" },
+      h("legend", {}, t("visit.seen")),
+      people.map((person) =>
+        h(
+          "label",
+          { class: "check" },
+          h("input", {
+            type: "checkbox",
+            checked: state.seen.has(person.id),
+            on: {
+              change: (e) => (e.target.checked ? state.seen.add(person.id) : state.seen.delete(person.id)),
+            },
+          }),
+          person.name,
+        ),
+      ),
+    ),
+  );
+}
+
+/** The form's fields in one card per group; a field is hidden while it is not relevant. */
+function formFields(form, state, people) {
+  const rows = [];
+  const cards = [];
+  const update = () => {
+    for (const row of rows) row.element.hidden = !isRelevant(form, row.field, state.answers);
+  };
+  for (const f of form.fields) {
+    if (cards.length === 0 || f.group !== cards.at(-1).group) {
+      const heading = t(`group.${f.group}`);
+      cards.push({
+        group: f.group,
+        element: h(
+          "section",
+          { class: "card" },
+          f.group && heading !== `group.${f.group}` && h("h2", {}, heading),
+        ),
+      });
+    }
+    const error = h("p", { class: "error", role: "alert", hidden: true });
+    const element = h("div", { class: f.problem ? "field problem-field" : "field" });
+    element.append(
+      input(f, state, people, () => {
+        error.hidden = true;
+        element.classList.remove("invalid");
+        update();
+      }),
+    );
+    if (f.hint) element.append(h("p", { class: "hint" }, pick(f.hint)));
+    element.append(error);
+    cards.at(-1).element.append(element);
+    rows.push({ id: f.id, field: f, element, error });
+  }
+  update();
+  return { rows, cards: cards.map((c) => c.element) };
+}
+
+/** The control of one field type, bound to `state.answers`. */
+function input(f, state, people, changed) {
+  const label = pick(f.label);
+  const set = (value) => {
+    state.answers[f.id] = value;
+    changed();
+  };
+  const current = state.answers[f.id];
+  switch (f.type) {
+    case "boolean":
+      return segmented(
+        `answer-${f.id}`,
+        label,
+        [
+          [true, t("answer.yes")],
+          [false, t("answer.no")],
+        ],
+        current,
+        set,
+        "segmented yes-no",
+      );
+    case "single_choice":
+      return segmented(
+        `answer-${f.id}`,
+        label,
+        f.choices.map((c) => [c.value, pick(c.label)]),
+        current,
+        set,
+      );
+    case "multiple_choice": {
+      const chosen = new Set(Array.isArray(current) ? current : []);
+      return h(
+        "fieldset",
+        { class: "checks" },
+        h("legend", {}, label),
+        f.choices.map((c) =>
+          h(
+            "label",
+            { class: "check" },
+            h("input", {
+              type: "checkbox",
+              checked: chosen.has(c.value),
+              on: {
+                change: (e) => {
+                  if (e.target.checked) chosen.add(c.value);
+                  else chosen.delete(c.value);
+                  set(f.choices.map((x) => x.value).filter((v) => chosen.has(v)));
+                },
+              },
+            }),
+            pick(c.label),
+          ),
+        ),
+      );
+    }
+    case "person":
+      return labelled(
+        label,
+        h(
+          "select",
+          { on: { change: (e) => set(e.target.value || null) } },
+          h("option", { value: "" }, t("visit.nobody")),
+          people.map((p) => h("option", { value: p.id, selected: current === p.id }, p.name)),
+        ),
+      );
+    case "number":
+      return labelled(
+        label,
+        h("input", {
+          type: "number",
+          inputmode: "decimal",
+          step: "any",
+          min: f.min,
+          max: f.max,
+          value: current ?? "",
+          on: { input: (e) => set(e.target.value === "" ? null : Number(e.target.value)) },
+        }),
+      );
+    case "date":
+      return labelled(
+        label,
+        h("input", { type: "date", value: current ?? "", on: { input: (e) => set(e.target.value || null) } }),
+      );
+    case "photo":
+      return h("p", { class: "muted" }, label, " — ", t("visit.photoUnsupported"));
+    default:
+      return labelled(
+        label,
+        h("textarea", { rows: 2, value: current ?? "", on: { input: (e) => set(e.target.value) } }),
+      );
+  }
+}
+
+/** GPS when the phone allows it: asked for only on a tap unless already granted; never blocks saving. */
+function locationRow(state) {
+  const status = h("span", { class: "muted" }, t("visit.locationNone"));
+  const locate = () => {
+    if (!navigator.geolocation) return;
+    status.textContent = t("visit.locating");
+    navigator.geolocation.getCurrentPosition(
+      ({ coords }) => {
+        state.location = {
+          lat: Math.round(coords.latitude * 1e6) / 1e6,
+          lon: Math.round(coords.longitude * 1e6) / 1e6,
+          accuracy: Math.round(coords.accuracy * 10) / 10,
+        };
+        status.textContent = t("visit.located", { m: Math.round(coords.accuracy) });
+      },
+      () => {
+        status.textContent = t("visit.locationFailed");
+      },
+      { enableHighAccuracy: true, timeout: 15_000, maximumAge: 300_000 },
+    );
+  };
+  const ask = h("button", { type: "button", class: "small", on: { click: locate } }, t("visit.locate"));
+  navigator.permissions
+    ?.query({ name: "geolocation" })
+    .then((permission) => {
+      if (permission.state === "granted") locate();
+    })
+    .catch(() => {});
+  return h("section", { class: "card location" }, h("span", {}, t("visit.location"), " "), status, " ", ask);
+}
+
+/**
+ * 发现问题: after a visit whose answers point at problems (a check answered 否), offer to
+ * register each one, prefilled with the form's category and a description from the answers.
+ */
+export async function renderFound(ctx, [visitId]) {
+  const visit = await get(ctx.db, "visit", visitId);
+  const form = visit && (await formVersion(ctx.db, visit.form_id, visit.form_version));
+  ctx.title(t("found.title"), "#/");
+  if (!visit || !form)
+    return h("div", { class: "screen" }, h("p", { class: "empty" }, t("household.missing")));
+  const detail = await householdDetail(ctx.db, visit.household_id);
+  const registered = new Set(detail.problems.filter((p) => p.visit_id === visitId).map((p) => p.category));
+  const found = problemsFound(form, visit.answers ?? {});
+  return h(
+    "div",
+    { class: "screen found" },
+    h(
+      "section",
+      { class: "card" },
+      h("p", {}, t("found.intro", { name: detail.household.head_name })),
+      h(
+        "ul",
+        { class: "list" },
+        found.map(({ field: fieldId, category }) => {
+          const description = problemDescription(form, visit.answers, fieldId);
+          const query = new URLSearchParams({
+            hh: visit.household_id,
+            visit: visitId,
+            category,
+            description,
+          });
+          return h(
+            "li",
+            { class: "found-item" },
+            h("p", {}, h("b", {}, t(`category.${category}`)), " · ", description),
+            registered.has(category)
+              ? h("p", { class: "done-note" }, t("found.registered"))
+              : h("a", { class: "button primary", href: `#/problem/new?${query}` }, t("found.register")),
+          );
+        }),
+      ),
+    ),
+    h("div", { class: "sticky-action" }, h("a", { class: "button big", href: "#/" }, t("found.done"))),
+  );
+}
+
+/** "饮水安全有保障：否；水量不足": the question, the answer, and the details the form asked for
+ *  because of it (fields relevant exactly when the problem holds). */
+function problemDescription(form, answers, fieldId) {
+  const source = form.fields.find((f) => f.id === fieldId);
+  const parts = [`${pick(source.label)}：${answerText(source, answers[fieldId])}`];
+  for (const f of form.fields) {
+    if (f.relevant && f.relevant === source.problem?.when && answers[f.id])
+      parts.push(answerText(f, answers[f.id]));
+  }
+  return parts.join("；");
+}
+
+function answerText(f, value) {
+  if (value === true) return t("answer.yes");
+  if (value === false) return t("answer.no");
+  if (f.choices) {
+    const labels = new Map(f.choices.map((c) => [c.value, pick(c.label)]));
+    return (Array.isArray(value) ? value : [value]).map((v) => labels.get(v) ?? v).join("、");
+  }
+  return String(value);
+}

@@ -1,0 +1,1566 @@
+"""What supervisors read: visit coverage by period and region, the overdue households, and the
+problem list (问题清单) with its workflow. Definitions are in docs/reports.md.
+
+Every figure is aggregated by the database (SQLAlchemy Core, the same queries on SQLite and
+PostgreSQL); Python only rolls villages up into townships and formats the answer. Problem
+changes go through ``service.server_update``, so they are merged, versioned and pulled by
+phones like any edit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import current_app
+from sqlalchemy import (
+    Table,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from server import service
+from server.auth import Caller, assignment_of
+from server.errors import ApiError
+from server.models import Assignment as AssignmentRow
+from server.models import AuditEntry, Device, Op, Snapshot, User
+from server.models import FieldWrite as FieldWriteRow
+from server.store import TABLES
+from server.timeutil import utcnow
+from sync.merge import FieldWrite, merge_write
+from sync.records import PROBLEM_STATUSES, RECORD_TYPES, with_defaults
+from sync.scope import Scope
+
+REGIONS = TABLES["region"]
+HOUSEHOLDS = TABLES["household"]
+PEOPLE = TABLES["person"]
+VISITS = TABLES["visit"]
+PROBLEMS = TABLES["problem"]
+CONFLICTS = TABLES["conflict"]
+ASSIGNMENTS: Table = AssignmentRow.__table__  # type: ignore[assignment]
+USERS: Table = User.__table__  # type: ignore[assignment]
+OPS: Table = Op.__table__  # type: ignore[assignment]
+WRITES: Table = FieldWriteRow.__table__  # type: ignore[assignment]
+AUDIT: Table = AuditEntry.__table__  # type: ignore[assignment]
+SNAPSHOTS: Table = Snapshot.__table__  # type: ignore[assignment]
+DEVICES: Table = Device.__table__  # type: ignore[assignment]
+
+POLICY_OF_PERIOD = {"week": "weekly", "month": "monthly"}
+OPEN_STATUSES = ("open", "in_progress")
+SUPERVISING_ROLES = ("supervisor", "admin")
+#: who made the changes the server makes by itself (escalation)
+SYSTEM_USER = "system"
+EVERYTHING = Scope(True, frozenset(), frozenset(), frozenset(), "everything")
+CHUNK = 500
+
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def invalid(field: str, message: str) -> ApiError:
+    return ApiError("validation_failed", f"{field}: {message}", {"fields": {field: [message]}})
+
+
+# --- periods and time ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """An ISO week (weekly-policy households) or a calendar month (monthly ones), as local days."""
+
+    label: str
+    policy: str  # weekly | monthly
+    first: date
+    end: date  # the day after the last one
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        """``2026-W47`` or ``2026-11``; 422 for anything else, e.g. week 53 of a 52-week year."""
+        week, month = _WEEK.match(text or ""), _MONTH.match(text or "")
+        if week:
+            year, number = int(week[1]), int(week[2])
+            if not 1970 <= year <= 2100:
+                raise invalid("period", "the year must be between 1970 and 2100")
+            weeks = date(year, 12, 28).isocalendar().week
+            if not 1 <= number <= weeks:
+                raise invalid("period", f"{year} has ISO weeks 1 to {weeks}")
+            return cls.containing(date.fromisocalendar(year, number, 1), "weekly")
+        if month:
+            year, number = int(month[1]), int(month[2])
+            if not 1970 <= year <= 2100:
+                raise invalid("period", "the year must be between 1970 and 2100")
+            if not 1 <= number <= 12:
+                raise invalid("period", "a month is 01 to 12")
+            return cls.containing(date(year, number, 1), "monthly")
+        raise invalid("period", "an ISO week like 2026-W47 or a month like 2026-11")
+
+    @classmethod
+    def containing(cls, day: date, policy: str) -> Period:
+        if policy == "weekly":
+            year, week, weekday = day.isocalendar()
+            first = day - timedelta(days=weekday - 1)
+            return cls(f"{year}-W{week:02d}", policy, first, first + timedelta(days=7))
+        first = day.replace(day=1)
+        end = (first + timedelta(days=32)).replace(day=1)
+        return cls(f"{first.year}-{first.month:02d}", policy, first, end)
+
+    @property
+    def last(self) -> date:
+        return self.end - timedelta(days=1)
+
+    def previous(self) -> Period:
+        return Period.containing(self.first - timedelta(days=1), self.policy)
+
+    def following(self) -> Period:
+        return Period.containing(self.end, self.policy)
+
+    def bounds(self, zone: ZoneInfo) -> tuple[datetime, datetime]:
+        """[start, end) as the naive UTC the visit columns hold."""
+        return local_midnight(self.first, zone), local_midnight(self.end, zone)
+
+    def title(self) -> str:
+        """How a bulletin names the period: 2026年第47周 / 2026年11月."""
+        if self.policy == "weekly":
+            year, week, _ = self.first.isocalendar()
+            return f"{year}年第{week}周"
+        return f"{self.first.year}年{self.first.month}月"
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
+
+
+def zone_of(tz: str | None) -> ZoneInfo:
+    name = tz or current_app.config["TIMEZONE"]
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise invalid("tz", f"unknown time zone {name!r}") from exc
+
+
+def parse_as_of(value: str | datetime | None, zone: ZoneInfo) -> datetime | None:
+    """``as_of`` as naive UTC. A string without offset is local time in ``zone`` (a date alone
+    is its local midnight); a naive datetime object is UTC, like the database columns."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    text = value.strip().replace("Z", "+00:00")
+    if " " in text and "T" in text:  # a "+" that a query string turned into a space
+        text = text.replace(" ", "+")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise invalid("as_of", "an ISO 8601 time, e.g. 2026-11-23T09:00:00+08:00") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def local_iso(moment: datetime | None, zone: ZoneInfo) -> str | None:
+    """A naive UTC time as ISO 8601 in the report's time zone."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC).astimezone(zone).isoformat(timespec="seconds")
+
+
+def local_today(zone: ZoneInfo) -> date:
+    return utcnow().replace(tzinfo=UTC).astimezone(zone).date()
+
+
+def ratio(visited: int, due: int) -> float:
+    return round(visited / due, 4) if due else 1.0
+
+
+# --- regions ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegionInfo:
+    id: str
+    parent_id: str | None
+    level: str
+    name: str
+    code: str | None
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "level": self.level}
+
+
+class Regions:
+    """The region tree with names: county → township → village."""
+
+    def __init__(self, rows: Iterable[RegionInfo]) -> None:
+        self.by_id = {r.id: r for r in rows}
+        self.children: dict[str | None, list[RegionInfo]] = {}
+        for region in sorted(self.by_id.values(), key=lambda r: (r.code or "", r.name)):
+            self.children.setdefault(region.parent_id, []).append(region)
+
+    @classmethod
+    def load(cls, conn: Connection) -> Regions:
+        r = REGIONS.c
+        rows = conn.execute(
+            select(r.id, r.parent_id, r.level, r.name, r.code).where(~r.deleted)
+        ).all()
+        return cls(RegionInfo(*row) for row in rows)
+
+    def get(self, region_id: str) -> RegionInfo:
+        region = self.by_id.get(region_id)
+        if region is None:
+            raise ApiError("not_found", f"no region {region_id}")
+        return region
+
+    def below(self, region_id: str) -> Iterator[RegionInfo]:
+        """The region and everything under it, depth first, siblings by code and name."""
+        stack = [self.by_id[region_id]]
+        while stack:
+            region = stack.pop()
+            yield region
+            stack.extend(reversed(self.children.get(region.id, [])))
+
+    def villages(self, region_id: str) -> list[str]:
+        return [r.id for r in self.below(region_id) if r.level == "village"]
+
+    def lineage(self, region_id: str | None) -> list[RegionInfo]:
+        """The region and its ancestors, nearest first."""
+        out = []
+        while region_id is not None and region_id in self.by_id:
+            out.append(self.by_id[region_id])
+            region_id = self.by_id[region_id].parent_id
+        return out
+
+    def child_towards(self, region_id: str, village_id: str) -> RegionInfo | None:
+        """The child of ``region_id`` on the way down to ``village_id``."""
+        for region in self.lineage(village_id):
+            if region.parent_id == region_id:
+                return region
+        return None
+
+    def of_level(self, village_id: str | None, level: str) -> RegionInfo | None:
+        return next((r for r in self.lineage(village_id) if r.level == level), None)
+
+    def village_ids(self, region_id: str) -> list[str] | None:
+        """The villages under ``region_id``; None when that is every village (no filter)."""
+        villages = self.villages(region_id)
+        if len(villages) == sum(1 for r in self.by_id.values() if r.level == "village"):
+            return None
+        return villages
+
+
+def in_villages(table: Any, villages: list[str] | None) -> ColumnElement[bool]:
+    if villages is None:
+        return true()
+    return table.c.village_id.in_(villages) if villages else false()
+
+
+def holds(table: Table, scope: Scope | None) -> ColumnElement[bool]:
+    """SQL for Scope.holds on a table with village_id and household_id columns."""
+    if scope is None or scope.everything:
+        return true()
+    clauses = []
+    if scope.village_ids:
+        clauses.append(table.c.village_id.in_(sorted(scope.village_ids)))
+    if scope.household_ids:
+        clauses.append(table.c.household_id.in_(sorted(scope.household_ids)))
+    return or_(*clauses) if clauses else false()
+
+
+def assigned_to(households: Table, user_id: str) -> ColumnElement[bool]:
+    """Households whose village, or the household itself, is assigned to the user (包保)."""
+    a = ASSIGNMENTS.c
+    return or_(
+        households.c.village_id.in_(
+            select(a.target_id).where(a.user_id == user_id, a.kind == "region")
+        ),
+        households.c.id.in_(select(a.target_id).where(a.user_id == user_id, a.kind == "household")),
+    )
+
+
+# --- the building blocks: which households are due, which visits count -----------------------
+
+
+def counting(v: Any, as_of: datetime | None) -> ColumnElement[bool]:
+    """A visit that counts: stored, not voided, not replaced by a correction — as the server
+    knew it at ``as_of`` (received by then; a void or a correction only once it had arrived)."""
+    correction = VISITS.alias("correction")
+    replaced = exists().where(
+        correction.c.corrects.is_not(None),  # what the partial index holds; tells the planner
+        correction.c.corrects == v.c.id,  # corrections are rare
+        _live(correction, as_of),
+    )
+    return and_(_live(v, as_of), ~replaced)
+
+
+def _live(v: Any, as_of: datetime | None) -> ColumnElement[bool]:
+    if as_of is None:
+        return and_(~v.c.deleted, ~v.c.voided)
+    return and_(
+        ~v.c.deleted,
+        func.coalesce(v.c.received_at, v.c.visited_at_effective) <= as_of,
+        or_(~v.c.voided, and_(v.c.voided_at.is_not(None), v.c.voided_at > as_of)),
+    )
+
+
+@dataclass(frozen=True)
+class Due:
+    """The households a report is about: one visit policy, the region, and optionally only the
+    households a scope holds (a cadre's own) or a cadre is responsible for."""
+
+    policy: str
+    villages: list[str] | None  # None: every village
+    scope: Scope | None = None
+    cadre_id: str | None = None
+
+    def where(self, h: Any) -> list[ColumnElement[bool]]:
+        clauses = [
+            ~h.c.deleted,
+            h.c.visit_policy == self.policy,
+            in_villages(h, self.villages),
+            holds(h, self.scope),
+        ]
+        if self.cadre_id is not None:
+            clauses.append(assigned_to(h, self.cadre_id))
+        return clauses
+
+    def visits(self, v: Any) -> list[ColumnElement[bool]]:
+        """What narrows the visits read before their households are: villages and scope."""
+        return [in_villages(v, self.villages), holds(v, self.scope)]
+
+    def status(self, h: Any, archived: Iterable[str]) -> ColumnElement[bool]:
+        ids = sorted(archived)
+        return or_(h.c.status == "active", h.c.id.in_(ids)) if ids else h.c.status == "active"
+
+
+def archived_times(conn: Connection, due: Due) -> dict[str, tuple[str | None, datetime | None]]:
+    """Archived households of the report → (village, when the archiving arrived). An archived
+    household stays due for the periods it was still active at the end of."""
+    h = HOUSEHOLDS.alias("h")
+    rows = conn.execute(
+        select(h.c.id, h.c.village_id).where(*due.where(h), h.c.status == "archived")
+    ).all()
+    villages = {r.id: r.village_id for r in rows}
+    when: dict[str, datetime] = {}
+    for chunk in chunks(villages):
+        found = conn.execute(
+            select(WRITES.c.record_id, func.max(OPS.c.received_at))
+            .join(OPS, OPS.c.op_id == WRITES.c.op_id)
+            .where(
+                WRITES.c.record_type == "household",
+                WRITES.c.field == "status",
+                WRITES.c.value == json.dumps("archived"),
+                WRITES.c.record_id.in_(chunk),
+                OPS.c.status.in_(("applied", "conflict")),
+            )
+            .group_by(WRITES.c.record_id)
+        ).all()
+        when.update({r[0]: r[1] for r in found})
+    return {i: (village, when.get(i)) for i, village in villages.items()}
+
+
+def still_due(
+    archived: dict[str, tuple[str | None, datetime | None]], cutoff: datetime
+) -> set[str]:
+    """The archived households that were archived only after ``cutoff``."""
+    return {i for i, (_, at) in archived.items() if at is not None and at > cutoff}
+
+
+def chunks(items: Iterable[str]) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@dataclass(frozen=True)
+class Window:
+    """One period of a query: its label, UTC bounds, and which archived households are due."""
+
+    label: str
+    start: datetime
+    end: datetime
+    archived_due: frozenset[str]
+
+
+def due_ids(due: Due, archived_due: Iterable[str] = ()) -> Any:
+    """The ids of the due households, as a subquery for ``household_id IN (…)``: a semi-join
+    (PostgreSQL hashes it, SQLite builds one temporary index) instead of a join per visit."""
+    h = HOUSEHOLDS.alias("due_household")
+    return select(h.c.id).where(*due.where(h), due.status(h, archived_due))
+
+
+def visited_by_week(
+    conn: Connection, due: Due, windows: list[Window], as_of: datetime | None
+) -> dict[str, int]:
+    """Window label → households due and visited in it, for consecutive windows, in one
+    statement: one range read of the visits, each labelled with its window and grouped by
+    (window, household) before the due households are picked out."""
+    v = VISITS.alias("v")
+    label = case(*((v.c.visited_at_effective < w.end, literal(w.label)) for w in windows))
+    visited = (
+        select(label.label("label"), v.c.household_id)
+        .where(
+            v.c.visited_at_effective >= windows[0].start,
+            v.c.visited_at_effective < windows[-1].end,
+            counting(v, as_of),
+            *due.visits(v),
+        )
+        .group_by(label, v.c.household_id)
+        .subquery("visited")
+    )
+    archived = [
+        and_(visited.c.label == w.label, visited.c.household_id.in_(sorted(w.archived_due)))
+        for w in windows
+        if w.archived_due
+    ]
+    query = (
+        select(visited.c.label, func.count())
+        .where(or_(visited.c.household_id.in_(due_ids(due)), *archived))
+        .group_by(visited.c.label)
+    )
+    return {r[0]: r[1] for r in conn.execute(query)}
+
+
+def due_by_village(conn: Connection, due: Due) -> dict[str | None, int]:
+    """Village → active households due (archived ones are added per period by the caller)."""
+    h = HOUSEHOLDS.alias("h")
+    query = (
+        select(h.c.village_id, func.count())
+        .where(*due.where(h), h.c.status == "active")
+        .group_by(h.c.village_id)
+    )
+    return {r[0]: r[1] for r in conn.execute(query)}
+
+
+def household_flags(
+    due: Due,
+    window: tuple[datetime, datetime],
+    start: datetime,
+    as_of: datetime | None,
+    since: datetime | None,
+) -> Any:
+    """A CTE with one row per household with a visit that counts in ``window`` (read once,
+    through the time index; whether the household is due is checked by the reader): its
+    village; ``visited`` when one of those visits is in [start,
+    window end); ``late_visits``, those received after ``since``; ``first_received``, the
+    earliest arrival among them."""
+    v = VISITS.alias("v")
+    in_period = v.c.visited_at_effective >= start
+    received = func.coalesce(v.c.received_at, v.c.visited_at_effective)
+    late = and_(in_period, received > since) if since is not None else false()
+    return (
+        select(
+            v.c.village_id,
+            v.c.household_id,
+            func.max(case((in_period, 1), else_=0)).label("visited"),
+            func.sum(case((late, 1), else_=0)).label("late_visits"),
+            func.min(case((in_period, received))).label("first_received"),
+        )
+        .where(
+            v.c.visited_at_effective >= window[0],
+            v.c.visited_at_effective < window[1],
+            counting(v, as_of),
+            *due.visits(v),
+        )
+        .group_by(v.c.village_id, v.c.household_id)
+        .cte("flags")
+    )
+
+
+def visited_set(
+    due: Due, start: datetime, end: datetime, as_of: datetime | None, archived: Iterable[str]
+) -> Any:
+    """The ids of due households with a visit that counts in [start, end)."""
+    v = VISITS.alias("visited")
+    visited = (
+        select(v.c.household_id)
+        .where(
+            v.c.visited_at_effective >= start,
+            v.c.visited_at_effective < end,
+            counting(v, as_of),
+            *due.visits(v),
+        )
+        .group_by(v.c.household_id)
+        .subquery()
+    )
+    return select(visited.c.household_id).where(visited.c.household_id.in_(due_ids(due, archived)))
+
+
+# --- coverage -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every coverage figure of one request shares."""
+
+    period: Period
+    zone: ZoneInfo
+    start: datetime
+    end: datetime
+    as_of: datetime | None  # naive UTC, None for "what the server knows now"
+    reference: datetime  # as_of or now: what is past, current or future
+    regions: Regions
+    region: RegionInfo
+    due: Due
+
+    @property
+    def state(self) -> str:
+        if self.end <= self.reference:
+            return "past"
+        return "current" if self.start <= self.reference else "future"
+
+
+def _context(
+    conn: Connection,
+    period: str,
+    region_id: str,
+    as_of: str | datetime | None,
+    tz: str | None,
+    scope: Scope | None,
+) -> Context:
+    zone = zone_of(tz)
+    parsed = Period.parse(period)
+    moment = parse_as_of(as_of, zone)
+    regions = Regions.load(conn)
+    region = regions.get(region_id)
+    start, end = parsed.bounds(zone)
+    due = Due(parsed.policy, regions.village_ids(region_id), scope)
+    return Context(parsed, zone, start, end, moment, moment or utcnow(), regions, region, due)
+
+
+def coverage(
+    period: str,
+    region_id: str,
+    as_of: datetime | str | None = None,
+    tz: str | None = None,
+    *,
+    scope: Scope | None = None,
+) -> dict[str, Any]:
+    """CONTRACT §10: households due in the period and region, and how many were visited.
+
+    ``scope`` limits the report to the households it holds (a cadre's own); None is everything.
+    """
+    with service.store().engine.connect() as conn:
+        ctx = _context(conn, period, region_id, as_of, tz, scope)
+        bulletin = bulletin_time(conn, ctx)
+        since = bulletin or ctx.end
+        figures = _figures(conn, ctx, since if since < ctx.reference else None)
+    rows = figures.rows
+    due = sum(r["due"] for r in rows)
+    visited = sum(r["visited"] for r in rows)
+    if ctx.state == "past":
+        overdue_ = due - visited
+    elif ctx.state == "current":
+        overdue_ = due - figures.visited_in_window
+    else:
+        overdue_ = 0
+    return {
+        "period": ctx.period.label,
+        "policy": ctx.period.policy,
+        "start": ctx.period.first.isoformat(),
+        "end": ctx.period.last.isoformat(),
+        "timezone": ctx.zone.key,
+        "region": ctx.region.summary(),
+        "as_of": local_iso(ctx.reference, ctx.zone),
+        "state": ctx.state,
+        "summary": {
+            "due": due,
+            "visited": visited,
+            "overdue": overdue_,
+            "coverage": ratio(visited, due),
+        },
+        "late": {
+            "visits": figures.late_visits,
+            "households": figures.late_households,
+            "since": local_iso(since, ctx.zone),
+            "basis": "bulletin" if bulletin else "period_end",
+        },
+        "children": _children(ctx, rows),
+        "cadres": figures.cadres,
+    }
+
+
+@dataclass(frozen=True)
+class Figures:
+    rows: list[dict[str, Any]]  # per village: due, visited, coverage
+    cadres: list[dict[str, Any]]
+    visited_in_window: int  # visited in this period or the previous one (current period)
+    late_visits: int
+    late_households: int
+
+
+def _figures(conn: Connection, ctx: Context, since: datetime | None) -> Figures:
+    """Per village and per cadre: due and visited households, and the totals overdue and late
+    need. One statement; the period's visits are read once (docs/reports.md, Speed)."""
+    archived = archived_times(conn, ctx.due)
+    archived_due = frozenset(still_due(archived, min(ctx.end, ctx.reference)))
+    window_start = ctx.start
+    if ctx.state == "current":
+        window_start = ctx.period.previous().bounds(ctx.zone)[0]
+    flags = household_flags(ctx.due, (window_start, ctx.end), ctx.start, ctx.as_of, since)
+    due = due_ids(ctx.due, archived_due)
+    h = HOUSEHOLDS.alias("h")
+    late_household = case((flags.c.first_received > since, 1), else_=0) if since else literal(0)
+    due_by_village = (
+        select(
+            literal("due").label("kind"),
+            h.c.village_id.label("key"),
+            func.count().label("count"),
+            literal(0).label("in_window"),
+            literal(0).label("late_visits"),
+            literal(0).label("late_households"),
+        )
+        .where(*ctx.due.where(h), ctx.due.status(h, archived_due))
+        .group_by(h.c.village_id)
+    )
+    visited_by_village = (
+        select(
+            literal("visited"),
+            flags.c.village_id,
+            func.sum(flags.c.visited),
+            func.count(),
+            func.sum(flags.c.late_visits),
+            func.sum(late_household),
+        )
+        .where(flags.c.household_id.in_(due))
+        .group_by(flags.c.village_id)
+    )
+    parts = [
+        due_by_village,
+        visited_by_village,
+        *_cadres_by_household(flags, due),
+    ]
+    villages: dict[str, dict[str, int]] = {}
+    by_household: dict[str, dict[str, int]] = {}
+    for row in conn.execute(union_all(*parts)):
+        kind, key, numbers = row[0], row[1], [int(x or 0) for x in row[2:]]
+        if kind == "due":
+            villages.setdefault(key, {}).update(due=numbers[0])
+        elif kind == "visited":
+            villages.setdefault(key, {}).update(
+                visited=numbers[0],
+                in_window=numbers[1],
+                late_visits=numbers[2],
+                late_households=numbers[3],
+            )
+        else:
+            by_household.setdefault(key, {})[kind] = numbers[0]
+    rows = []
+    for village_id in ctx.regions.villages(ctx.region.id):
+        village = ctx.regions.by_id[village_id]
+        township = ctx.regions.of_level(village_id, "township")
+        figures = villages.get(village_id, {})
+        due, visited = figures.get("due", 0), figures.get("visited", 0)
+        rows.append(
+            {
+                "village_id": village_id,
+                "village": village.name,
+                "township_id": township.id if township else None,
+                "township": township.name if township else "",
+                "due": due,
+                "visited": visited,
+                "coverage": ratio(visited, due),
+            }
+        )
+
+    def total(name: str) -> int:
+        return sum(f.get(name, 0) for f in villages.values())
+
+    return Figures(
+        rows,
+        _cadres(conn, ctx, villages, by_household),
+        total("in_window"),
+        total("late_visits"),
+        total("late_households"),
+    )
+
+
+def _cadres_by_household(flags: Any, due: Any) -> list[Any]:
+    """Per cadre, their 包保 households that are due (leaving out those in a village the
+    cadre is assigned anyway), and how many of those were visited: two aggregates over the
+    assignments, each a semi-join."""
+    visited = select(flags.c.household_id).where(
+        flags.c.visited == 1, flags.c.household_id.in_(due)
+    )
+    out = []
+    for kind, targets in (("cadre_due", due), ("cadre_visited", visited)):
+        a, own = ASSIGNMENTS.alias("a"), ASSIGNMENTS.alias("own")
+        h = HOUSEHOLDS.alias("assigned")
+        in_own_village = exists().where(
+            own.c.user_id == a.c.user_id,
+            own.c.kind == "region",
+            own.c.target_id == h.c.village_id,
+        )
+        out.append(
+            select(literal(kind), a.c.user_id, func.count(), literal(0), literal(0), literal(0))
+            .select_from(a.join(h, h.c.id == a.c.target_id))
+            .where(a.c.kind == "household", a.c.target_id.in_(targets), ~in_own_village)
+            .group_by(a.c.user_id)
+        )
+    return out
+
+
+def _cadres(
+    conn: Connection,
+    ctx: Context,
+    villages: dict[str, dict[str, int]],
+    by_household: dict[str, dict[str, int]],
+) -> list[dict[str, Any]]:
+    """Each active cadre with due households in the report: those of their villages plus
+    their other 包保 households, and how many of them were visited (by anyone)."""
+    a, u = ASSIGNMENTS.c, USERS.c
+    query = (
+        select(u.id, a.target_id)
+        .join(USERS, u.id == a.user_id)
+        .where(a.kind == "region", u.role == "cadre", u.active)
+    )
+    if ctx.due.villages is not None:
+        query = query.where(a.target_id.in_(ctx.due.villages))
+    totals: dict[str, list[int]] = {}
+    for user_id, village_id in conn.execute(query):
+        figures = totals.setdefault(user_id, [0, 0])
+        figures[0] += villages.get(village_id, {}).get("due", 0)
+        figures[1] += villages.get(village_id, {}).get("visited", 0)
+    for user_id, figures in by_household.items():
+        mine = totals.setdefault(user_id, [0, 0])
+        mine[0] += figures.get("cadre_due", 0)
+        mine[1] += figures.get("cadre_visited", 0)
+    names = {
+        r.id: r.name
+        for chunk in chunks([i for i, (due, _) in totals.items() if due])
+        for r in conn.execute(
+            select(u.id, u.name).where(u.id.in_(chunk), u.role == "cadre", u.active)
+        )
+    }
+    out = [
+        {
+            "user_id": user_id,
+            "name": names[user_id],
+            "due": due,
+            "visited": visited,
+            "coverage": ratio(visited, due),
+        }
+        for user_id, (due, visited) in totals.items()
+        if user_id in names
+    ]
+    return sorted(out, key=lambda c: (c["name"], c["user_id"]))
+
+
+def _children(ctx: Context, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    totals: dict[str, list[int]] = {}
+    for row in rows:
+        child = ctx.regions.child_towards(ctx.region.id, row["village_id"])
+        if child is not None:
+            figures = totals.setdefault(child.id, [0, 0])
+            figures[0] += row["due"]
+            figures[1] += row["visited"]
+    out = []
+    for child in ctx.regions.children.get(ctx.region.id, []):
+        due, visited = totals.get(child.id, [0, 0])
+        out.append(
+            {
+                "region_id": child.id,
+                "name": child.name,
+                "level": child.level,
+                "due": due,
+                "visited": visited,
+                "coverage": ratio(visited, due),
+            }
+        )
+    return out
+
+
+def bulletin_time(conn: Connection, ctx: Context) -> datetime | None:
+    """When the first bulletin of the period covering this region was taken, if it was known
+    at the report's moment."""
+    s = SNAPSHOTS.c
+    lineage = [r.id for r in ctx.regions.lineage(ctx.region.id)]
+    return conn.execute(  # type: ignore[no-any-return]
+        select(func.min(s.taken_at)).where(
+            s.kind == "bulletin",
+            s.period == ctx.period.label,
+            or_(s.region_id.is_(None), s.region_id.in_(lineage)),
+            s.taken_at <= ctx.reference,
+        )
+    ).scalar()
+
+
+def coverage_by_village(
+    period: str,
+    region_id: str,
+    as_of: datetime | str | None = None,
+    tz: str | None = None,
+    *,
+    scope: Scope | None = None,
+) -> list[dict[str, Any]]:
+    """Every village under the region with its township, due, visited and coverage: the rows
+    of the weekly bulletin."""
+    with service.store().engine.connect() as conn:
+        ctx = _context(conn, period, region_id, as_of, tz, scope)
+        return _figures(conn, ctx, None).rows
+
+
+def trend(
+    region_id: str,
+    weeks: int = 12,
+    until: str | None = None,
+    *,
+    scope: Scope | None = None,
+    tz: str | None = None,
+) -> list[dict[str, Any]]:
+    """Weekly coverage of the last ``weeks`` ISO weeks up to ``until`` (default: this week),
+    oldest first, in one query over all the weeks."""
+    if not 1 <= weeks <= 260:
+        raise invalid("weeks", "between 1 and 260")
+    zone = zone_of(tz)
+    last = Period.parse(until) if until else Period.containing(local_today(zone), "weekly")
+    if last.policy != "weekly":
+        raise invalid("until", "an ISO week like 2026-W47")
+    periods = [last]
+    while len(periods) < weeks:
+        periods.insert(0, periods[0].previous())
+    now = utcnow()
+    with service.store().engine.connect() as conn:
+        regions = Regions.load(conn)
+        regions.get(region_id)
+        due = Due("weekly", regions.village_ids(region_id), scope)
+        archived = archived_times(conn, due)
+        active = sum(due_by_village(conn, due).values())
+        windows = []
+        for period in periods:
+            start, end = period.bounds(zone)
+            windows.append(
+                Window(period.label, start, end, frozenset(still_due(archived, min(end, now))))
+            )
+        totals = visited_by_week(conn, due, windows, None)
+    out = []
+    for period, window in zip(periods, windows, strict=True):
+        households = active + len(window.archived_due)
+        count = totals.get(period.label, 0)
+        out.append(
+            {
+                "period": period.label,
+                "start": period.first.isoformat(),
+                "end": period.last.isoformat(),
+                "due": households,
+                "visited": count,
+                "coverage": ratio(count, households),
+            }
+        )
+    return out
+
+
+# --- overdue households --------------------------------------------------------------------------
+
+
+def overdue(
+    region_id: str,
+    today: date | None = None,
+    cadre_id: str | None = None,
+    *,
+    scope: Scope | None = None,
+    tz: str | None = None,
+) -> list[dict[str, Any]]:
+    """Households past due on ``today``: weekly ones with no visit in this ISO week or the
+    previous one, monthly ones with none in this month or the previous one. Most overdue
+    first (never visited before all), with their cadres and last visit."""
+    zone = zone_of(tz)
+    today = today or local_today(zone)
+    found: list[dict[str, Any]] = []
+    with service.store().engine.connect() as conn:
+        regions = Regions.load(conn)
+        regions.get(region_id)
+        for policy in ("weekly", "monthly"):
+            current = Period.containing(today, policy)
+            due = Due(policy, regions.village_ids(region_id), scope, cadre_id)
+            start = current.previous().bounds(zone)[0]
+            end = current.bounds(zone)[1]
+            rows = unvisited(conn, due, start, end, None, set())
+            for row in rows:
+                row.update(_days_overdue(row["last_visit_at"], today, policy, zone))
+            found += rows
+        out = describe_households(conn, regions, found, zone)
+    out.sort(
+        key=lambda r: (
+            not r["never_visited"],
+            -(r["days_overdue"] or 0),
+            r["township"]["name"] if r["township"] else "",
+            r["village"]["name"] if r["village"] else "",
+            r["code"] or "",
+        )
+    )
+    return out
+
+
+def period_unvisited(
+    period: str,
+    region_id: str,
+    as_of: datetime | str | None = None,
+    tz: str | None = None,
+    *,
+    scope: Scope | None = None,
+) -> list[dict[str, Any]]:
+    """The households due in the period and not visited in it (the bulletin's list), each
+    marked ``overdue`` when it was not visited in the previous period either."""
+    with service.store().engine.connect() as conn:
+        ctx = _context(conn, period, region_id, as_of, tz, scope)
+        archived = archived_times(conn, ctx.due)
+        archived_due = still_due(archived, min(ctx.end, ctx.reference))
+        rows = unvisited(conn, ctx.due, ctx.start, ctx.end, ctx.as_of, archived_due)
+        visited_before: set[str] = set()
+        if ctx.state == "current":
+            previous_start = ctx.period.previous().bounds(ctx.zone)[0]
+            before = visited_set(ctx.due, previous_start, ctx.start, ctx.as_of, archived_due)
+            visited_before = {r[0] for r in conn.execute(before)}
+        for row in rows:
+            row["overdue"] = ctx.state == "past" or (
+                ctx.state == "current" and row["id"] not in visited_before
+            )
+        out = describe_households(conn, ctx.regions, rows, ctx.zone)
+    out.sort(
+        key=lambda r: (
+            r["township"]["name"] if r["township"] else "",
+            r["village"]["name"] if r["village"] else "",
+            r["code"] or "",
+        )
+    )
+    return out
+
+
+def unvisited(
+    conn: Connection,
+    due: Due,
+    start: datetime,
+    end: datetime,
+    as_of: datetime | None,
+    archived_due: set[str],
+) -> list[dict[str, Any]]:
+    """Due households with no visit that counts in [start, end), with their last visit before
+    ``end``."""
+    h, v = HOUSEHOLDS.alias("h"), VISITS.alias("v")
+    query = select(
+        h.c.id, h.c.village_id, h.c.visit_policy, h.c.category, h.c.code, h.c.data
+    ).where(
+        *due.where(h),
+        due.status(h, archived_due),
+        ~exists().where(
+            v.c.household_id == h.c.id,
+            v.c.visited_at_effective >= start,
+            v.c.visited_at_effective < end,
+            counting(v, as_of),
+        ),
+    )
+    rows = [
+        {
+            "id": r.id,
+            "village_id": r.village_id,
+            "visit_policy": r.visit_policy,
+            "category": r.category,
+            "code": r.code,
+            "data": json.loads(r.data),
+            "last_visit_at": None,
+            "last_visit": None,
+        }
+        for r in conn.execute(query)
+    ]
+    last = last_visits(conn, [r["id"] for r in rows], end, as_of)
+    for row in rows:
+        visit = last.get(row["id"])
+        if visit is not None:
+            row["last_visit_at"], row["last_visit"] = visit
+    return rows
+
+
+def last_visits(
+    conn: Connection, household_ids: list[str], before: datetime, as_of: datetime | None
+) -> dict[str, tuple[datetime, dict[str, Any]]]:
+    """Household → (time, visit) of its latest visit that counts, before ``before``."""
+    v = VISITS.alias("v")
+    out: dict[str, tuple[datetime, dict[str, Any]]] = {}
+    for chunk in chunks(household_ids):
+        ranked = (
+            select(
+                v.c.household_id,
+                v.c.visited_at_effective,
+                v.c.visitor_id,
+                v.c.data,
+                func.row_number()
+                .over(
+                    partition_by=v.c.household_id,
+                    order_by=(v.c.visited_at_effective.desc(), v.c.version.desc()),
+                )
+                .label("rank"),
+            )
+            .where(
+                v.c.household_id.in_(chunk),
+                v.c.visited_at_effective < before,
+                counting(v, as_of),
+            )
+            .subquery()
+        )
+        for r in conn.execute(select(ranked).where(ranked.c.rank == 1)):
+            data = json.loads(r.data)
+            out[r.household_id] = (
+                r.visited_at_effective,
+                {"visitor_id": r.visitor_id, "mode": data.get("mode")},
+            )
+    return out
+
+
+def _days_overdue(
+    last_visit_at: datetime | None, today: date, policy: str, zone: ZoneInfo
+) -> dict[str, Any]:
+    """Overdue since the day after the first period that passed with no visit."""
+    if last_visit_at is None:
+        return {"never_visited": True, "overdue_since": None, "days_overdue": None}
+    day = last_visit_at.replace(tzinfo=UTC).astimezone(zone).date()
+    missed = Period.containing(day, policy).following()
+    return {
+        "never_visited": False,
+        "overdue_since": missed.end.isoformat(),
+        "days_overdue": (today - missed.last).days,
+    }
+
+
+def describe_households(
+    conn: Connection, regions: Regions, rows: list[dict[str, Any]], zone: ZoneInfo
+) -> list[dict[str, Any]]:
+    """The household rows as lists show them: names, places, masked phone, cadres, last visit."""
+    cadres = cadres_of(conn, [(r["id"], r["village_id"]) for r in rows])
+    names = user_names(
+        conn, {r["last_visit"]["visitor_id"] for r in rows if r["last_visit"]} - {None}
+    )
+    out = []
+    for row in rows:
+        data, last = row["data"], row["last_visit"]
+        village = regions.by_id.get(row["village_id"])
+        township = regions.of_level(row["village_id"], "township")
+        item = {
+            "household_id": row["id"],
+            "code": row["code"],
+            "head_name": data.get("head_name"),
+            "phone": mask_phone(data.get("phone")),
+            "category": row["category"],
+            "visit_policy": row["visit_policy"],
+            "village": village.summary() if village else None,
+            "township": township.summary() if township else None,
+            "cadres": cadres.get(row["id"], []),
+            "last_visit": None,
+        }
+        if last is not None:
+            item["last_visit"] = {
+                "visited_at": local_iso(row["last_visit_at"], zone),
+                "mode": last["mode"],
+                "visitor_id": last["visitor_id"],
+                "visitor_name": names.get(last["visitor_id"]),
+            }
+        for key in ("never_visited", "overdue_since", "days_overdue", "overdue"):
+            if key in row:
+                item[key] = row[key]
+        out.append(item)
+    return out
+
+
+def cadres_of(
+    conn: Connection, households: list[tuple[str, str | None]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Household → the active cadres assigned its village or the household itself."""
+    a, u = ASSIGNMENTS.c, USERS.c
+    by_target: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    villages = sorted({v for _, v in households if v})
+    ids = [h for h, _ in households]
+    for kind, targets in (("region", villages), ("household", ids)):
+        for chunk in chunks(targets):
+            rows = conn.execute(
+                select(a.target_id, u.id, u.name)
+                .join(USERS, u.id == a.user_id)
+                .where(a.kind == kind, a.target_id.in_(chunk), u.role == "cadre", u.active)
+                .order_by(u.name, u.id)
+            )
+            for r in rows:
+                by_target.setdefault((kind, r[0]), []).append({"user_id": r[1], "name": r[2]})
+    out = {}
+    for household_id, village_id in households:
+        found = by_target.get(("region", village_id or ""), []) + by_target.get(
+            ("household", household_id), []
+        )
+        unique = {c["user_id"]: c for c in found}
+        out[household_id] = sorted(unique.values(), key=lambda c: (c["name"], c["user_id"]))
+    return out
+
+
+def user_names(conn: Connection, user_ids: Iterable[str | None]) -> dict[str, str]:
+    ids = sorted({i for i in user_ids if i})
+    out: dict[str, str] = {}
+    for chunk in chunks(ids):
+        out.update(
+            {
+                r[0]: r[1]
+                for r in conn.execute(select(USERS.c.id, USERS.c.name).where(USERS.c.id.in_(chunk)))
+            }
+        )
+    return out
+
+
+def mask_phone(value: str | None) -> str | None:
+    """13905631201 → 139****1201: enough to recognise a number, not to dial it."""
+    if not value:
+        return value
+    digits = value.strip()
+    if len(digits) < 7:
+        return "*" * len(digits)
+    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+# --- who may read which report ----------------------------------------------------------------
+
+
+def report_scope(caller: Caller, region_id: str) -> Scope | None:
+    """The households a caller's report on ``region_id`` may show: None for all of them
+    (admins; supervisors inside their assignment), the cadre's own households for a cadre.
+    404 for an unknown region, 403 for a region outside the caller's assignment."""
+    with service.store().engine.connect() as conn:
+        regions = Regions.load(conn)
+    regions.get(region_id)
+    scope = service.scope_of(caller.assignment)
+    if caller.role == "admin" or scope.everything:
+        return None
+    if caller.role == "cadre":
+        if region_id not in scope.region_ids:
+            raise ApiError("forbidden", "this region is outside your villages and households")
+        return scope
+    assigned = set(caller.assignment.region_ids)
+    if not any(r.id in assigned for r in regions.lineage(region_id)):
+        raise ApiError("forbidden", "this region is outside your assignment")
+    return None
+
+
+# --- problems (问题清单) -------------------------------------------------------------------------
+
+
+def problem_list(scope: Scope, filters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Problems the scope holds, filtered by ``region_id``, ``category``, ``status`` (one or a
+    list), ``assignee_id``, ``overdue`` (bool, relative to ``today``), at most ``limit``;
+    open ones with the nearest due date first."""
+    p = PROBLEMS.alias("p")
+    zone = zone_of(filters.get("tz"))
+    today: date = filters.get("today") or local_today(zone)
+    with service.store().engine.connect() as conn:
+        regions = Regions.load(conn)
+        query = select(p).where(~p.c.deleted, holds(p, scope))
+        if filters.get("region_id"):
+            regions.get(filters["region_id"])
+            query = query.where(in_villages(p, regions.village_ids(filters["region_id"])))
+        if filters.get("category"):
+            query = query.where(p.c.category == filters["category"])
+        statuses = filters.get("status")
+        if statuses:
+            query = query.where(
+                p.c.status.in_([statuses] if isinstance(statuses, str) else statuses)
+            )
+        if filters.get("assignee_id"):
+            query = query.where(p.c.assignee_id == filters["assignee_id"])
+        late = and_(p.c.due_date < today.isoformat(), p.c.status.in_(OPEN_STATUSES))
+        if filters.get("overdue") is True:
+            query = query.where(late)
+        elif filters.get("overdue") is False:
+            query = query.where(~late)
+        query = query.order_by(
+            p.c.status.not_in(OPEN_STATUSES),
+            p.c.due_date.is_(None),
+            p.c.due_date,
+            p.c.version.desc(),
+        ).limit(int(filters.get("limit") or 1000))
+        rows = conn.execute(query).all()
+        return describe_problems(conn, regions, rows, today)
+
+
+def describe_problems(
+    conn: Connection, regions: Regions, rows: list[Any], today: date
+) -> list[dict[str, Any]]:
+    ids = [r.id for r in rows]
+    households = _records(conn, HOUSEHOLDS, {r.household_id for r in rows})
+    datas = [json.loads(r.data) for r in rows]
+    people = _records(conn, PEOPLE, {d.get("person_id") for d in datas})
+    names = user_names(conn, {r.assignee_id for r in rows})
+    escalations = escalations_of(conn, ids)
+    conflicts = _open_conflicts(conn, ids)
+    out = []
+    for row, data in zip(rows, datas, strict=True):
+        household = households.get(row.household_id, {})
+        person = people.get(data.get("person_id"))
+        village = regions.by_id.get(row.village_id)
+        township = regions.of_level(row.village_id, "township")
+        overdue = bool(
+            row.due_date and row.due_date < today.isoformat() and row.status in OPEN_STATUSES
+        )
+        out.append(
+            {
+                "id": row.id,
+                "version": row.version,
+                "household": {
+                    "id": row.household_id,
+                    "code": household.get("code"),
+                    "head_name": household.get("head_name"),
+                },
+                "person": {"id": data["person_id"], "name": person.get("name")} if person else None,
+                "village": village.summary() if village else None,
+                "township": township.summary() if township else None,
+                "visit_id": data.get("visit_id"),
+                "category": row.category,
+                "description": data.get("description"),
+                "status": row.status,
+                "status_note": data.get("status_note"),
+                "resolution": data.get("resolution"),
+                "assignee": {"id": row.assignee_id, "name": names.get(row.assignee_id)}
+                if row.assignee_id
+                else None,
+                "due_date": row.due_date,
+                "overdue": overdue,
+                "days_overdue": (today - date.fromisoformat(row.due_date)).days
+                if overdue
+                else None,
+                "escalated": escalations.get(row.id),
+                "open_conflicts": conflicts.get(row.id, 0),
+            }
+        )
+    return out
+
+
+def _records(conn: Connection, table: Table, ids: Iterable[str | None]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for chunk in chunks(sorted({i for i in ids if i})):
+        rows = conn.execute(select(table.c.id, table.c.data).where(table.c.id.in_(chunk)))
+        out.update({r.id: json.loads(r.data) for r in rows})
+    return out
+
+
+def escalations_of(conn: Connection, problem_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Problem → its latest escalation (when, which due date it missed, from whom to whom)."""
+    out: dict[str, dict[str, Any]] = {}
+    for chunk in chunks(problem_ids):
+        rows = conn.execute(
+            select(AUDIT.c.target_id, AUDIT.c.at, AUDIT.c.details)
+            .where(AUDIT.c.action == "problem_escalated", AUDIT.c.target_id.in_(chunk))
+            .order_by(AUDIT.c.id)
+        )
+        for r in rows:
+            details = json.loads(r.details or "{}")
+            out[r.target_id] = {
+                "at": r.at.replace(tzinfo=UTC).isoformat(timespec="seconds"),
+                "due_date": details.get("due_date"),
+                "from_assignee_id": details.get("from"),
+                "to_assignee_id": details.get("to"),
+            }
+    return out
+
+
+def _open_conflicts(conn: Connection, problem_ids: list[str]) -> dict[str, int]:
+    c = CONFLICTS.c
+    out: dict[str, int] = {}
+    for chunk in chunks(problem_ids):
+        rows = conn.execute(
+            select(c.record_id, func.count())
+            .where(
+                ~c.deleted, c.record_type == "problem", c.status == "open", c.record_id.in_(chunk)
+            )
+            .group_by(c.record_id)
+        )
+        out.update({r[0]: r[1] for r in rows})
+    return out
+
+
+def _problem_row(conn: Connection, scope: Scope, problem_id: str) -> Any:
+    """The problem if the scope holds it; 404 otherwise (never reveal what lies outside)."""
+    p = PROBLEMS.c
+    row = conn.execute(select(PROBLEMS).where(p.id == problem_id)).first()
+    if row is None or row.deleted or not scope.holds(row.village_id, row.household_id):
+        raise ApiError("not_found", f"no problem {problem_id}")
+    return row
+
+
+def problem_detail(scope: Scope, problem_id: str, tz: str | None = None) -> dict[str, Any]:
+    with service.store().engine.connect() as conn:
+        row = _problem_row(conn, scope, problem_id)
+        regions = Regions.load(conn)
+        return describe_problems(conn, regions, [row], local_today(zone_of(tz)))[0]
+
+
+def change_problem_status(
+    caller: Caller,
+    problem_id: str,
+    status: str,
+    note: str | None = None,
+    resolution: str | None = None,
+) -> dict[str, Any]:
+    """open → in_progress → resolved → verified. Anyone in scope moves a problem forward to
+    resolved; only supervisors and admins verify or move it back. Written as a server edit."""
+    if status not in PROBLEM_STATUSES:
+        raise invalid("status", "one of " + ", ".join(PROBLEM_STATUSES))
+    scope = service.scope_of(caller.assignment)
+    with service.store().engine.connect() as conn:
+        row = _problem_row(conn, scope, problem_id)
+    current = PROBLEM_STATUSES.index(row.status)
+    wanted = PROBLEM_STATUSES.index(status)
+    if wanted == current:
+        raise ApiError("conflict", f"the problem is already {status}")
+    supervising = caller.role in SUPERVISING_ROLES
+    if status == "verified" and not supervising:
+        raise ApiError("forbidden", "only supervisors and admins verify a problem")
+    if wanted < current and not supervising:
+        raise ApiError("forbidden", "only supervisors and admins move a problem back")
+    data: dict[str, Any] = {"status": status, "status_note": note}
+    if resolution is not None:
+        data["resolution"] = resolution
+    outcome = service.server_update(caller.user_id, scope, "problem", problem_id, data)
+    _audit(
+        caller,
+        "problem_status_changed",
+        problem_id,
+        {"from": row.status, "to": status, "note": note, "op_id": outcome["op_id"]},
+    )
+    return problem_detail(scope, problem_id)
+
+
+def update_problem(caller: Caller, problem_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """A supervisor sets the due date or the assignee (督办); the assignee must be responsible
+    for the household (it lies in their scope)."""
+    if caller.role not in SUPERVISING_ROLES:
+        raise ApiError("forbidden", "only supervisors and admins set due dates and assignees")
+    data = {k: changes[k] for k in ("due_date", "assignee_id") if k in changes}
+    if not data:
+        raise invalid("_body", "give due_date or assignee_id")
+    if "note" in changes:
+        data["status_note"] = changes["note"]
+    scope = service.scope_of(caller.assignment)
+    with service.store().engine.connect() as conn:
+        row = _problem_row(conn, scope, problem_id)
+        if data.get("assignee_id") is not None:
+            _check_assignee(conn, data["assignee_id"], row)
+    problems = RECORD_TYPES["problem"].fields
+    for name in ("due_date",):
+        if name in data and (message := problems[name].check(data[name])):
+            raise invalid(name, message)
+    outcome = service.server_update(caller.user_id, scope, "problem", problem_id, data)
+    _audit(caller, "problem_updated", problem_id, {**data, "op_id": outcome["op_id"]})
+    return problem_detail(scope, problem_id)
+
+
+def _check_assignee(conn: Connection, user_id: Any, problem: Any) -> None:
+    user = conn.execute(
+        select(USERS.c.id, USERS.c.active).where(USERS.c.id == str(user_id))
+    ).first()
+    if user is None or not user.active:
+        raise invalid("assignee_id", "no such active user")
+    scope = service.scope_of(assignment_of(conn, user.id))
+    if not scope.holds(problem.village_id, problem.household_id):
+        raise invalid("assignee_id", "this user is not responsible for the household")
+
+
+def _audit(caller: Caller, action: str, problem_id: str, details: dict[str, Any]) -> None:
+    with service.store().engine.begin() as conn:
+        service.audit(
+            conn, action, caller.user_id, caller.device_id, "problem", problem_id, details
+        )
+
+
+def problem_history(scope: Scope, problem_id: str, tz: str | None = None) -> list[dict[str, Any]]:
+    """Every change of the problem, oldest first: who, from which device, when, each field
+    old → new (old = the merged value before; ``kept`` false when a concurrent write won),
+    and the note. Built from the ops log and the field writes."""
+    zone = zone_of(tz)
+    with service.store().engine.connect() as conn:
+        _problem_row(conn, scope, problem_id)
+        writes = conn.execute(
+            select(WRITES)
+            .where(WRITES.c.record_type == "problem", WRITES.c.record_id == problem_id)
+            .order_by(WRITES.c.version, WRITES.c.id)
+        ).all()
+        ops = conn.execute(
+            select(OPS).where(
+                OPS.c.type == "problem",
+                OPS.c.record_id == problem_id,
+                OPS.c.status.in_(("applied", "conflict")),
+            )
+        ).all()
+        by_op = {op.op_id: op for op in ops}
+        relayed = _relayed_devices(conn, problem_id)
+        devices = {r.id: r.label for r in conn.execute(select(DEVICES.c.id, DEVICES.c.label))}
+        names = user_names(conn, {op.user_id for op in ops})
+    create = next((op for op in ops if op.action == "create"), None)
+    created = json.loads(create.payload).get("data") or {} if create else {}
+    values = with_defaults(RECORD_TYPES["problem"], created) if create else {}
+    entries: list[dict[str, Any]] = []
+
+    def entry(op: Any, op_id: str, version: int | None) -> dict[str, Any]:
+        device_id = relayed.get(op_id, op.device_id if op else None)
+        user_id = op.user_id if op else None
+        return {
+            "op_id": op_id,
+            "version": version,
+            "action": op.action if op else "update",
+            "at": local_iso(op.received_at, zone) if op else None,
+            "user": {"id": user_id, "name": names.get(user_id or "")} if user_id else None,
+            "device": {"id": device_id, "label": devices.get(device_id or "")}
+            if device_id
+            else None,
+            "changes": [],
+            "note": None,
+        }
+
+    if create is not None:
+        first = entry(create, create.op_id, create.version)
+        first["changes"] = [
+            {"field": k, "old": None, "new": values.get(k), "kept": True}
+            for k in ("status", "assignee_id", "due_date")
+            if k in values
+        ]
+        first["note"] = values.get("status_note")
+        entries.append(first)
+    rules = RECORD_TYPES["problem"].rules
+    history: dict[str, list[FieldWrite]] = {}
+    current: dict[str, Any] = dict(values)
+    grouped: dict[str, dict[str, Any]] = {}
+    for w in writes:
+        write = FieldWrite(
+            w.record_type,
+            w.record_id,
+            w.field,
+            w.op_id,
+            w.version,
+            w.base_version,
+            w.device_id,
+            w.device_seq,
+            w.hlc,
+            json.loads(w.value),
+            w.user_id,
+        )
+        earlier = history.setdefault(w.field, [])
+        merged = merge_write(rules.get(w.field, "latest"), earlier, write).value
+        earlier.append(write)
+        item = grouped.get(w.op_id)
+        if item is None:
+            item = grouped[w.op_id] = entry(by_op.get(w.op_id), w.op_id, w.version)
+            entries.append(item)
+        if w.field == "status_note":
+            item["note"] = write.value
+        else:
+            item["changes"].append(
+                {
+                    "field": w.field,
+                    "old": current.get(w.field),
+                    "new": write.value,
+                    "kept": merged == write.value,
+                }
+            )
+        current[w.field] = merged
+    return entries
+
+
+def _relayed_devices(conn: Connection, problem_id: str) -> dict[str, str]:
+    """Op id → the caller's device, for changes made through the API as server edits."""
+    rows = conn.execute(
+        select(AUDIT.c.device_id, AUDIT.c.details).where(
+            AUDIT.c.target_type == "problem",
+            AUDIT.c.target_id == problem_id,
+            AUDIT.c.action.in_(("problem_status_changed", "problem_updated")),
+        )
+    )
+    out = {}
+    for r in rows:
+        op_id = json.loads(r.details or "{}").get("op_id")
+        if op_id and r.device_id:
+            out[op_id] = r.device_id
+    return out
+
+
+def escalate_overdue_problems(today: date) -> int:
+    """Reassign every problem past its due date and not resolved or verified to the supervisor
+    of its township (the nearest supervised region up the tree), once per due date; the
+    escalation is audited, and ``problem_list`` shows it as ``escalated``. Returns how many
+    were escalated now; a second run the same day escalates nothing."""
+    p = PROBLEMS.c
+    with service.store().engine.connect() as conn:
+        regions = Regions.load(conn)
+        candidates = conn.execute(
+            select(p.id, p.village_id, p.assignee_id, p.due_date)
+            .where(~p.deleted, p.status.in_(OPEN_STATUSES), p.due_date < today.isoformat())
+            .order_by(p.due_date, p.id)
+        ).all()
+        done = set()
+        for chunk in chunks([c.id for c in candidates]):
+            for r in conn.execute(
+                select(AUDIT.c.target_id, AUDIT.c.details).where(
+                    AUDIT.c.action == "problem_escalated", AUDIT.c.target_id.in_(chunk)
+                )
+            ):
+                done.add((r.target_id, json.loads(r.details or "{}").get("due_date")))
+        supervisors = _supervisors_by_region(conn)
+    count = 0
+    for problem in candidates:
+        if (problem.id, problem.due_date) in done:
+            continue
+        supervisor = next(
+            (supervisors[r.id] for r in regions.lineage(problem.village_id) if r.id in supervisors),
+            None,
+        )
+        if supervisor is None or supervisor[0] == problem.assignee_id:
+            continue
+        note = f"逾期未办结（期限 {problem.due_date}），已升级至督导 {supervisor[1]}"
+        outcome = service.server_update(
+            SYSTEM_USER,
+            EVERYTHING,
+            "problem",
+            problem.id,
+            {"assignee_id": supervisor[0], "status_note": note},
+        )
+        with service.store().engine.begin() as conn:
+            service.audit(
+                conn,
+                "problem_escalated",
+                SYSTEM_USER,
+                target_type="problem",
+                target_id=problem.id,
+                details={
+                    "due_date": problem.due_date,
+                    "from": problem.assignee_id,
+                    "to": supervisor[0],
+                    "op_id": outcome["op_id"],
+                },
+            )
+        count += 1
+    return count
+
+
+def _supervisors_by_region(conn: Connection) -> dict[str, tuple[str, str]]:
+    """Region → (id, name) of the supervisor assigned to it (the first by username)."""
+    a, u = ASSIGNMENTS.c, USERS.c
+    rows = conn.execute(
+        select(a.target_id, u.id, u.name)
+        .join(USERS, u.id == a.user_id)
+        .where(a.kind == "region", u.role == "supervisor", u.active)
+        .order_by(u.username)
+    )
+    out: dict[str, tuple[str, str]] = {}
+    for r in rows:
+        out.setdefault(r[0], (r[1], r[2]))
+    return out

@@ -1,0 +1,191 @@
+"""Supervisor endpoints under /api/v1: coverage, overdue households, the weekly bulletin as
+Excel and CSV, and the problem list with its workflow. Thin views over server.reports and
+server.exports; what each figure means is in docs/reports.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
+
+from server import exports, reports, service
+from server.api import json_body
+from server.auth import Caller, current_caller, require_role
+from server.schemas import load
+from sync.records import MAX_TEXT, PROBLEM_STATUSES
+
+reports_api = Blueprint("reports", __name__, url_prefix="/api/v1")
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+ID = validate.Length(1, 64)
+
+
+class CoverageQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    period = fields.String(required=True, validate=validate.Length(1, 10))
+    region_id = fields.String(required=True, validate=ID)
+    as_of = fields.String(load_default=None, validate=validate.Length(1, 40))
+
+
+class TrendQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    region_id = fields.String(required=True, validate=ID)
+    weeks = fields.Integer(load_default=12, validate=validate.Range(1, 260))
+    until = fields.String(load_default=None, validate=validate.Length(1, 10))
+
+
+class OverdueQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    region_id = fields.String(required=True, validate=ID)
+    cadre_id = fields.String(load_default=None, validate=ID)
+
+
+class ProblemQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    region_id = fields.String(load_default=None, validate=ID)
+    category = fields.String(load_default=None, validate=validate.Length(1, 40))
+    status = fields.String(load_default=None, validate=validate.Length(1, 100))
+    assignee_id = fields.String(load_default=None, validate=ID)
+    overdue = fields.Boolean(load_default=None, allow_none=True)
+    limit = fields.Integer(load_default=1000, validate=validate.Range(1, 5000))
+
+
+class StatusChange(Schema):
+    class Meta:
+        unknown = RAISE
+
+    status = fields.String(required=True, validate=validate.OneOf(PROBLEM_STATUSES))
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(0, MAX_TEXT))
+    resolution = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(0, MAX_TEXT)
+    )
+
+
+class ProblemChange(Schema):
+    class Meta:
+        unknown = RAISE
+
+    due_date = fields.Date(allow_none=True)
+    assignee_id = fields.String(allow_none=True, validate=ID)
+    note = fields.String(allow_none=True, validate=validate.Length(0, MAX_TEXT))
+
+
+@reports_api.after_request
+def no_store(response: Response) -> Response:
+    """Reports carry personal data: no cache may keep them."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@reports_api.get("/reports/coverage")
+def coverage() -> Response:
+    caller = current_caller()
+    query = load(CoverageQuery(), request.args.to_dict())
+    scope = reports.report_scope(caller, query["region_id"])
+    body = reports.coverage(query["period"], query["region_id"], query["as_of"], scope=scope)
+    if caller.role == "cadre":
+        body["cadres"] = [c for c in body["cadres"] if c["user_id"] == caller.user_id]
+    return jsonify(body)
+
+
+@reports_api.get("/reports/trend")
+def trend() -> Response:
+    caller = current_caller()
+    query = load(TrendQuery(), request.args.to_dict())
+    scope = reports.report_scope(caller, query["region_id"])
+    weeks = reports.trend(query["region_id"], query["weeks"], query["until"], scope=scope)
+    return jsonify({"region_id": query["region_id"], "weeks": weeks})
+
+
+@reports_api.get("/reports/overdue")
+def overdue() -> Response:
+    caller = current_caller()
+    query = load(OverdueQuery(), request.args.to_dict())
+    scope = reports.report_scope(caller, query["region_id"])
+    households = reports.overdue(query["region_id"], cadre_id=query["cadre_id"], scope=scope)
+    return jsonify({"region_id": query["region_id"], "households": households})
+
+
+def _bulletin_query() -> tuple[Caller, dict[str, Any]]:
+    caller = current_caller()
+    require_role(caller, *reports.SUPERVISING_ROLES)
+    query = load(CoverageQuery(), request.args.to_dict())
+    reports.report_scope(caller, query["region_id"])
+    return caller, query
+
+
+@reports_api.get("/reports/coverage.xlsx")
+def coverage_xlsx() -> Response:
+    _, query = _bulletin_query()
+    content = exports.weekly_bulletin_xlsx(query["period"], query["region_id"])
+    return _download(content, XLSX, f"zoufang-{query['period']}.xlsx")
+
+
+@reports_api.get("/reports/coverage.csv")
+def coverage_csv() -> Response:
+    _, query = _bulletin_query()
+    content = exports.weekly_bulletin_csv(query["period"], query["region_id"]).encode("utf-8")
+    return _download(content, "text/csv; charset=utf-8", f"zoufang-{query['period']}.csv")
+
+
+def _download(content: bytes, mimetype: str, filename: str) -> Response:
+    response = Response(content, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@reports_api.get("/problems")
+def problems() -> Response:
+    caller = current_caller()
+    query = load(ProblemQuery(), request.args.to_dict())
+    if query["status"]:
+        statuses = [s.strip() for s in query["status"].split(",") if s.strip()]
+        unknown = sorted(set(statuses) - set(PROBLEM_STATUSES))
+        if unknown:
+            raise reports.invalid("status", "one or more of " + ", ".join(PROBLEM_STATUSES))
+        query["status"] = statuses
+    scope = service.scope_of(caller.assignment)
+    items = reports.problem_list(scope, query)
+    return jsonify({"problems": items, "count": len(items)})
+
+
+@reports_api.get("/problems/<problem_id>")
+def problem(problem_id: str) -> Response:
+    caller = current_caller()
+    return jsonify(reports.problem_detail(service.scope_of(caller.assignment), problem_id))
+
+
+@reports_api.post("/problems/<problem_id>/status")
+def problem_status(problem_id: str) -> Response:
+    caller = current_caller()
+    body = load(StatusChange(), json_body(64 * 1024))
+    return jsonify(
+        reports.change_problem_status(
+            caller, problem_id, body["status"], body["note"], body["resolution"]
+        )
+    )
+
+
+@reports_api.post("/problems/<problem_id>")
+def problem_update(problem_id: str) -> Response:
+    caller = current_caller()
+    body = load(ProblemChange(), json_body(64 * 1024))
+    if body.get("due_date") is not None:
+        body["due_date"] = body["due_date"].isoformat()
+    return jsonify(reports.update_problem(caller, problem_id, body))
+
+
+@reports_api.get("/problems/<problem_id>/history")
+def problem_history(problem_id: str) -> Response:
+    caller = current_caller()
+    entries = reports.problem_history(service.scope_of(caller.assignment), problem_id)
+    return jsonify({"problem_id": problem_id, "history": entries})

@@ -1,0 +1,621 @@
+"""Importing XLSForms (ODK/KoBo spreadsheets) as Zoufang form versions."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from forms import parse_definition, parse_expression, validate_answers, validate_definition
+from forms.xlsform import SheetProblem, XLSFormError, convert_xlsform
+from server.cli import main
+from server.forms_service import publish_forms
+from server.xlsform_io import read_xlsform
+from tests.samples import make_xlsforms
+
+SAMPLES = Path(__file__).parent / "samples"
+MONTHLY = SAMPLES / "xlsform_monthly_monitoring.xlsx"
+UNSUPPORTED = SAMPLES / "xlsform_unsupported.xlsx"
+
+YES_NO = [
+    {"list_name": "yes_no", "name": "yes", "label": "是"},
+    {"list_name": "yes_no", "name": "no", "label": "否"},
+]
+RISK = [{"list_name": "risk", "name": name, "label": name} for name in ("low", "medium", "high")]
+KINDS = [{"list_name": "kinds", "name": name, "label": name} for name in ("ill", "flood", "other")]
+# Questions every expression test can refer to, one of each kind.
+QUESTIONS = [
+    {"type": "select_one yes_no", "name": "a", "label": "a"},
+    {"type": "select_one risk", "name": "risk", "label": "risk"},
+    {"type": "select_multiple kinds", "name": "kinds", "label": "kinds"},
+    {"type": "integer", "name": "n", "label": "n"},
+    {"type": "decimal", "name": "x", "label": "x"},
+    {"type": "text", "name": "t", "label": "t"},
+    {"type": "date", "name": "d", "label": "d"},
+    {"type": "acknowledge", "name": "ok", "label": "ok"},
+    {"type": "image", "name": "photo", "label": "photo"},
+]
+
+
+def convert(*rows: dict[str, Any], **options: Any) -> dict[str, Any]:
+    sheets = {
+        "survey": [*QUESTIONS, *rows],
+        "choices": [*YES_NO, *RISK, *KINDS],
+        "settings": [{"form_id": "test_form"}],
+    }
+    return convert_xlsform(sheets, **options)
+
+
+def field_of(doc: dict[str, Any], field_id: str) -> dict[str, Any]:
+    return next(f for f in doc["versions"][0]["fields"] if f["id"] == field_id)
+
+
+def relevant_of(expression: str) -> str:
+    doc = convert({"type": "text", "name": "q", "label": "q", "relevant": expression})
+    return str(field_of(doc, "q")["relevant"])
+
+
+def problems_of(*rows: dict[str, Any], **sheets: Any) -> list[SheetProblem]:
+    with pytest.raises(XLSFormError) as caught:
+        if sheets:
+            convert_xlsform(sheets)
+        else:
+            convert(*rows)
+    return caught.value.problems
+
+
+def where(problems: list[SheetProblem]) -> list[tuple[str, int | None, str | None]]:
+    return [(p.sheet, p.row, p.column) for p in problems]
+
+
+@pytest.fixture(scope="module")
+def monthly_doc() -> dict[str, Any]:
+    return convert_xlsform(read_xlsform(MONTHLY))
+
+
+# The real-shaped sample: a monthly monitoring survey laid out for KoBo
+
+
+def test_the_monthly_sample_imports_to_a_valid_definition(monthly_doc: dict[str, Any]) -> None:
+    assert validate_definition(monthly_doc) == []
+    (form,) = parse_definition(monthly_doc)
+    assert (form.form_id, form.title["zh-CN"]) == ("monthly_monitoring", "监测户/边缘户月监测")
+    assert list(form.fields) == [
+        "income_changed",
+        "income_change_note",
+        "monthly_income",
+        "workers",
+        "risk_level",
+        "risk_types",
+        "risk_other",
+        "risk_combined",
+        "measures_reviewed",
+        "new_measure_needed",
+        "measure_note",
+        "next_visit",
+        "home_photo",
+        "confirmed",
+    ]
+
+
+def test_the_monthly_sample_maps_each_xlsform_type(monthly_doc: dict[str, Any]) -> None:
+    types = {f["id"]: f["type"] for f in monthly_doc["versions"][0]["fields"]}
+    assert types == {
+        "income_changed": "boolean",  # select_one yes_no
+        "income_change_note": "text",
+        "monthly_income": "number",  # decimal
+        "workers": "number",  # integer
+        "risk_level": "single_choice",
+        "risk_types": "multiple_choice",
+        "risk_other": "text",
+        "risk_combined": "text",
+        "measures_reviewed": "boolean",
+        "new_measure_needed": "boolean",
+        "measure_note": "text",
+        "next_visit": "date",
+        "home_photo": "photo",  # image
+        "confirmed": "boolean",  # acknowledge
+    }
+
+
+def test_the_monthly_sample_keeps_chinese_and_english_labels_hints_and_choices(
+    monthly_doc: dict[str, Any],
+) -> None:
+    note = field_of(monthly_doc, "income_change_note")
+    assert note["label"] == {"zh-CN": "收入变化情况", "en": "How income changed"}
+    assert note["hint"] == {"zh-CN": "变化原因和大致金额", "en": "Why, and roughly how much"}
+    risk = field_of(monthly_doc, "risk_level")
+    assert risk["choices"][2] == {"value": "high", "label": {"zh-CN": "高", "en": "High"}}
+
+
+def test_the_monthly_sample_translates_groups_conditions_defaults_and_bounds(
+    monthly_doc: dict[str, Any],
+) -> None:
+    income, risk_types = (
+        field_of(monthly_doc, "income_changed"),
+        field_of(monthly_doc, "risk_types"),
+    )
+    assert (income["group"], income["required"], income["default"]) == ("income", True, False)
+    assert risk_types["relevant"] == "risk_level == 'medium' or risk_level == 'high'"
+    assert field_of(monthly_doc, "risk_other")["relevant"] == "selected(risk_types, 'other')"
+    assert field_of(monthly_doc, "risk_combined")["relevant"] == "count(risk_types) >= 2"
+    assert field_of(monthly_doc, "home_photo")["relevant"] == "not (measures_reviewed == true)"
+    income_bounds = field_of(monthly_doc, "monthly_income")
+    assert (income_bounds["min"], income_bounds["max"]) == (0, 100000)
+    assert field_of(monthly_doc, "risk_level")["problem"] == {
+        "when": "risk_level == 'high'",
+        "category": "income",
+    }
+    assert "group" not in field_of(monthly_doc, "confirmed")
+
+
+def test_answers_to_the_imported_monthly_form_validate(monthly_doc: dict[str, Any]) -> None:
+    (form,) = parse_definition(monthly_doc)
+    answers = {
+        "income_changed": True,
+        "income_change_note": "外出务工收入减少",
+        "monthly_income": 850.5,
+        "workers": 1,
+        "risk_level": "high",
+        "risk_types": ["illness", "other"],
+        "risk_other": "房屋漏雨",
+        "risk_combined": "看病花销加上修房",
+        "measures_reviewed": False,
+        "new_measure_needed": True,
+        "measure_note": "申请临时救助",
+        "next_visit": "2026-12-05",
+        "home_photo": "ab" * 32,
+        "confirmed": True,
+    }
+    assert validate_answers(form, answers) == {}
+
+
+def test_the_imported_monthly_form_enforces_its_required_and_relevant_rules(
+    monthly_doc: dict[str, Any],
+) -> None:
+    (form,) = parse_definition(monthly_doc)
+    answers = {
+        "income_changed": False,
+        "income_change_note": "不该填",
+        "monthly_income": -1,
+        "risk_level": "medium",
+        "new_measure_needed": True,
+        "confirmed": True,
+    }
+    assert validate_answers(form, answers) == {
+        "income_change_note": ["not_relevant"],
+        "monthly_income": ["too_small:0"],
+        "risk_types": ["required"],
+        "measure_note": ["required"],
+    }
+
+
+# The unsupported sample: every problem at once, each with its sheet, row and column
+
+
+def test_every_unsupported_feature_is_reported_at_once_with_its_row_and_column() -> None:
+    with pytest.raises(XLSFormError) as caught:
+        convert_xlsform(read_xlsform(UNSUPPORTED))
+    problems = caught.value.problems
+    assert where(problems) == [
+        ("survey", 3, "type"),
+        ("survey", 6, "type"),
+        ("survey", 7, "type"),
+        ("survey", 8, "constraint"),
+        ("survey", 9, "choice_filter"),
+        ("survey", 10, "type"),
+        ("survey", 11, "label"),
+        ("survey", 12, "name"),
+        ("survey", 13, "relevant"),
+        ("choices", 3, "label"),
+        ("choices", 4, "name"),
+    ]
+    messages = [p.message for p in problems]
+    for row, phrase in enumerate(
+        [
+            "repeat groups are not supported",
+            "calculate is not supported",
+            "geopoint is not supported",
+            "cannot translate \"regex(., '^[0-9]+$')\"",
+            "choice_filter",
+            "unknown type 'photograph'",
+            "has no label",
+            "duplicate name 'head_name' (first on row 2)",
+            "arithmetic (+) is not supported",
+            "choice 'xia' of list 'village' has no label",
+            "duplicate choice 'shang'",
+        ]
+    ):
+        assert phrase in messages[row]
+    assert "survey row 7, column type: geopoint" in str(caught.value)
+
+
+# Types
+
+
+def test_select_one_of_a_yes_no_list_is_a_boolean_but_a_one_zero_list_stays_a_choice() -> None:
+    sheets = {
+        "survey": [
+            {"type": "select_one yn", "name": "a", "label": "a"},
+            {"type": "select_one ten", "name": "b", "label": "b"},
+            {"type": "select_multiple yn", "name": "c", "label": "c"},
+        ],
+        "choices": [
+            {"list_name": "yn", "name": "Yes", "label": "是"},
+            {"list_name": "yn", "name": "No", "label": "否"},
+            {"list_name": "ten", "name": 1, "label": "是"},
+            {"list_name": "ten", "name": 0, "label": "否"},
+        ],
+        "settings": [{"form_id": "t"}],
+    }
+    doc = convert_xlsform(sheets)
+    assert [f["type"] for f in doc["versions"][0]["fields"]] == [
+        "boolean",
+        "single_choice",
+        "multiple_choice",
+    ]
+    assert [c["value"] for c in field_of(doc, "b")["choices"]] == ["1", "0"]
+
+
+def test_metadata_rows_are_skipped_and_spaced_type_words_are_understood() -> None:
+    doc = convert(
+        {"type": "start", "name": "start"},
+        {"type": "deviceid", "name": "deviceid"},
+        {"type": "begin group", "name": "g", "label": "g"},
+        {"type": "select one yes_no", "name": "q", "label": "q"},
+        {"type": "end group"},
+    )
+    assert field_of(doc, "q") | {"label": None} == {
+        "id": "q",
+        "type": "boolean",
+        "label": None,
+        "group": "g",
+    }
+    assert not any(f["id"] in ("start", "deviceid") for f in doc["versions"][0]["fields"])
+
+
+def test_nested_groups_give_the_innermost_name_and_all_their_conditions() -> None:
+    doc = convert(
+        {"type": "begin_group", "name": "outer", "relevant": "${a} = 'yes'"},
+        {"type": "begin_group", "name": "inner", "relevant": "${risk} != 'low'"},
+        {"type": "text", "name": "q", "label": "q", "relevant": "${n} > 2"},
+        {"type": "end_group"},
+        {"type": "end_group"},
+    )
+    q = field_of(doc, "q")
+    assert q["group"] == "inner"
+    assert q["relevant"] == "a == true and (risk == null or risk != 'low') and n > 2"
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "phrase"),
+    [
+        ({"type": "note", "name": "q", "label": "q"}, "type", "hint"),
+        ({"type": "geopoint", "name": "q", "label": "q"}, "type", "location"),
+        ({"type": "select_one yes_no or_other", "name": "q", "label": "q"}, "type", "or_other"),
+        ({"type": "select_one nowhere", "name": "q", "label": "q"}, "type", "no choice list"),
+        ({"type": "barcode", "name": "q", "label": "q"}, "type", "not supported"),
+        ({"type": "select_one_from_file v.csv", "name": "q", "label": "q"}, "type", "not supp"),
+        ({"type": "text", "name": "Q1", "label": "q"}, "name", "snake_case"),
+        ({"type": "text", "name": "count", "label": "q"}, "name", "condition language"),
+        ({"type": "text", "label": "q"}, "name", "no name"),
+        ({"name": "q", "label": "q"}, "type", "no type"),
+        ({"type": "end_group"}, "type", "without a matching begin"),
+        ({"type": "begin_group", "name": "g"}, "type", "never closed"),
+        ({"type": "text", "name": "q", "label": "q", "calculation": "1"}, "calculation", ""),
+        ({"type": "text", "name": "q", "label": "q", "default": "today()"}, "default", "dynamic"),
+        ({"type": "select_one yes_no", "name": "q", "label": "q", "default": "x"}, "default", ""),
+        ({"type": "integer", "name": "q", "label": "q", "default": "many"}, "default", "number"),
+        ({"type": "text", "name": "q", "label": "q", "problem_when": "${n} > 1"}, None, "together"),
+    ],
+)
+def test_a_row_zoufang_cannot_hold_is_reported_at_its_row_and_column(
+    row: dict[str, Any], column: str | None, phrase: str
+) -> None:
+    (problem,) = problems_of(row)
+    expected_column = column or "problem_category"
+    assert (problem.sheet, problem.row, problem.column) == ("survey", 11, expected_column)
+    assert phrase in problem.message
+
+
+def test_blank_rows_count_in_the_row_numbers() -> None:
+    problems = problems_of({}, {}, {"type": "time", "name": "q", "label": "q"})
+    assert where(problems) == [("survey", 13, "type")]
+
+
+# Labels and settings
+
+
+def test_a_plain_label_serves_both_languages_and_a_missing_language_borrows_the_other() -> None:
+    doc = convert(
+        {"type": "text", "name": "p", "label": "姓名"},
+        {"type": "text", "name": "e", "label::English (en)": "Name"},
+        {"type": "text", "name": "z", "label::中文": "姓名", "label::Tibetan (bo)": "མིང"},
+        {"type": "text", "name": "both", "Label::chinese (zh-CN)": "姓名", "label::EN": "Name"},
+    )
+    assert field_of(doc, "p")["label"] == {"zh-CN": "姓名", "en": "姓名"}
+    assert field_of(doc, "e")["label"] == {"zh-CN": "Name", "en": "Name"}
+    assert field_of(doc, "z")["label"] == {"zh-CN": "姓名", "en": "姓名"}
+    assert field_of(doc, "both")["label"] == {"zh-CN": "姓名", "en": "Name"}
+
+
+def test_settings_give_the_form_id_version_title_and_policy() -> None:
+    sheets = {
+        "Survey": [{"type": "text", "name": "q", "label": "q"}],
+        "settings": [
+            {
+                "form_id": "household_check",
+                "version": 3.0,  # Excel keeps numbers as floats
+                "form_title": "入户核查",
+                "policy": "weekly",
+            }
+        ],
+    }
+    doc = convert_xlsform(sheets)
+    version = doc["versions"][0]
+    assert (doc["form_id"], version["version"], version["policy"]) == (
+        "household_check",
+        3,
+        "weekly",
+    )
+    assert version["title"] == {"zh-CN": "入户核查", "en": "入户核查"}
+    assert convert_xlsform(sheets, form_id="other_form", version=7)["form_id"] == "other_form"
+
+
+def test_settings_problems_are_reported_on_the_settings_sheet() -> None:
+    problems = problems_of(
+        survey=[{"type": "text", "name": "q", "label": "q"}],
+        settings=[{"version": "v2", "policy": "daily"}],
+    )
+    assert where(problems) == [
+        ("settings", 2, "form_id"),
+        ("settings", 2, "version"),
+        ("settings", 2, "policy"),
+    ]
+
+
+def test_a_workbook_without_a_survey_sheet_is_refused() -> None:
+    problems = problems_of(choices=[], settings=[{"form_id": "t"}])
+    assert [str(p) for p in problems] == ["survey: the workbook has no survey sheet"]
+
+
+# Expressions: XLSForm syntax into the condition language
+
+
+@pytest.mark.parametrize(
+    ("xlsform", "zoufang"),
+    [
+        ("${a} = 'yes'", "a == true"),
+        ("${a} = 'no'", "a == false"),
+        ("${ok} = 'OK'", "ok == true"),
+        ("${risk} = 'high'", "risk == 'high'"),
+        ("'high' = ${risk}", "risk == 'high'"),
+        ("${risk} != 'low'", "risk == null or risk != 'low'"),
+        ("selected(${kinds}, 'flood')", "selected(kinds, 'flood')"),
+        ("selected(${risk}, 'high')", "risk == 'high'"),
+        ("selected(${a}, 'yes')", "a == true"),
+        ("count-selected(${kinds}) > 1", "count(kinds) > 1"),
+        ("2 <= count-selected(${kinds})", "count(kinds) >= 2"),
+        ("count-selected(${kinds})", "count(kinds) > 0"),
+        ("${n} >= 60 and ${x} < -1.50", "n >= 60 and x < -1.5"),
+        ("${n} > '3'", "n > 3"),
+        ("${d} < '2026-01-01'", "d < '2026-01-01'"),
+        ('${t} = "it\'s"', "t == 'it\\'s'"),
+        ("${t} = ''", "t == null"),
+        ("${t} != ''", "t != null"),
+        ("${t}", "t != null"),
+        ("not(${a} = 'yes')", "not (a == true)"),
+        ("not(${a} = 'yes' or ${n} = 1)", "not (a == true or n == 1)"),
+        ("${a} = 'yes' and (${n} = 1 or ${n} = 2)", "a == true and (n == 1 or n == 2)"),
+        ("${a} = 'yes' or ${n} = 1 and ${n} = 2", "a == true or n == 1 and n == 2"),
+        ("${a} = 'yes' and ${risk} != 'low'", "a == true and (risk == null or risk != 'low')"),
+        ("true()", "true"),
+        ("${photo} != ''", "photo != null"),
+    ],
+)
+def test_relevant_expressions_are_translated(xlsform: str, zoufang: str) -> None:
+    assert relevant_of(xlsform) == zoufang
+
+
+@pytest.mark.parametrize(
+    ("xlsform", "answers", "shown"),
+    [
+        ("${risk} != 'low'", {}, True),
+        ("${risk} != 'low'", {"risk": "low"}, False),
+        ("${a} = 'yes'", {}, False),
+        ("not(${a} = 'yes')", {}, True),
+        ("${t}", {"t": ""}, False),
+        ("${n} > 2", {}, False),
+    ],
+)
+def test_translated_conditions_treat_unanswered_questions_as_xlsform_does(
+    xlsform: str, answers: dict[str, Any], shown: bool
+) -> None:
+    """XLSForm compares an unanswered question as empty text: it differs from everything."""
+    assert parse_expression(relevant_of(xlsform)).evaluate(answers) is shown
+
+
+@pytest.mark.parametrize(
+    ("xlsform", "phrase"),
+    [
+        ("${n} + 1 > 2", "arithmetic (+)"),
+        ("${n} div 2 = 1", "arithmetic (div)"),
+        ("${nowhere} = 1", "${nowhere} is no question of this form"),
+        ("${kinds} = 'flood'", "selected()"),
+        ("${n} = ${x}", "comparing two questions"),
+        ("regex(${t}, '[0-9]+')", "regex() is not supported"),
+        ("today() > ${d}", "today()"),
+        ("${risk} > 'low'", "cannot be compared"),
+        ("${a} = 'maybe'", "never 'maybe'"),
+        ("${n} = 'many'", "is a number"),
+        ("${n} = 1 = 2", "chained"),
+        ("(${a} = 'yes'", "not closed"),
+        ("${t} = 'open", "string is not closed"),
+        (". > 1", "constraints only"),
+        ("a = 'yes'", "${a}"),
+        ("${n} >", "ends too early"),
+        ("${photo} = 'x'", "image"),
+        ("'yes'", "not a condition"),
+        ("(" * 40 + "${a} = 'yes'" + ")" * 40, "nested too deeply"),
+    ],
+)
+def test_untranslatable_expressions_are_reported_with_the_reason(xlsform: str, phrase: str) -> None:
+    (problem,) = problems_of({"type": "text", "name": "q", "label": "q", "relevant": xlsform})
+    assert (problem.row, problem.column) == (11, "relevant")
+    assert phrase in problem.message
+
+
+def test_a_required_expression_is_translated_and_yes_words_are_plain_true() -> None:
+    doc = convert(
+        {"type": "text", "name": "q1", "label": "q", "required": "${a} = 'yes'"},
+        {"type": "text", "name": "q2", "label": "q", "required": "TRUE"},
+        {"type": "text", "name": "q3", "label": "q", "required": "no"},
+        {"type": "text", "name": "q4", "label": "q", "required": True},
+    )
+    assert field_of(doc, "q1")["required"] == "a == true"
+    assert field_of(doc, "q2")["required"] is True
+    assert "required" not in field_of(doc, "q3")
+    assert field_of(doc, "q4")["required"] is True
+
+
+def test_a_condition_on_a_misspelt_choice_is_reported_at_its_row() -> None:
+    (problem,) = problems_of(
+        {"type": "text", "name": "q", "label": "q", "relevant": "${risk} = 'hgih'"}
+    )
+    assert (problem.row, problem.column) == (11, "relevant")
+    assert '"hgih" is not a choice' in problem.message
+
+
+@pytest.mark.parametrize(
+    ("xls_type", "constraint", "bounds"),
+    [
+        ("integer", ". >= 0 and . <= 120", {"min": 0, "max": 120}),
+        ("decimal", "0 <= . and . <= 2.5", {"min": 0, "max": 2.5}),
+        ("integer", ". > 0", {"min": 1}),
+        ("integer", ". < 10 and . <= 20", {"max": 9}),
+        ("text", "string-length(.) <= 50", {"max_length": 50}),
+    ],
+)
+def test_simple_constraints_become_bounds(
+    xls_type: str, constraint: str, bounds: dict[str, Any]
+) -> None:
+    doc = convert({"type": xls_type, "name": "q", "label": "q", "constraint": constraint})
+    q = field_of(doc, "q")
+    assert {k: q[k] for k in ("min", "max", "max_length") if k in q} == bounds
+
+
+@pytest.mark.parametrize(
+    ("xls_type", "constraint"),
+    [
+        ("decimal", ". > 0"),
+        ("integer", ". != 0"),
+        ("text", "string-length(.) >= 2"),
+        ("text", ". >= 2"),
+        ("integer", ". >= ${x}"),
+        ("select_one risk", ". != 'low'"),
+    ],
+)
+def test_constraints_without_an_equivalent_are_reported(xls_type: str, constraint: str) -> None:
+    (problem,) = problems_of(
+        {"type": xls_type, "name": "q", "label": "q", "constraint": constraint}
+    )
+    assert (problem.row, problem.column) == (11, "constraint")
+    assert "cannot translate" in problem.message
+
+
+def test_min_above_max_is_reported_at_the_constraint() -> None:
+    (problem,) = problems_of(
+        {"type": "integer", "name": "q", "label": "q", "constraint": ". >= 5 and . <= 1"}
+    )
+    assert (problem.row, problem.column) == (11, "constraint")
+
+
+# Reading .xlsx files
+
+
+def test_the_committed_samples_hold_what_the_generator_writes(tmp_path: Path) -> None:
+    """Compared by content: the bytes also depend on the openpyxl and zlib versions."""
+    for written in make_xlsforms.write_samples(tmp_path):
+        assert read_xlsform(written) == read_xlsform(SAMPLES / written.name), written.name
+
+
+def test_the_generator_stamps_no_time_of_its_own_so_its_bytes_never_change() -> None:
+    sheets = make_xlsforms.SAMPLES["xlsform_monthly_monitoring.xlsx"]
+    with zipfile.ZipFile(io.BytesIO(make_xlsforms.workbook_bytes(sheets))) as workbook:
+        assert {entry.date_time for entry in workbook.infolist()} == {make_xlsforms.ZIP_TIME}
+        properties = workbook.read("docProps/core.xml").decode()
+    stamps = re.findall(r"<dcterms:(?:created|modified)[^>]*>([^<]*)<", properties)
+    assert stamps == [make_xlsforms.FIXED_TIME] * 2
+
+
+def test_reading_a_file_that_is_no_workbook_is_an_import_problem(tmp_path: Path) -> None:
+    path = tmp_path / "survey.xlsx"
+    path.write_text("type,name,label\n", encoding="utf-8")
+    with pytest.raises(XLSFormError) as caught:
+        read_xlsform(path)
+    assert "survey.xlsx is no .xlsx workbook" in str(caught.value)
+
+
+def test_reading_keeps_blank_rows_and_drops_empty_cells() -> None:
+    workbook = make_xlsforms.workbook_bytes(
+        {"survey": [["type", "name", None, "label"], [], ["text", "q", "stray", "问"], [None]]}
+    )
+    assert read_xlsform(io.BytesIO(workbook)) == {
+        "survey": [{}, {"type": "text", "name": "q", "label": "问"}]
+    }
+
+
+# The command line: import as the next version, then phones pull it
+
+
+def cli(app: Any, *args: str) -> Any:
+    env = {
+        "ZOUFANG_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "ZOUFANG_SECRET_KEY": "cli-test",
+    }
+    return CliRunner(env=env).invoke(main, list(args), catch_exceptions=False)
+
+
+def test_the_cli_imports_the_sample_as_the_next_version_and_a_phone_pulls_it(county: Any) -> None:
+    with county.app.app_context():
+        publish_forms(actor=None)
+    phone = county.device("cadre_a")
+    phone.pull_all()
+    result = cli(county.app, "forms", "import-xlsform", str(MONTHLY))
+    assert result.exit_code == 0, result.output
+    assert "published monthly_monitoring version 2 (14 fields)" in result.output
+    (record,) = [r for r in phone.pull_all() if r["type"] == "form"]
+    assert (record["data"]["form_id"], record["data"]["version"]) == ("monthly_monitoring", 2)
+    assert record["data"]["policy"] == "monthly"  # kept from version 1
+    assert record["data"]["fields"][0]["id"] == "income_changed"
+
+
+def test_the_cli_dry_run_prints_the_definition_and_stores_nothing(county: Any) -> None:
+    with county.app.app_context():
+        publish_forms(actor=None)
+    result = cli(county.app, "forms", "import-xlsform", str(MONTHLY), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert '"version": 2' in result.stdout and "dry run: would publish" in result.stderr
+    listing = cli(county.app, "forms", "list")
+    assert "monthly_monitoring" in listing.output and "v2" not in listing.output
+
+
+def test_importing_the_same_file_twice_publishes_one_version(county: Any) -> None:
+    first = cli(county.app, "forms", "import-xlsform", str(MONTHLY), "--form-id", "monitoring_b")
+    again = cli(county.app, "forms", "import-xlsform", str(MONTHLY), "--form-id", "monitoring_b")
+    assert "published monitoring_b version 1" in first.output
+    assert again.exit_code == 0 and "unchanged: identical to the published" in again.output
+
+
+def test_the_cli_refuses_an_xlsform_with_problems_naming_each_row(county: Any) -> None:
+    result = cli(county.app, "forms", "import-xlsform", str(UNSUPPORTED))
+    assert result.exit_code == 1
+    assert "xlsform_unsupported.xlsx: the XLSForm cannot be imported (11 problems)" in result.output
+    assert "survey row 3, column type: repeat groups are not supported" in result.output
+    assert "choices row 4, column name: duplicate choice 'shang'" in result.output
+    assert "household_survey" not in cli(county.app, "forms", "list").output
