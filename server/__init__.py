@@ -11,7 +11,7 @@ from flask import Flask
 
 from server.db import configure_engine, db, engine_options, normalize_url
 from server.errors import register_error_handlers
-from server.jsonio import OrjsonProvider
+from server.jsonio import OrjsonProvider, compress_json
 from server.store import SqlStore
 from sync.hlc import Clock
 
@@ -30,12 +30,7 @@ class ZoufangFlask(Flask):
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    app = ZoufangFlask(
-        __name__,
-        instance_relative_config=True,
-        static_folder=str(Path(__file__).parent.parent / "pwa_static"),
-        static_url_path="/static-pwa",
-    )
+    app = ZoufangFlask(__name__, instance_relative_config=True, static_folder=None)
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("ZOUFANG")
     if test_config:
@@ -58,6 +53,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["zoufang_answer_check"] = check_answers
 
     register_error_handlers(app)
+    app.after_request(compress_json)
     from server.api import api
 
     app.register_blueprint(api)

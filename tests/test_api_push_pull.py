@@ -165,3 +165,18 @@ def test_an_update_to_an_unknown_record_is_rejected_not_found(any_county):
     a = any_county.device("cadre_a")
     result = a.push([a.op("update", "household", uid(), {"phone": "1"}, 1)]).get_json()
     assert result["results"][0]["error"]["code"] == "not_found"
+
+
+def test_large_json_answers_are_gzipped_for_clients_that_accept_it(county):
+    import gzip
+    import json
+
+    a = county.device("cadre_a")
+    a.push([a.visit(county.households["h1"]) for _ in range(10)])
+    plain = a.client.get("/api/v1/sync/pull", headers=a.headers)
+    zipped = a.client.get("/api/v1/sync/pull", headers={**a.headers, "Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in plain.headers
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert len(zipped.data) < len(plain.data) / 3
+    records = json.loads(gzip.decompress(zipped.data))["records"]
+    assert [r["id"] for r in records] == [r["id"] for r in plain.get_json()["records"]]

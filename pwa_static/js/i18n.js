@@ -539,6 +539,11 @@ export function t(key, params = {}) {
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
 }
 
+/** The string of `key` if the tables have one, else null: for codes the server may add. */
+export function known(key, params = {}) {
+  return key in TABLES[current] || key in zh ? t(key, params) : null;
+}
+
 /** A `{zh-CN, en}` label of a form definition in the current language. */
 export function pick(label) {
   return label?.[current] ?? label?.["zh-CN"] ?? "";

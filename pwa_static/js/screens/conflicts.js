@@ -5,7 +5,7 @@
  * @module screens/conflicts
  */
 
-import { t } from "../i18n.js";
+import { known, t } from "../i18n.js";
 import { h } from "../ui.js";
 
 /** A card listing the conflicts of one record or household, or nothing when there are none. */
@@ -50,9 +50,7 @@ export function conflictItem(conflict, session, heading = null) {
 }
 
 export function fieldLabel(recordType, name) {
-  const key = `field.${recordType}.${name}`;
-  const label = t(key);
-  return label === key ? name : label;
+  return known(`field.${recordType}.${name}`) ?? name;
 }
 
 function value({ record_type: type, field }, v) {

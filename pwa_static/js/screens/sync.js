@@ -6,7 +6,7 @@
  * @module screens/sync
  */
 
-import { t } from "../i18n.js";
+import { known, t } from "../i18n.js";
 import { waiting } from "../outbox.js";
 import { conflictList, dismissRejected, rejectedList } from "../queries.js";
 import { events, isRunning } from "../sync.js";
@@ -96,9 +96,7 @@ function resultText(result, stillQueued) {
     });
     return result.rejected ? `${text}${t("sync.resultRejected", { n: result.rejected })}` : text;
   }
-  const code = result.error?.code;
-  const known = t(`syncError.${code}`);
-  const reason = known === `syncError.${code}` ? (result.error?.message ?? code) : known;
+  const reason = known(`syncError.${result.error?.code}`) ?? result.error?.message ?? result.error?.code;
   const parts = [t(`sync.failed.${result.step ?? "push"}`, { reason })];
   if (result.sent) parts.push(t("sync.partlySent", { n: result.sent }));
   if (stillQueued) parts.push(t("sync.keptQueued", { n: stillQueued }));
@@ -108,7 +106,6 @@ function resultText(result, stillQueued) {
 function rejectedItem(ctx, item) {
   const { op, error } = item;
   const what = `${t(`type.${op.type}`)} · ${t(`action.${op.action}`)}`;
-  const reason = t(`opError.${error?.code}`);
   const fields = Object.entries(error?.details?.fields ?? {}).map(
     ([name, messages]) => `${name}: ${messages.join(", ")}`,
   );
@@ -116,7 +113,7 @@ function rejectedItem(ctx, item) {
     "li",
     { class: "rejected" },
     h("p", {}, h("b", {}, what), item.household ? ` · ${item.household}` : ""),
-    h("p", {}, t("sync.reason"), " ", reason === `opError.${error?.code}` ? error?.message : reason),
+    h("p", {}, t("sync.reason"), " ", known(`opError.${error?.code}`) ?? error?.message),
     h("p", { class: "muted" }, [error?.message, ...fields].filter(Boolean).join("；")),
     button(
       t("sync.dismiss"),

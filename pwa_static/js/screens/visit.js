@@ -10,7 +10,7 @@
  */
 
 import { defaults, describe, isAnswered, isRelevant, problemsFound, validateAnswers } from "../forms.js";
-import { lang, pick, t } from "../i18n.js";
+import { known, lang, pick, t } from "../i18n.js";
 import * as outbox from "../outbox.js";
 import { formVersion, get, householdDetail, latestForm } from "../queries.js";
 import { localIso } from "../time.js";
@@ -184,14 +184,10 @@ function formFields(form, state, people) {
   };
   for (const f of form.fields) {
     if (cards.length === 0 || f.group !== cards.at(-1).group) {
-      const heading = t(`group.${f.group}`);
+      const heading = f.group && known(`group.${f.group}`);
       cards.push({
         group: f.group,
-        element: h(
-          "section",
-          { class: "card" },
-          f.group && heading !== `group.${f.group}` && h("h2", {}, heading),
-        ),
+        element: h("section", { class: "card" }, heading && h("h2", {}, heading)),
       });
     }
     const error = h("p", { class: "error", role: "alert", hidden: true });
