@@ -57,6 +57,9 @@ def run(host: str, port: int, workers: int, threads: int, scheduler: bool) -> No
         "accesslog": "-",
         "errorlog": "-",
         "loglevel": "info",
+        # the control socket's default path is per user, not per server: two `zoufang serve`
+        # on one host would fight over it, and nothing here uses it
+        "control_socket_disable": True,
         "post_fork": post_fork,
         "post_worker_init": post_worker_init,
     }
