@@ -107,6 +107,29 @@ def shell_file(name: str) -> Response:
     return _no_cache(send_from_directory(PWA, name, max_age=0))
 
 
+#: the supervisors' dashboard (pwa_static/admin/): the page at /admin, its files under /admin/
+ADMIN = PWA / "admin"
+ADMIN_SUFFIXES = (".js", ".css")
+
+
+@web.get("/admin")
+@web.get("/admin/")
+def admin_index() -> Response:
+    """The dashboard's page, under the same policy as the PWA (no inline script, style or eval)."""
+    response = send_from_directory(ADMIN, "index.html", max_age=0)
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return _no_cache(response)
+
+
+@web.get("/admin/<path:name>")
+def admin_file(name: str) -> Response:
+    path = (ADMIN / name).resolve()
+    if not (path.is_file() and path.is_relative_to(ADMIN) and path.suffix in ADMIN_SUFFIXES):
+        abort(404)
+    return _no_cache(send_from_directory(ADMIN, name, max_age=0))
+
+
 @web.get("/healthz")
 def health() -> dict[str, str]:
     return {"status": "ok"}

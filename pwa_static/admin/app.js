@@ -1,0 +1,452 @@
+/**
+ * The supervisors' dashboard (督导台): coverage of this week, the 12-week trend, overdue
+ * households, open problems and conflicts, devices and jobs, for one region at a time.
+ *
+ * @module admin/app
+ */
+
+import { call, download, forget, query, session, signIn } from "./api.js";
+import { $, fill, h, toast } from "./dom.js";
+import { applyStatic, lang, pick, setLang, t } from "./i18n.js";
+import { drawTrend } from "./trend.js";
+
+const STAGES = ["open", "in_progress", "resolved", "verified"];
+const state = { region: null, period: null, timezone: "Asia/Shanghai", regions: new Map() };
+
+function percent(value) {
+  return `${(Math.round(value * 1000) / 10).toFixed(1)}%`;
+}
+
+function when(iso) {
+  if (!iso) return t("never");
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  return date.toLocaleString(lang(), {
+    timeZone: state.timezone,
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+  });
+}
+
+function bar(value) {
+  return h("progress", { max: 1, value, title: percent(value), className: value < 0.9 ? "low" : "" });
+}
+
+function report(error) {
+  if (error?.status === 401) {
+    showSignIn();
+    return;
+  }
+  toast(t("error", { message: error?.message ?? String(error) }), "error");
+}
+
+// ---- sign-in ----------------------------------------------------------------------------
+
+function showSignIn() {
+  forget();
+  $("#main").hidden = true;
+  $("#signout").hidden = true;
+  $("#who").textContent = "";
+  $("#signin").hidden = false;
+  $("#signin [name=username]").focus();
+}
+
+async function onSignIn(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  $("#signin-error").textContent = "";
+  try {
+    await signIn(form.username.value.trim(), form.password.value);
+    form.password.value = "";
+    await start();
+  } catch (error) {
+    $("#signin-error").textContent = t("signin.failed", { message: error.message });
+  }
+}
+
+async function start() {
+  const answer = session();
+  if (!answer?.token) return showSignIn();
+  const user = answer.user;
+  $("#signin").hidden = true;
+  $("#main").hidden = false;
+  $("#signout").hidden = false;
+  $("#who").textContent = user.name || user.username;
+  $("#devices").hidden = user.role !== "admin";
+  state.regions = new Map();
+  state.region = user.region_ids[0] ?? null;
+  for (const id of user.region_ids) state.regions.set(id, { id, name: id, level: "", depth: 0 });
+  await load();
+}
+
+// ---- loading ----------------------------------------------------------------------------
+
+async function load() {
+  if (!state.region) return;
+  document.body.classList.add("loading");
+  try {
+    const region = state.region;
+    const trend = await call(`/reports/trend?${query({ region_id: region, weeks: 12 })}`);
+    // the last week of the trend is the server's current week (its clock, its time zone)
+    state.period = trend.weeks.at(-1)?.period;
+    const coverage = await call(
+      `/reports/coverage?${query({ period: state.period, region_id: region })}`,
+    );
+    renderCoverage(coverage);
+    renderTrend(trend);
+    const user = session().user;
+    const tasks = [
+      call(`/reports/overdue?${query({ region_id: region })}`).then(renderOverdue),
+      call(`/problems?${query({ region_id: region, status: "open,in_progress" })}`).then(
+        renderProblems,
+      ),
+      call("/conflicts").then(renderConflicts),
+      call("/admin/jobs").then(renderJobs),
+    ];
+    if (user.role === "admin") tasks.push(call("/admin/devices").then(renderDevices));
+    const results = await Promise.allSettled(tasks);
+    for (const result of results) if (result.status === "rejected") report(result.reason);
+  } catch (error) {
+    report(error);
+  } finally {
+    document.body.classList.remove("loading");
+    document.body.dataset.loaded = String(Number(document.body.dataset.loaded ?? 0) + 1);
+  }
+}
+
+// ---- coverage ---------------------------------------------------------------------------
+
+function renderRegions(coverage) {
+  const current = coverage.region;
+  const known = state.regions.get(current.id);
+  const depth = known?.depth ?? 0;
+  state.regions.set(current.id, { ...current, depth, parent: known?.parent });
+  // children go right after their parent, one level deeper
+  const entries = [...state.regions.values()].filter((region) => region.parent !== current.id);
+  const at = entries.findIndex((region) => region.id === current.id);
+  const children = coverage.children.map((child) => ({
+    id: child.region_id,
+    name: child.name,
+    level: child.level,
+    depth: depth + 1,
+    parent: current.id,
+  }));
+  entries.splice(at + 1, 0, ...children);
+  state.regions = new Map(entries.map((region) => [region.id, region]));
+  fill(
+    $("#region"),
+    entries.map((region) =>
+      h(
+        "option",
+        { value: region.id, selected: region.id === current.id },
+        `${"\u3000".repeat(region.depth)}${region.name}`,
+      ),
+    ),
+  );
+}
+
+function renderCoverage(coverage) {
+  state.timezone = coverage.timezone || state.timezone;
+  renderRegions(coverage);
+  const { summary } = coverage;
+  $("#t-due").textContent = summary.due;
+  $("#t-visited").textContent = summary.visited;
+  $("#t-overdue").textContent = summary.overdue;
+  $("#t-coverage").textContent = percent(summary.coverage);
+  $("#period").textContent = t("period", {
+    period: coverage.period,
+    start: coverage.start,
+    end: coverage.end,
+  });
+  const late = coverage.late?.visits ?? 0;
+  $("#late").hidden = !late;
+  $("#late").textContent = late ? t("late", { n: late }) : "";
+  fill(
+    $("#children tbody"),
+    coverage.children.map((child) =>
+      h(
+        "tr",
+        {},
+        h(
+          "td",
+          {},
+          h(
+            "a",
+            {
+              href: "#",
+              onclick: (event) => {
+                event.preventDefault();
+                state.region = child.region_id;
+                load();
+              },
+            },
+            child.name,
+          ),
+        ),
+        h("td", { className: "num" }, child.due),
+        h("td", { className: "num" }, child.visited),
+        h("td", { className: "cov" }, bar(child.coverage), h("span", {}, percent(child.coverage))),
+      ),
+    ),
+  );
+}
+
+function renderTrend(trend) {
+  drawTrend($("#trend-canvas"), trend.weeks);
+  $("#trend-canvas").dataset.weeks = trend.weeks.length;
+}
+
+// ---- overdue households -----------------------------------------------------------------
+
+function renderOverdue(answer) {
+  const rows = answer.households;
+  $("#overdue-count").textContent = rows.length;
+  const body = $("#overdue tbody");
+  if (!rows.length) {
+    fill(body, h("tr", {}, h("td", { colSpan: 5, className: "muted" }, t("overdue.none"))));
+    return;
+  }
+  fill(
+    body,
+    rows.map((row) =>
+      h(
+        "tr",
+        { className: row.never_visited ? "never" : "" },
+        h("td", {}, h("b", {}, row.head_name), h("small", {}, row.code)),
+        h("td", {}, row.village?.name ?? ""),
+        h(
+          "td",
+          { className: "num overdue" },
+          row.never_visited ? t("overdue.never") : t("overdue.days", { n: row.days_overdue }),
+        ),
+        h("td", {}, row.cadres.map((cadre) => cadre.name).join("、")),
+        h(
+          "td",
+          {},
+          row.last_visit
+            ? `${when(row.last_visit.visited_at)} ${row.last_visit.visitor_name ?? ""}`
+            : "—",
+        ),
+      ),
+    ),
+  );
+}
+
+// ---- problems ---------------------------------------------------------------------------
+
+function renderProblems(answer) {
+  const list = $("#problems ul");
+  $("#problems-count").textContent = answer.problems.length;
+  if (!answer.problems.length) {
+    fill(list, h("li", { className: "muted" }, t("problems.none")));
+    return;
+  }
+  fill(list, answer.problems.map(problemItem));
+}
+
+function problemItem(problem) {
+  const select = h(
+    "select",
+    { name: "status", ariaLabel: t("col.status") },
+    STAGES.filter((stage) => stage !== problem.status).map((stage) =>
+      h("option", { value: stage }, t(`status.${stage}`)),
+    ),
+  );
+  const note = h("input", { name: "note", placeholder: t("problems.note") });
+  const button = h("button", { type: "submit" }, t("problems.change"));
+  const form = h(
+    "form",
+    {
+      className: "inline",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        button.disabled = true;
+        try {
+          const body = { status: select.value };
+          if (note.value.trim()) body.note = note.value.trim();
+          const changed = await call(`/problems/${problem.id}/status`, { method: "POST", body });
+          toast(t("problems.changed", { status: t(`status.${changed.status}`) }));
+          await load();
+        } catch (error) {
+          button.disabled = false;
+          report(error);
+        }
+      },
+    },
+    select,
+    note,
+    button,
+  );
+  return h(
+    "li",
+    { className: `problem${problem.overdue ? " late" : ""}`, dataset: { id: problem.id } },
+    h(
+      "div",
+      { className: "head" },
+      h("span", { className: `pill ${problem.status}` }, t(`status.${problem.status}`)),
+      h("b", {}, problem.household?.head_name ?? ""),
+      h("span", { className: "muted" }, `${problem.village?.name ?? ""} · ${problem.category}`),
+    ),
+    h("p", {}, problem.description ?? ""),
+    h(
+      "p",
+      { className: "muted" },
+      problem.assignee ? `${problem.assignee.name} · ` : "",
+      problem.due_date ? t("problems.due", { date: problem.due_date }) : "",
+      problem.overdue ? h("span", { className: "overdue" }, ` ${t("problems.overdue")}`) : "",
+    ),
+    form,
+  );
+}
+
+// ---- conflicts --------------------------------------------------------------------------
+
+function shown(value) {
+  if (value === null || value === undefined || value === "") return t("empty");
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
+function renderConflicts(answer) {
+  const open = answer.conflicts.filter((conflict) => conflict.status === "open");
+  $("#conflicts-count").textContent = open.length;
+  const list = $("#conflicts ul");
+  if (!open.length) {
+    fill(list, h("li", { className: "muted" }, t("conflicts.none")));
+    return;
+  }
+  fill(list, open.map(conflictItem));
+}
+
+function conflictItem(conflict) {
+  const choices = [
+    { label: t("conflicts.kept"), ...conflict.kept },
+    ...(conflict.lost ?? []).map((lost) => ({ label: t("conflicts.lost"), ...lost })),
+  ];
+  const resolve = async (value, button) => {
+    button.disabled = true;
+    try {
+      await call(`/conflicts/${conflict.id}/resolve`, { method: "POST", body: { value } });
+      toast(t("conflicts.resolved"));
+      await load();
+    } catch (error) {
+      button.disabled = false;
+      report(error);
+    }
+  };
+  return h(
+    "li",
+    { className: "conflict", dataset: { id: conflict.id } },
+    h(
+      "div",
+      { className: "head" },
+      h("b", {}, `${conflict.record_type} · ${conflict.field}`),
+      h("small", { className: "muted" }, conflict.record_id),
+    ),
+    h(
+      "div",
+      { className: "choices" },
+      choices.map((choice) => {
+        const button = h("button", { type: "button" }, t("conflicts.choose"));
+        button.addEventListener("click", () => resolve(choice.value ?? null, button));
+        return h(
+          "div",
+          { className: "choice" },
+          h("small", { className: "muted" }, choice.label),
+          h("div", { className: "value" }, shown(choice.value)),
+          button,
+        );
+      }),
+    ),
+  );
+}
+
+// ---- devices and jobs -------------------------------------------------------------------
+
+function renderDevices(answer) {
+  fill(
+    $("#devices tbody"),
+    answer.devices.map((device) => {
+      const button = h(
+        "button",
+        { type: "button", disabled: device.revoked, className: "danger" },
+        device.revoked ? t("devices.revoked") : t("devices.revoke"),
+      );
+      button.addEventListener("click", async () => {
+        if (!window.confirm(t("devices.confirm", { label: device.label }))) return;
+        try {
+          await call(`/admin/devices/${device.id}/revoke`, { method: "POST", body: {} });
+          await load();
+        } catch (error) {
+          report(error);
+        }
+      });
+      return h(
+        "tr",
+        { className: device.revoked ? "revoked" : "" },
+        h("td", {}, device.label || "—"),
+        h("td", {}, device.name || device.username),
+        h("td", {}, when(device.last_sync_at)),
+        h("td", {}, button),
+      );
+    }),
+  );
+}
+
+function renderJobs(answer) {
+  fill(
+    $("#jobs tbody"),
+    answer.jobs.map((job) =>
+      h(
+        "tr",
+        {},
+        h("td", {}, h("b", {}, pick(job.description) || job.name), h("small", {}, job.name)),
+        h(
+          "td",
+          { className: `job ${job.last_status ?? "never"}`, title: job.last_message ?? "" },
+          t(`job.${job.last_status ?? "never"}`),
+        ),
+        h("td", {}, when(job.last_finished_at ?? job.last_started_at)),
+        h("td", {}, when(job.next_run_at)),
+      ),
+    ),
+  );
+}
+
+// ---- wiring -----------------------------------------------------------------------------
+
+function wire() {
+  applyStatic();
+  $("#signin").addEventListener("submit", onSignIn);
+  $("#signout").addEventListener("click", async () => {
+    const answer = session();
+    if (answer?.device_id) {
+      // the dashboard's device is not needed any more: revoke it, ignore failures
+      call(`/devices/${answer.device_id}`, { method: "DELETE" }).catch(() => {});
+    }
+    showSignIn();
+  });
+  $("#lang").addEventListener("click", () => {
+    setLang(lang() === "en" ? "zh-CN" : "en");
+    if (session()?.token) load();
+  });
+  $("#region").addEventListener("change", (event) => {
+    state.region = event.currentTarget.value;
+    load();
+  });
+  $("#bulletin").addEventListener("click", async (event) => {
+    event.preventDefault();
+    if (!state.period || !state.region) return;
+    toast(t("downloading"));
+    try {
+      const path = `/reports/coverage.xlsx?${query({ period: state.period, region_id: state.region })}`;
+      await download(path, `bulletin-${state.period}.xlsx`);
+    } catch (error) {
+      report(error);
+    }
+  });
+  start();
+}
+
+wire();
