@@ -122,6 +122,15 @@ def admin_index() -> Response:
     return _no_cache(response)
 
 
+@web.get("/admin/manage")
+def admin_manage() -> Response:
+    """The administration page (roster, households, users, 包保, visit policy, forms)."""
+    response = send_from_directory(ADMIN, "manage.html", max_age=0)
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return _no_cache(response)
+
+
 @web.get("/admin/<path:name>")
 def admin_file(name: str) -> Response:
     path = (ADMIN / name).resolve()

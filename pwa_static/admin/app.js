@@ -49,6 +49,7 @@ function showSignIn() {
   $("#main").hidden = true;
   $("#signout").hidden = true;
   $("#who").textContent = "";
+  $("#manage-link").hidden = true;
   $("#signin").hidden = false;
   $("#signin [name=username]").focus();
 }
@@ -75,6 +76,7 @@ async function start() {
   $("#signout").hidden = false;
   $("#who").textContent = user.name || user.username;
   $("#devices").hidden = user.role !== "admin";
+  $("#manage-link").hidden = user.role !== "admin";
   state.regions = new Map();
   state.region = user.region_ids[0] ?? null;
   for (const id of user.region_ids) state.regions.set(id, { id, name: id, level: "", depth: 0 });
