@@ -33,6 +33,7 @@ STATUS_NAMES = {
 MODE_NAMES = {"home": "入户", "phone": "电话", "wechat": "微信", "video": "视频", "other": "其他"}
 COVERAGE_HEADERS = ["乡镇", "村", "应访户数", "已访户数", "未访户数", "覆盖率"]
 LOW_COVERAGE = 0.9  # rows below it are filled red in the bulletin
+MAX_ROWS = 100_000  # of a sheet; far above a county's open problems
 
 BOLD = Font(bold=True)
 TITLE = Font(bold=True, size=14)
@@ -47,10 +48,9 @@ PERCENT = "0.0%"
 # --- the weekly bulletin -----------------------------------------------------------------------
 
 
-def coverage_rows(period: str, region_id: str) -> list[dict[str, Any]]:
+def coverage_rows(villages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The bulletin's table: villages grouped by township, a subtotal per township (村 = 小计)
     when the region has several, and a last row with the total (乡镇 = 合计)."""
-    villages = reports.coverage_by_village(period, region_id)
     townships: dict[str, list[dict[str, Any]]] = {}
     for row in villages:
         townships.setdefault(row["township"], []).append(row)
@@ -81,7 +81,8 @@ def weekly_bulletin_csv(period: str, region_id: str) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(COVERAGE_HEADERS)
-    for row in coverage_rows(period, region_id):
+    _, villages = reports.coverage_and_villages(period, region_id)
+    for row in coverage_rows(villages):
         writer.writerow(
             [
                 row["township"],
@@ -98,7 +99,7 @@ def weekly_bulletin_csv(period: str, region_id: str) -> str:
 def weekly_bulletin_xlsx(period: str, region_id: str) -> bytes:
     """The bulletin as a workbook: coverage by township and village, the households not
     visited in the period, and the open problems."""
-    body = reports.coverage(period, region_id)
+    body, villages = reports.coverage_and_villages(period, region_id)
     title = f"{body['region']['name']}{reports.Period.parse(period).title()}"
     span = f"{body['start']} 至 {body['end']}"
     book = Workbook()
@@ -109,13 +110,12 @@ def weekly_bulletin_xlsx(period: str, region_id: str) -> bytes:
     subtitle = f"统计期间 {span}；截至 {body['as_of']}；应访 {body['summary']['due']} 户"
     if late["visits"]:
         subtitle += f"；期后补报 {late['visits']} 次（{late['households']} 户）"
-    _coverage_sheet(sheet, f"{title}走访覆盖率通报", subtitle, coverage_rows(period, region_id))
+    _coverage_sheet(sheet, f"{title}走访覆盖率通报", subtitle, coverage_rows(villages))
     _unvisited_sheet(
         book.create_sheet("未访户"), f"{title}未走访户", reports.period_unvisited(period, region_id)
     )
-    problems = reports.problem_list(
-        reports.EVERYTHING, {"region_id": region_id, "status": list(reports.OPEN_STATUSES)}
-    )
+    open_problems = {"region_id": region_id, "status": list(reports.OPEN_STATUSES)}
+    problems = reports.problem_list(reports.EVERYTHING, {**open_problems, "limit": MAX_ROWS})
     _problem_sheet(book.create_sheet("未办结问题"), f"{body['region']['name']}未办结问题", problems)
     out = io.BytesIO()
     book.save(out)
@@ -245,7 +245,7 @@ def sqlite_snapshot(path: Path) -> dict[str, int]:
             )
             rows = _rows(conn, name, zone)
             count = 0
-            for batch in _batches(rows):
+            for batch in reports.chunks(rows, BATCH):
                 table.insert_all(batch, batch_size=BATCH)
                 count += len(batch)
             counts[name] = count
@@ -427,14 +427,3 @@ def _shape(name: str, row: dict[str, Any], data: dict[str, Any], zone: Any) -> d
         row["voided"] = int(bool(data.get("voided")))
         row["clock_corrected"] = int("clock_corrected" in (data.get("review") or []))
     return row
-
-
-def _batches(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -51,6 +51,9 @@ class Household(SyncedColumns, db.Model):
     __table_args__ = (
         Index("ix_households_village_version", "village_id", "version"),
         Index("ix_households_id_version", "household_id", "version"),
+        Index(  # reports: the households due, by village, from this index alone
+            "ix_households_due", "visit_policy", "status", "deleted", "village_id", "id"
+        ),
     )
 
 
@@ -78,7 +81,17 @@ class Visit(SyncedColumns, db.Model):
     __table_args__ = (
         Index("ix_visits_village_version", "village_id", "version"),
         Index("ix_visits_household_time", "household_id", "visited_at_effective"),
-        Index("ix_visits_time", "visited_at_effective"),
+        Index(  # reports read a period's visits from this index alone (docs/reports.md)
+            "ix_visits_time",
+            "visited_at_effective",
+            "household_id",
+            "village_id",
+            "deleted",
+            "voided",
+            "received_at",
+            "voided_at",
+            "id",
+        ),
         Index(  # reports: is this visit replaced by a correction? (corrections are rare)
             "ix_visits_corrects",
             "corrects",

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
@@ -40,7 +40,7 @@ from server.errors import ApiError
 from server.models import Assignment as AssignmentRow
 from server.models import AuditEntry, Device, Op, Snapshot, User
 from server.models import FieldWrite as FieldWriteRow
-from server.store import TABLES
+from server.store import TABLES, chunks
 from server.timeutil import utcnow
 from sync.merge import FieldWrite, merge_write
 from sync.records import PROBLEM_STATUSES, RECORD_TYPES, with_defaults
@@ -60,13 +60,13 @@ AUDIT: Table = AuditEntry.__table__  # type: ignore[assignment]
 SNAPSHOTS: Table = Snapshot.__table__  # type: ignore[assignment]
 DEVICES: Table = Device.__table__  # type: ignore[assignment]
 
-POLICY_OF_PERIOD = {"week": "weekly", "month": "monthly"}
 OPEN_STATUSES = ("open", "in_progress")
 SUPERVISING_ROLES = ("supervisor", "admin")
 #: who made the changes the server makes by itself (escalation)
 SYSTEM_USER = "system"
 EVERYTHING = Scope(True, frozenset(), frozenset(), frozenset(), "everything")
 CHUNK = 500
+T = TypeVar("T")
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -339,8 +339,12 @@ class Due:
         return clauses
 
     def visits(self, v: Any) -> list[ColumnElement[bool]]:
-        """What narrows the visits read before their households are: villages and scope."""
-        return [in_villages(v, self.villages), holds(v, self.scope)]
+        """What narrows the visits read before their households are: region and scope. The
+        region is tested on ``village_id || ''``, an expression, so that SQLite still reads a
+        period's visits by time rather than a village's whole history by village."""
+        if self.villages is None:
+            return [holds(v, self.scope)]
+        return [v.c.village_id.concat("").in_(self.villages), holds(v, self.scope)]
 
     def status(self, h: Any, archived: Iterable[str]) -> ColumnElement[bool]:
         ids = sorted(archived)
@@ -378,17 +382,6 @@ def still_due(
 ) -> set[str]:
     """The archived households that were archived only after ``cutoff``."""
     return {i for i, (_, at) in archived.items() if at is not None and at > cutoff}
-
-
-def chunks(items: Iterable[str]) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == CHUNK:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 @dataclass(frozen=True)
@@ -458,11 +451,10 @@ def household_flags(
     as_of: datetime | None,
     since: datetime | None,
 ) -> Any:
-    """A CTE with one row per household with a visit that counts in ``window`` (read once,
-    through the time index; whether the household is due is checked by the reader): its
-    village; ``visited`` when one of those visits is in [start,
-    window end); ``late_visits``, those received after ``since``; ``first_received``, the
-    earliest arrival among them."""
+    """A CTE with one row per household with a visit that counts in ``window``, read once from
+    the time index (whether the household is due is the reader's business): its village;
+    ``visited`` when one of those visits is in [start, window end); ``late_visits``, those
+    received after ``since``; ``first_received``, the earliest arrival among them."""
     v = VISITS.alias("v")
     in_period = v.c.visited_at_effective >= start
     received = func.coalesce(v.c.received_at, v.c.visited_at_effective)
@@ -486,12 +478,12 @@ def household_flags(
     )
 
 
-def visited_set(
-    due: Due, start: datetime, end: datetime, as_of: datetime | None, archived: Iterable[str]
-) -> Any:
-    """The ids of due households with a visit that counts in [start, end)."""
+def visited_in(due: Due, start: datetime, end: datetime, as_of: datetime | None) -> Any:
+    """The households (any, due or not) with a visit that counts in [start, end), read from
+    the time index; grouped by village first, so that no database reads them through the
+    household index instead."""
     v = VISITS.alias("visited")
-    visited = (
+    return (
         select(v.c.household_id)
         .where(
             v.c.visited_at_effective >= start,
@@ -499,9 +491,15 @@ def visited_set(
             counting(v, as_of),
             *due.visits(v),
         )
-        .group_by(v.c.household_id)
-        .subquery()
+        .group_by(v.c.village_id, v.c.household_id)
     )
+
+
+def visited_set(
+    due: Due, start: datetime, end: datetime, as_of: datetime | None, archived: Iterable[str]
+) -> Any:
+    """The ids of due households with a visit that counts in [start, end)."""
+    visited = visited_in(due, start, end, as_of).subquery()
     return select(visited.c.household_id).where(visited.c.household_id.in_(due_ids(due, archived)))
 
 
@@ -559,6 +557,19 @@ def coverage(
 
     ``scope`` limits the report to the households it holds (a cadre's own); None is everything.
     """
+    return coverage_and_villages(period, region_id, as_of, tz, scope=scope)[0]
+
+
+def coverage_and_villages(
+    period: str,
+    region_id: str,
+    as_of: datetime | str | None = None,
+    tz: str | None = None,
+    *,
+    scope: Scope | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The coverage body and the rows behind it: every village under the region with its
+    township, due, visited and coverage (the weekly bulletin's table)."""
     with service.store().engine.connect() as conn:
         ctx = _context(conn, period, region_id, as_of, tz, scope)
         bulletin = bulletin_time(conn, ctx)
@@ -573,7 +584,7 @@ def coverage(
         overdue_ = due - figures.visited_in_window
     else:
         overdue_ = 0
-    return {
+    body = {
         "period": ctx.period.label,
         "policy": ctx.period.policy,
         "start": ctx.period.first.isoformat(),
@@ -597,6 +608,7 @@ def coverage(
         "children": _children(ctx, rows),
         "cadres": figures.cadres,
     }
+    return body, rows
 
 
 @dataclass(frozen=True)
@@ -617,53 +629,39 @@ def _figures(conn: Connection, ctx: Context, since: datetime | None) -> Figures:
     if ctx.state == "current":
         window_start = ctx.period.previous().bounds(ctx.zone)[0]
     flags = household_flags(ctx.due, (window_start, ctx.end), ctx.start, ctx.as_of, since)
-    due = due_ids(ctx.due, archived_due)
     h = HOUSEHOLDS.alias("h")
     late_household = case((flags.c.first_received > since, 1), else_=0) if since else literal(0)
-    due_by_village = (
+    due = (
         select(
-            literal("due").label("kind"),
-            h.c.village_id.label("key"),
-            func.count().label("count"),
-            literal(0).label("in_window"),
-            literal(0).label("late_visits"),
-            literal(0).label("late_households"),
+            h.c.village_id,
+            h.c.id.label("household_id"),
+            func.coalesce(flags.c.visited, 0).label("visited"),
+            case((flags.c.household_id.is_(None), 0), else_=1).label("in_window"),
+            func.coalesce(flags.c.late_visits, 0).label("late_visits"),
+            late_household.label("late_household"),
         )
+        .select_from(h.outerjoin(flags, flags.c.household_id == h.c.id))
         .where(*ctx.due.where(h), ctx.due.status(h, archived_due))
-        .group_by(h.c.village_id)
+        .cte("due")
     )
-    visited_by_village = (
-        select(
-            literal("visited"),
-            flags.c.village_id,
-            func.sum(flags.c.visited),
-            func.count(),
-            func.sum(flags.c.late_visits),
-            func.sum(late_household),
-        )
-        .where(flags.c.household_id.in_(due))
-        .group_by(flags.c.village_id)
-    )
-    parts = [
-        due_by_village,
-        visited_by_village,
-        *_cadres_by_household(flags, due),
-    ]
+    by_village = select(
+        literal("village").label("kind"),
+        due.c.village_id.label("key"),
+        func.count().label("due"),
+        func.sum(due.c.visited).label("visited"),
+        func.sum(due.c.in_window).label("in_window"),
+        func.sum(due.c.late_visits).label("late_visits"),
+        func.sum(due.c.late_household).label("late_households"),
+    ).group_by(due.c.village_id)
     villages: dict[str, dict[str, int]] = {}
     by_household: dict[str, dict[str, int]] = {}
-    for row in conn.execute(union_all(*parts)):
+    names = ("due", "visited", "in_window", "late_visits", "late_households")
+    for row in conn.execute(union_all(by_village, _cadres_by_household(due))):
         kind, key, numbers = row[0], row[1], [int(x or 0) for x in row[2:]]
-        if kind == "due":
-            villages.setdefault(key, {}).update(due=numbers[0])
-        elif kind == "visited":
-            villages.setdefault(key, {}).update(
-                visited=numbers[0],
-                in_window=numbers[1],
-                late_visits=numbers[2],
-                late_households=numbers[3],
-            )
+        if kind == "village":
+            villages[key] = dict(zip(names, numbers, strict=True))
         else:
-            by_household.setdefault(key, {})[kind] = numbers[0]
+            by_household[key] = dict(zip(names[:2], numbers[:2], strict=True))
     rows = []
     for village_id in ctx.regions.villages(ctx.region.id):
         village = ctx.regions.by_id[village_id]
@@ -694,29 +692,29 @@ def _figures(conn: Connection, ctx: Context, since: datetime | None) -> Figures:
     )
 
 
-def _cadres_by_household(flags: Any, due: Any) -> list[Any]:
+def _cadres_by_household(due: Any) -> Any:
     """Per cadre, their 包保 households that are due (leaving out those in a village the
-    cadre is assigned anyway), and how many of those were visited: two aggregates over the
-    assignments, each a semi-join."""
-    visited = select(flags.c.household_id).where(
-        flags.c.visited == 1, flags.c.household_id.in_(due)
+    cadre is assigned anyway), and how many of those were visited."""
+    a, own = ASSIGNMENTS.alias("a"), ASSIGNMENTS.alias("own")
+    in_own_village = exists().where(
+        own.c.user_id == a.c.user_id, own.c.kind == "region", own.c.target_id == due.c.village_id
     )
-    out = []
-    for kind, targets in (("cadre_due", due), ("cadre_visited", visited)):
-        a, own = ASSIGNMENTS.alias("a"), ASSIGNMENTS.alias("own")
-        h = HOUSEHOLDS.alias("assigned")
-        in_own_village = exists().where(
-            own.c.user_id == a.c.user_id,
-            own.c.kind == "region",
-            own.c.target_id == h.c.village_id,
+    return (
+        select(
+            literal("cadre"),
+            a.c.user_id,
+            func.count(),
+            func.sum(due.c.visited),
+            literal(0),
+            literal(0),
+            literal(0),
         )
-        out.append(
-            select(literal(kind), a.c.user_id, func.count(), literal(0), literal(0), literal(0))
-            .select_from(a.join(h, h.c.id == a.c.target_id))
-            .where(a.c.kind == "household", a.c.target_id.in_(targets), ~in_own_village)
-            .group_by(a.c.user_id)
+        .select_from(
+            a.join(due, and_(a.c.kind == "household", a.c.target_id == due.c.household_id))
         )
-    return out
+        .where(~in_own_village)
+        .group_by(a.c.user_id)
+    )
 
 
 def _cadres(
@@ -742,15 +740,9 @@ def _cadres(
         figures[1] += villages.get(village_id, {}).get("visited", 0)
     for user_id, figures in by_household.items():
         mine = totals.setdefault(user_id, [0, 0])
-        mine[0] += figures.get("cadre_due", 0)
-        mine[1] += figures.get("cadre_visited", 0)
-    names = {
-        r.id: r.name
-        for chunk in chunks([i for i, (due, _) in totals.items() if due])
-        for r in conn.execute(
-            select(u.id, u.name).where(u.id.in_(chunk), u.role == "cadre", u.active)
-        )
-    }
+        mine[0] += figures["due"]
+        mine[1] += figures["visited"]
+    names = dict(conn.execute(select(u.id, u.name).where(u.role == "cadre", u.active)).all())
     out = [
         {
             "user_id": user_id,
@@ -802,21 +794,6 @@ def bulletin_time(conn: Connection, ctx: Context) -> datetime | None:
             s.taken_at <= ctx.reference,
         )
     ).scalar()
-
-
-def coverage_by_village(
-    period: str,
-    region_id: str,
-    as_of: datetime | str | None = None,
-    tz: str | None = None,
-    *,
-    scope: Scope | None = None,
-) -> list[dict[str, Any]]:
-    """Every village under the region with its township, due, visited and coverage: the rows
-    of the weekly bulletin."""
-    with service.store().engine.connect() as conn:
-        ctx = _context(conn, period, region_id, as_of, tz, scope)
-        return _figures(conn, ctx, None).rows
 
 
 def trend(
@@ -899,16 +876,7 @@ def overdue(
                 row.update(_days_overdue(row["last_visit_at"], today, policy, zone))
             found += rows
         out = describe_households(conn, regions, found, zone)
-    out.sort(
-        key=lambda r: (
-            not r["never_visited"],
-            -(r["days_overdue"] or 0),
-            r["township"]["name"] if r["township"] else "",
-            r["village"]["name"] if r["village"] else "",
-            r["code"] or "",
-        )
-    )
-    return out
+    return sorted(out, key=lambda r: (not r["never_visited"], -(r["days_overdue"] or 0), *place(r)))
 
 
 def period_unvisited(
@@ -936,14 +904,17 @@ def period_unvisited(
                 ctx.state == "current" and row["id"] not in visited_before
             )
         out = describe_households(conn, ctx.regions, rows, ctx.zone)
-    out.sort(
-        key=lambda r: (
-            r["township"]["name"] if r["township"] else "",
-            r["village"]["name"] if r["village"] else "",
-            r["code"] or "",
-        )
+    return sorted(out, key=place)
+
+
+def place(household: dict[str, Any]) -> tuple[str, str, str]:
+    """Township, village and code of a listed household: the order of lists on paper."""
+    township, village = household["township"], household["village"]
+    return (
+        township["name"] if township else "",
+        village["name"] if village else "",
+        household["code"] or "",
     )
-    return out
 
 
 def unvisited(
@@ -955,20 +926,18 @@ def unvisited(
     archived_due: set[str],
 ) -> list[dict[str, Any]]:
     """Due households with no visit that counts in [start, end), with their last visit before
-    ``end``."""
+    ``end``. NOT EXISTS lets PostgreSQL pick a hash anti-join for many households (weekly)
+    and index probes for few (monthly ones, against two months of visits)."""
     h, v = HOUSEHOLDS.alias("h"), VISITS.alias("v")
+    visited = exists().where(
+        v.c.household_id == h.c.id,
+        v.c.visited_at_effective >= start,
+        v.c.visited_at_effective < end,
+        counting(v, as_of),
+    )
     query = select(
         h.c.id, h.c.village_id, h.c.visit_policy, h.c.category, h.c.code, h.c.data
-    ).where(
-        *due.where(h),
-        due.status(h, archived_due),
-        ~exists().where(
-            v.c.household_id == h.c.id,
-            v.c.visited_at_effective >= start,
-            v.c.visited_at_effective < end,
-            counting(v, as_of),
-        ),
-    )
+    ).where(*due.where(h), due.status(h, archived_due), ~visited)
     rows = [
         {
             "id": r.id,
@@ -993,36 +962,33 @@ def unvisited(
 def last_visits(
     conn: Connection, household_ids: list[str], before: datetime, as_of: datetime | None
 ) -> dict[str, tuple[datetime, dict[str, Any]]]:
-    """Household → (time, visit) of its latest visit that counts, before ``before``."""
-    v = VISITS.alias("v")
-    out: dict[str, tuple[datetime, dict[str, Any]]] = {}
-    for chunk in chunks(household_ids):
-        ranked = (
-            select(
-                v.c.household_id,
-                v.c.visited_at_effective,
-                v.c.visitor_id,
-                v.c.data,
-                func.row_number()
-                .over(
-                    partition_by=v.c.household_id,
-                    order_by=(v.c.visited_at_effective.desc(), v.c.version.desc()),
-                )
-                .label("rank"),
+    """Household → (time, visit) of its latest visit that counts, before ``before``: each
+    household's visits walked back from ``before`` through its (household, time) index until
+    one counts."""
+    h, v = HOUSEHOLDS.alias("h"), VISITS.alias("v")
+    latest = (
+        select(v.c.id)
+        .where(v.c.household_id == h.c.id, v.c.visited_at_effective < before, counting(v, as_of))
+        .order_by(v.c.visited_at_effective.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    visit_ids = [
+        r[0]
+        for chunk in chunks(household_ids)
+        for r in conn.execute(select(latest).where(h.c.id.in_(chunk)))
+        if r[0] is not None
+    ]
+    out = {}
+    for chunk in chunks(visit_ids):
+        rows = conn.execute(
+            select(v.c.household_id, v.c.visited_at_effective, v.c.visitor_id, v.c.data).where(
+                v.c.id.in_(chunk)
             )
-            .where(
-                v.c.household_id.in_(chunk),
-                v.c.visited_at_effective < before,
-                counting(v, as_of),
-            )
-            .subquery()
         )
-        for r in conn.execute(select(ranked).where(ranked.c.rank == 1)):
-            data = json.loads(r.data)
-            out[r.household_id] = (
-                r.visited_at_effective,
-                {"visitor_id": r.visitor_id, "mode": data.get("mode")},
-            )
+        for r in rows:
+            visit = {"visitor_id": r.visitor_id, "mode": json.loads(r.data).get("mode")}
+            out[r.household_id] = (r.visited_at_effective, visit)
     return out
 
 

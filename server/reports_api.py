@@ -11,7 +11,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
 from server import exports, reports, service
 from server.api import json_body
-from server.auth import Caller, current_caller, require_role
+from server.auth import current_caller, require_role
 from server.schemas import load
 from sync.records import MAX_TEXT, PROBLEM_STATUSES
 
@@ -28,6 +28,14 @@ class CoverageQuery(Schema):
     period = fields.String(required=True, validate=validate.Length(1, 10))
     region_id = fields.String(required=True, validate=ID)
     as_of = fields.String(load_default=None, validate=validate.Length(1, 40))
+
+
+class BulletinQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    period = fields.String(required=True, validate=validate.Length(1, 10))
+    region_id = fields.String(required=True, validate=ID)
 
 
 class TrendQuery(Schema):
@@ -115,24 +123,25 @@ def overdue() -> Response:
     return jsonify({"region_id": query["region_id"], "households": households})
 
 
-def _bulletin_query() -> tuple[Caller, dict[str, Any]]:
+def _bulletin_query() -> dict[str, Any]:
+    """The bulletin's period and region, for a supervisor or admin whose assignment holds it."""
     caller = current_caller()
     require_role(caller, *reports.SUPERVISING_ROLES)
-    query = load(CoverageQuery(), request.args.to_dict())
+    query = load(BulletinQuery(), request.args.to_dict())
     reports.report_scope(caller, query["region_id"])
-    return caller, query
+    return query
 
 
 @reports_api.get("/reports/coverage.xlsx")
 def coverage_xlsx() -> Response:
-    _, query = _bulletin_query()
+    query = _bulletin_query()
     content = exports.weekly_bulletin_xlsx(query["period"], query["region_id"])
     return _download(content, XLSX, f"zoufang-{query['period']}.xlsx")
 
 
 @reports_api.get("/reports/coverage.csv")
 def coverage_csv() -> Response:
-    _, query = _bulletin_query()
+    query = _bulletin_query()
     content = exports.weekly_bulletin_csv(query["period"], query["region_id"]).encode("utf-8")
     return _download(content, "text/csv; charset=utf-8", f"zoufang-{query['period']}.csv")
 

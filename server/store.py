@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -48,6 +48,7 @@ WRITES: Table = FieldWriteRow.__table__  # type: ignore[assignment]
 BLOB_REFS: Table = BlobRef.__table__  # type: ignore[assignment]
 SNAPSHOTS: Table = AssignmentSnapshot.__table__  # type: ignore[assignment]
 CHUNK = 500
+T = TypeVar("T")
 
 
 def dumps(value: Any) -> str:
@@ -126,11 +127,12 @@ def record_row(record: Record) -> dict[str, Any]:
     }
 
 
-def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
-    batch: list[str] = []
+def chunks(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
+    """``items`` in lists of ``size``: IN lists and inserts of a bounded length."""
+    batch: list[T] = []
     for item in items:
         batch.append(item)
-        if len(batch) == CHUNK:
+        if len(batch) == size:
             yield batch
             batch = []
     if batch:
@@ -215,7 +217,7 @@ class SqlStore:
         table = TABLES["household"]
         out: dict[str, str] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(household_ids):
+            for chunk in chunks(household_ids):
                 rows = conn.execute(
                     select(table.c.id, table.c.village_id).where(table.c.id.in_(chunk))
                 ).all()
@@ -309,7 +311,7 @@ class SqlTxn:
 
     def ops(self, op_ids: Iterable[str]) -> dict[str, StoredOp]:
         out: dict[str, StoredOp] = {}
-        for chunk in _chunks(op_ids):
+        for chunk in chunks(op_ids):
             query = select(OPS).where(OPS.c.op_id.in_(chunk))
             for r in self.conn.execute(query.order_by(OPS.c.received_at, OPS.c.device_seq)):
                 row = dict(r._mapping)
@@ -330,7 +332,7 @@ class SqlTxn:
     def records(self, type_: str, ids: Iterable[str]) -> dict[str, Record]:
         table = TABLES[type_]
         out: dict[str, Record] = {}
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             rows = self.conn.execute(
                 select(
                     table.c.id,
@@ -377,7 +379,7 @@ class SqlTxn:
 
     def field_writes(self, type_: str, ids: Iterable[str]) -> dict[str, list[FieldWrite]]:
         out: dict[str, list[FieldWrite]] = {i: [] for i in ids}
-        for chunk in _chunks(out):
+        for chunk in chunks(out):
             query = select(WRITES).where(
                 WRITES.c.record_type == type_, WRITES.c.record_id.in_(chunk)
             )
