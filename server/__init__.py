@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from server.db import configure_engine, db, engine_options, normalize_url
 from server.errors import register_error_handlers
@@ -20,6 +21,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PUSH_OPS": 1000,
     "MAX_PUSH_BYTES": 1024 * 1024,
     "MAX_BLOB_BYTES": 2 * 1024 * 1024,
+    # reverse proxies in front of the app whose X-Forwarded-For/-Proto to trust (docs/deploy.md)
+    "PROXY_HOPS": 0,
     # Argon2id, OWASP's recommended minimum (19 MiB, 2 passes)
     "PASSWORD_HASH": {"time_cost": 2, "memory_cost": 19 * 1024, "parallelism": 1},
 }
@@ -52,6 +55,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.extensions["zoufang_answer_check"] = check_answers
 
+    hops = int(app.config["PROXY_HOPS"])
+    if hops:  # behind nginx: the client's address and scheme, not the proxy's
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     register_error_handlers(app)
     app.after_request(compress_json)
     from server.api import api

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.county import PASSWORD
@@ -117,3 +119,31 @@ def test_a_cadre_cannot_resolve_conflicts(county):
 def test_api_answers_are_never_cached(county):
     a = county.device("cadre_a")
     assert a.pull().headers["Cache-Control"] == "no-store"
+
+
+def _failed_sign_in_ip(app, **headers):
+    from sqlalchemy import select
+
+    from server.db import db
+    from server.models import AuditEntry
+
+    client = app.test_client()
+    client.post(
+        "/api/v1/devices", json={"username": "x1", "password": "wrong-one"}, headers=headers
+    )
+    with app.app_context():
+        entry = db.session.execute(
+            select(AuditEntry).where(AuditEntry.action == "login_failed")
+        ).scalar_one()
+    return json.loads(entry.details)["ip"]
+
+
+def test_forwarded_addresses_are_ignored_unless_a_proxy_is_configured(app):
+    assert _failed_sign_in_ip(app, **{"X-Forwarded-For": "203.0.113.7"}) == "127.0.0.1"
+
+
+def test_behind_a_configured_proxy_the_clients_address_is_used(sqlite_url, tmp_path):
+    from tests.conftest import app_for
+
+    proxied = app_for(sqlite_url, tmp_path, PROXY_HOPS=1)
+    assert _failed_sign_in_ip(proxied, **{"X-Forwarded-For": "203.0.113.7"}) == "203.0.113.7"
