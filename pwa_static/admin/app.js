@@ -5,7 +5,8 @@
  * @module admin/app
  */
 
-import { call, download, forget, query, session, signIn } from "./api.js";
+import { call, download, forget, query, session } from "./api.js";
+import { signInHandler } from "./signin.js";
 import { $, fill, h, toast } from "./dom.js";
 import { applyStatic, lang, pick, setLang, t } from "./i18n.js";
 import { drawTrend } from "./trend.js";
@@ -52,19 +53,6 @@ function showSignIn() {
   $("#manage-link").hidden = true;
   $("#signin").hidden = false;
   $("#signin [name=username]").focus();
-}
-
-async function onSignIn(event) {
-  event.preventDefault();
-  const form = event.currentTarget;
-  $("#signin-error").textContent = "";
-  try {
-    await signIn(form.username.value.trim(), form.password.value);
-    form.password.value = "";
-    await start();
-  } catch (error) {
-    $("#signin-error").textContent = t("signin.failed", { message: error.message });
-  }
 }
 
 async function start() {
@@ -420,7 +408,7 @@ function renderJobs(answer) {
 
 function wire() {
   applyStatic();
-  $("#signin").addEventListener("submit", onSignIn);
+  $("#signin").addEventListener("submit", signInHandler(start));
   $("#signout").addEventListener("click", async () => {
     const answer = session();
     if (answer?.device_id) {

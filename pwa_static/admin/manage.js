@@ -5,7 +5,8 @@
  * @module admin/manage
  */
 
-import { ApiError, call, forget, query, session, signIn } from "./api.js";
+import { ApiError, call, forget, query, session } from "./api.js";
+import { signInHandler } from "./signin.js";
 import { $, fill, h, toast } from "./dom.js";
 import { applyStatic, lang, pick, setLang, t } from "./i18n.js";
 
@@ -51,19 +52,6 @@ function deny() {
   $("#main").hidden = true;
   for (const body of document.querySelectorAll("#main tbody")) body.replaceChildren();
   $("#denied").hidden = false;
-}
-
-async function onSignIn(event) {
-  event.preventDefault();
-  const form = event.currentTarget;
-  $("#signin-error").textContent = "";
-  try {
-    await signIn(form.username.value.trim(), form.password.value);
-    form.password.value = "";
-    await start();
-  } catch (error) {
-    $("#signin-error").textContent = t("signin.failed", { message: error.message });
-  }
 }
 
 async function start() {
@@ -523,7 +511,7 @@ async function loadForms() {
 
 function wire() {
   relabel();
-  $("#signin").addEventListener("submit", onSignIn);
+  $("#signin").addEventListener("submit", signInHandler(start));
   $("#signout").addEventListener("click", () => {
     const answer = session();
     if (answer?.device_id) {
