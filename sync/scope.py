@@ -63,7 +63,9 @@ def expand(
     for region_id, (parent_id, _level) in tree.items():
         children.setdefault(parent_id, []).append(region_id)
     assigned = [r for r in assignment.region_ids if r in tree]
-    everything = any(tree[r][0] is None for r in assigned)
+    # everything only when every root is assigned: one county of a province is not the province
+    roots = set(children.get(None, []))
+    everything = bool(roots) and roots <= set(assigned)
     below: set[str] = set()
     stack = list(assigned)
     while stack:
