@@ -59,13 +59,6 @@ BODY_MAX_BYTES = 64 * 1024
 PER_PAGE, MAX_PER_PAGE = 50, 200
 
 
-@admin.after_request
-def no_store(response: Response) -> Response:
-    """Admin answers carry personal data: no cache may keep them."""
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 # --- who may call, and what they see ---------------------------------------------------------
 
 

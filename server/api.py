@@ -26,13 +26,6 @@ def json_body(max_bytes: int | None = None) -> Any:
     return payload
 
 
-@api.after_request
-def no_store(response: Response) -> Response:
-    """API answers carry personal data: no cache may keep them."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
 @api.post("/devices")
 def register_device() -> tuple[Response, int]:
     body = load(DeviceRegistration(), json_body(64 * 1024))

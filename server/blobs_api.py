@@ -88,9 +88,7 @@ def get_blob(sha256: str) -> Response:
         blob = conn.execute(select(Blob).where(Blob.sha256 == _checked(sha256))).first()
         if blob is None or not _may_see(conn, caller, blob):
             raise ApiError("not_found", "no such photo in your scope")
-    response = Response(blob.content, mimetype=blob.content_type)
-    response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
-    return response
+    return Response(blob.content, mimetype=blob.content_type)
 
 
 def _may_see(conn: Connection, caller: Caller, blob: Row[Any]) -> bool:

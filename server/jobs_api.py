@@ -5,12 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from server import jobs
-from server.api import no_store
 from server.auth import current_caller, require_role
 from server.errors import ApiError
 
 jobs_api = Blueprint("jobs_api", __name__, url_prefix="/api/v1/admin/jobs")
-jobs_api.after_request(no_store)
 
 
 @jobs_api.get("")

@@ -64,7 +64,6 @@ def shell_version() -> str:
 def _no_cache(response: Response) -> Response:
     """Always revalidated: the service worker, not the HTTP cache, keeps the shell offline."""
     response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
@@ -80,7 +79,6 @@ def index() -> Response:
     source = (PWA / "index.html").read_text(encoding="utf-8")
     response = Response(source.replace("<!--modulepreload-->", preload, 1), mimetype="text/html")
     response.headers["Content-Security-Policy"] = CSP
-    response.headers["Referrer-Policy"] = "no-referrer"
     return _no_cache(response)
 
 
@@ -118,7 +116,6 @@ def admin_index() -> Response:
     """The dashboard's page, under the same policy as the PWA (no inline script, style or eval)."""
     response = send_from_directory(ADMIN, "index.html", max_age=0)
     response.headers["Content-Security-Policy"] = CSP
-    response.headers["Referrer-Policy"] = "no-referrer"
     return _no_cache(response)
 
 
@@ -127,7 +124,6 @@ def admin_manage() -> Response:
     """The administration page (roster, households, users, 包保, visit policy, forms)."""
     response = send_from_directory(ADMIN, "manage.html", max_age=0)
     response.headers["Content-Security-Policy"] = CSP
-    response.headers["Referrer-Policy"] = "no-referrer"
     return _no_cache(response)
 
 

@@ -48,7 +48,7 @@ from server.accounts import create_user
 from server.auth import TOKEN_TTL_DAYS
 from server.db import db
 from server.forms_service import publish_next_version
-from server.models import Conflict, Household
+from server.models import AuditEntry, Conflict, Household
 from server.roster import EVERYTHING
 from server.service import create_server_records, server_update
 from sync.scope import Assignment, expand
@@ -513,6 +513,7 @@ def call(w: World, caller: str, row: Row, where: str) -> tuple[Any, dict[str, An
 
 def check(response: Any, expected: str, values: dict[str, Any], method: str) -> None:
     assert "Set-Cookie" not in response.headers  # bearer tokens only (tests/test_security.py)
+    assert response.headers["Cache-Control"] == "no-store"  # personal data (server/security.py)
     shown = f"{response.status_code} {response.get_data()[:300]!r}"
     if expected in ("listed", "unlisted"):
         assert response.status_code == 200, shown
@@ -568,3 +569,25 @@ def test_one_county_of_a_province_is_not_everything() -> None:
     tree = {"c1": (None, "county"), "t1": ("c1", "township"), "c2": (None, "county")}
     assert not expand(Assignment.of(["c1"], []), tree, {}).everything
     assert expand(Assignment.of(["c1", "c2"], []), tree, {}).everything
+
+
+def audit_log(w: World) -> dict[int, tuple[Any, ...]]:
+    """Every audit entry, by id, with all its columns."""
+    with w.app.app_context():
+        return {row.id: tuple(row) for row in db.session.execute(select(AuditEntry.__table__))}
+
+
+def test_no_endpoint_changes_or_deletes_an_audit_entry(world: World) -> None:
+    """Every row of the matrix, called by each signed-in caller in and out of scope: the audit
+    log only grows, and every entry stays as it was written."""
+    first = before = audit_log(world)
+    for row in MATRIX:
+        for caller in ("cadre", "township", "county", "admin"):
+            for where in ("in", "out"):
+                call(world, caller, row, where)
+        after = audit_log(world)
+        changed = sorted(i for i, entry in before.items() if after.get(i) != entry)
+        assert not changed, f"{row.id} changed or deleted the audit entries {changed}"
+        assert all(i > max(before) for i in set(after) - set(before))  # appended, not inserted
+        before = after
+    assert len(before) > len(first) + 50  # the admin's changes, sign-ins, revocations …
