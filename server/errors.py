@@ -105,10 +105,7 @@ def error_response(
     message = localized(code)
     if detail_message and wants_english() and detail_message != MESSAGES.get(code, ("", ""))[1]:
         message = f"{message}: {detail_message}"
-    body: dict[str, Any] = {"code": code, "message": message}
-    if details:
-        body["details"] = details
-    response = jsonify({"error": body})
+    response = jsonify({"error": {"code": code, "message": message, "details": details or {}}})
     response.status_code = STATUS.get(code, 400)
     for key, value in (headers or {}).items():
         response.headers[key] = value

@@ -13,7 +13,9 @@ def assert_error_shape(response, status, code):
     assert response.status_code == status
     assert response.mimetype == "application/json"
     error = response.get_json()["error"]
+    assert set(error) == {"code", "message", "details"}
     assert error["code"] == code and isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["details"], dict)
     return error
 
 
@@ -85,6 +87,11 @@ def test_a_bad_pull_limit_is_a_422(client, county):
     device = county.device("cadre_a")
     error = assert_error_shape(device.pull(limit=9999), 422, "validation_failed")
     assert "limit" in error["details"]["fields"]
+
+
+def test_an_error_without_details_still_carries_an_empty_details_object(client):
+    """Found by tests/test_fuzz.py: §2 errors used to leave ``details`` out when empty."""
+    assert client.get("/api/v1/me").get_json()["error"]["details"] == {}
 
 
 def test_a_push_for_another_device_id_is_forbidden(county):
