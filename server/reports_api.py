@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates
 
 from server import exports, reports, service
 from server.api import json_body
@@ -28,6 +28,14 @@ class CoverageQuery(Schema):
     period = fields.String(required=True, validate=validate.Length(1, 10))
     region_id = fields.String(required=True, validate=ID)
     as_of = fields.String(load_default=None, validate=validate.Length(1, 40))
+
+    @validates("as_of")
+    def _a_year_reports_cover(self, value: str | None, **_: Any) -> None:
+        """Report periods lie in 1970-2100; a moment at the edge of what Python's datetime
+        holds (0001-01-01, 9999-12-31) would overflow the time arithmetic into a 500."""
+        year = (value or "").strip()[:4]
+        if year.isdigit() and not 1970 <= int(year) <= 2100:
+            raise ValidationError("the year must be between 1970 and 2100")
 
 
 class BulletinQuery(Schema):
@@ -85,6 +93,13 @@ class ProblemChange(Schema):
     due_date = fields.Date(allow_none=True)
     assignee_id = fields.String(allow_none=True, validate=ID)
     note = fields.String(allow_none=True, validate=validate.Length(0, MAX_TEXT))
+
+
+@reports_api.after_request
+def no_store(response: Response) -> Response:
+    """Reports carry personal data: no cache may keep them."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @reports_api.get("/reports/coverage")

@@ -94,6 +94,20 @@ def test_an_error_without_details_still_carries_an_empty_details_object(client):
     assert client.get("/api/v1/me").get_json()["error"]["details"] == {}
 
 
+@pytest.mark.parametrize(
+    "as_of", ["0001-01-01", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
+)
+def test_a_coverage_as_of_at_the_edge_of_time_is_a_422_not_a_500(county, as_of):
+    """Found by fuzzing: such a moment overflowed the conversion to UTC."""
+    admin = county.device("admin")
+    query = {"period": "2026-W47", "region_id": county.regions["county"], "as_of": as_of}
+    response = admin.client.get(
+        "/api/v1/reports/coverage", query_string=query, headers=admin.headers
+    )
+    error = assert_error_shape(response, 422, "validation_failed")
+    assert error["details"]["fields"] == {"as_of": ["the year must be between 1970 and 2100"]}
+
+
 def test_a_push_for_another_device_id_is_forbidden(county):
     a, b = county.device("cadre_a"), county.device("cadre_b")
     response = a.client.post(
