@@ -77,6 +77,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from server.jobs_api import jobs_api
 
     app.register_blueprint(jobs_api)
+    from server.openapi import openapi
+
+    app.register_blueprint(openapi)
     from server.web import web
 
     app.register_blueprint(web)
