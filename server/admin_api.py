@@ -34,6 +34,7 @@ from server.auth import (
 from server.errors import ApiError, wants_english
 from server.models import Assignment as AssignmentRow
 from server.models import Device, Form, Household, Person, Region, User
+from server.reports import mask_phone
 from server.roster import (
     EVERYTHING,
     RosterRejected,
@@ -75,15 +76,6 @@ def _reader() -> tuple[Caller, Scope]:
     if caller.role == "admin":
         return caller, EVERYTHING
     return caller, service.scope_of(caller.assignment)
-
-
-def mask_phone(value: str | None) -> str | None:
-    """139****1201: enough to recognise a number, not to dial it."""
-    if not value:
-        return value
-    if len(value) < 7:
-        return "*" * len(value)
-    return value[:3] + "*" * (len(value) - 7) + value[-4:]
 
 
 def _iso(value: datetime | None) -> str | None:

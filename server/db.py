@@ -34,9 +34,14 @@ def normalize_url(url: str) -> str:
 
 
 def engine_options(url: str) -> dict[str, Any]:
+    """``hide_parameters``: a failed statement's values (ID numbers, phone numbers) stay out
+    of its error message, and so out of the log."""
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+        return {
+            "connect_args": {"timeout": 30, "check_same_thread": False},
+            "hide_parameters": True,
+        }
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "hide_parameters": True}
 
 
 def configure_engine(engine: Engine) -> None:

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates,
+    validates_schema,
+)
 
 from server.errors import ApiError
 from sync.records import parse_offset_datetime
@@ -54,10 +63,19 @@ class PullQuery(Schema):
 
 
 class ConflictResolution(Schema):
+    """The value to keep: given whole, or ``choice`` of the values the conflict lists (0 the
+    kept one, 1… the lost ones), for screens that show masked phone and ID numbers."""
+
     class Meta:
         unknown = RAISE
 
-    value = fields.Raw(required=True, allow_none=True)
+    value = fields.Raw(allow_none=True)
+    choice = fields.Integer(strict=True, validate=validate.Range(0, 1000))
+
+    @validates_schema
+    def _one_of_them(self, data: dict[str, Any], **_: Any) -> None:
+        if ("value" in data) == ("choice" in data):
+            raise ValidationError("give either value or choice", "_body")
 
 
 def load(schema: Schema, payload: Any) -> dict[str, Any]:

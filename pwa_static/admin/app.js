@@ -314,10 +314,11 @@ function conflictItem(conflict) {
     { label: t("conflicts.kept"), ...conflict.kept },
     ...(conflict.lost ?? []).map((lost) => ({ label: t("conflicts.lost"), ...lost })),
   ];
-  const resolve = async (value, button) => {
+  // by position: phone and ID numbers are shown masked, the server keeps the whole value
+  const resolve = async (choice, button) => {
     button.disabled = true;
     try {
-      await call(`/conflicts/${conflict.id}/resolve`, { method: "POST", body: { value } });
+      await call(`/conflicts/${conflict.id}/resolve`, { method: "POST", body: { choice } });
       toast(t("conflicts.resolved"));
       await load();
     } catch (error) {
@@ -337,9 +338,9 @@ function conflictItem(conflict) {
     h(
       "div",
       { className: "choices" },
-      choices.map((choice) => {
+      choices.map((choice, index) => {
         const button = h("button", { type: "button" }, t("conflicts.choose"));
-        button.addEventListener("click", () => resolve(choice.value ?? null, button));
+        button.addEventListener("click", () => resolve(index, button));
         return h(
           "div",
           { className: "choice" },
