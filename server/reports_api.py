@@ -95,13 +95,6 @@ class ProblemChange(Schema):
     note = fields.String(allow_none=True, validate=validate.Length(0, MAX_TEXT))
 
 
-@reports_api.after_request
-def no_store(response: Response) -> Response:
-    """Reports carry personal data: no cache may keep them."""
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 @reports_api.get("/reports/coverage")
 def coverage() -> Response:
     caller = current_caller()
