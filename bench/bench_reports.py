@@ -236,6 +236,18 @@ def load_visits(app: Any, county: dict[str, Any], weeks: int, seed: int) -> dict
             "rate": round(len(times) / seconds)}  # fmt: skip
 
 
+def summarize(app: Any) -> str:
+    """What the visit_summary job does within minutes of the visits' arrival (server/summary.py):
+    after a load, the whole summary is built at once."""
+    from server.jobs import run_now
+
+    with app.app_context():
+        started = time.perf_counter()
+        result = run_now("visit_summary")
+        assert result.status == "ok", result
+    return f"{result.message} in {time.perf_counter() - started:.1f} s"
+
+
 def analyze(app: Any) -> None:
     """What autovacuum / a DBA's ANALYZE does shortly after such a load."""
     from sqlalchemy import text
@@ -369,8 +381,11 @@ def run_backend(name: str, url: str, workdir: Path, args: argparse.Namespace) ->
         county = build_county(app, args.households, args.seed)
         print(f"{name}: loading {args.weeks} weeks of visits", flush=True)
         load = load_visits(app, county, args.weeks, args.seed)
-        analyze(app)
         print(f"{name}: loaded {load['visits']:,} visits in {load['seconds']} s", flush=True)
+    load["summary"] = summarize(app)
+    print(f"{name}: visit summary {load['summary']}", flush=True)
+    if not loaded:
+        analyze(app)
     with app.app_context(), store().engine.connect() as conn:
         version = conn.execute(text("SHOW server_version")).scalar() if store().postgres else ""
         counts = {
@@ -422,7 +437,8 @@ def report(args: argparse.Namespace, host: dict[str, str], runs: list[dict[str, 
         load, counts = run["load"], run["counts"]
         lines.append(
             f"- {run['backend']}: {counts['households']:,} households, {counts['visits']:,} visits,"
-            f" {counts['users']:,} users; loaded in {load['seconds']} s ({load['rate']:,} visits/s)"
+            f" {counts['users']:,} users; loaded in {load['seconds']} s"
+            f" ({load['rate']:,} visits/s); visit summary job: {load['summary']}"
         )
     return "\n".join(lines) + "\n"
 

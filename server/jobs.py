@@ -31,7 +31,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from server import exports, reports
+from server import exports, reports, summary
 from server.auth import token_expiry_cutoff
 from server.db import WRITE_OPTION
 from server.models import Device, JobRun, LoginAttempt, Region, Snapshot
@@ -182,6 +182,13 @@ def token_purge(at: datetime) -> str:
     return f"停用 {revoked} 台过期设备, 清理 {forgotten} 条登录失败记录"
 
 
+def visit_summary(at: datetime) -> str:
+    """Bring household_periods up to the newest visit (server/summary.py): the reports
+    catch up themselves only when few visits wait."""
+    read = summary.catch_up(store().engine, ZoneInfo(current_app.config["TIMEZONE"]))
+    return f"汇总 {read} 条走访"
+
+
 JOBS: tuple[Job, ...] = (
     Job(
         "weekly_bulletin",
@@ -211,6 +218,14 @@ JOBS: tuple[Job, ...] = (
         sqlite_backup,
         "数据库夜间备份（SQLite），保留最近 14 份",
         "Nightly database backup (SQLite), the newest 14 kept",
+    ),
+    Job(
+        "visit_summary",
+        {"minute": "*/5"},
+        visit_summary,
+        "走访汇总：把新同步的走访计入覆盖率汇总表（每 5 分钟）",
+        "Visit summary: new visits are added to the coverage summary (every 5 minutes)",
+        lock_for=timedelta(minutes=30),
     ),
     Job(
         "token_purge",

@@ -81,17 +81,7 @@ class Visit(SyncedColumns, db.Model):
     __table_args__ = (
         Index("ix_visits_village_version", "village_id", "version"),
         Index("ix_visits_household_time", "household_id", "visited_at_effective"),
-        Index(  # reports read a period's visits from this index alone (docs/reports.md)
-            "ix_visits_time",
-            "visited_at_effective",
-            "household_id",
-            "village_id",
-            "deleted",
-            "voided",
-            "received_at",
-            "voided_at",
-            "id",
-        ),
+        Index("ix_visits_time", "visited_at_effective"),  # as_of reports
         Index(  # reports: is this visit replaced by a correction? (corrections are rare)
             "ix_visits_corrects",
             "corrects",
@@ -276,6 +266,23 @@ class JobRun(db.Model):
     next_run_at: Mapped[datetime | None] = mapped_column(DateTime)
     lock_owner: Mapped[str | None] = mapped_column(String(100))
     lock_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class HouseholdPeriod(db.Model):
+    """Which households were visited in which period: one row per (period, household) with a
+    visit that counts now, for the weekly (ISO week) and the monthly period of each visit in
+    the server's TIMEZONE. Derived from the visits and kept up by server/summary.py; the
+    reports read it instead of a period's visits (docs/reports.md, Speed)."""
+
+    __tablename__ = "household_periods"
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)
+    household_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    village_id: Mapped[str | None] = mapped_column(ID)
+    visits: Mapped[int] = mapped_column(Integer, nullable=False)
+    first_received: Mapped[datetime] = mapped_column(DateTime, nullable=False)  # UTC
+    last_received: Mapped[datetime] = mapped_column(DateTime, nullable=False)  # UTC
+    received: Mapped[str] = mapped_column(Text, nullable=False)  # every arrival, see summary.py
+    __table_args__ = {"sqlite_with_rowid": False}  # stored in key order: a period is one range
 
 
 class Snapshot(db.Model):

@@ -10,10 +10,9 @@ phones like any edit.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -40,7 +39,9 @@ from server.errors import ApiError
 from server.models import Assignment as AssignmentRow
 from server.models import AuditEntry, Device, Op, Snapshot, User
 from server.models import FieldWrite as FieldWriteRow
+from server.periods import Period, invalid
 from server.store import TABLES, chunks
+from server.summary import SUMMARY, arrived_after, counting, usable
 from server.timeutil import utcnow
 from sync.merge import FieldWrite, merge_write
 from sync.records import PROBLEM_STATUSES, RECORD_TYPES, with_defaults
@@ -67,82 +68,6 @@ SYSTEM_USER = "system"
 EVERYTHING = Scope(True, frozenset(), frozenset(), frozenset(), "everything")
 CHUNK = 500
 T = TypeVar("T")
-
-_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-
-
-def invalid(field: str, message: str) -> ApiError:
-    return ApiError("validation_failed", f"{field}: {message}", {"fields": {field: [message]}})
-
-
-# --- periods and time ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Period:
-    """An ISO week (weekly-policy households) or a calendar month (monthly ones), as local days."""
-
-    label: str
-    policy: str  # weekly | monthly
-    first: date
-    end: date  # the day after the last one
-
-    @classmethod
-    def parse(cls, text: str) -> Period:
-        """``2026-W47`` or ``2026-11``; 422 for anything else, e.g. week 53 of a 52-week year."""
-        week, month = _WEEK.match(text or ""), _MONTH.match(text or "")
-        if week:
-            year, number = int(week[1]), int(week[2])
-            if not 1970 <= year <= 2100:
-                raise invalid("period", "the year must be between 1970 and 2100")
-            weeks = date(year, 12, 28).isocalendar().week
-            if not 1 <= number <= weeks:
-                raise invalid("period", f"{year} has ISO weeks 1 to {weeks}")
-            return cls.containing(date.fromisocalendar(year, number, 1), "weekly")
-        if month:
-            year, number = int(month[1]), int(month[2])
-            if not 1970 <= year <= 2100:
-                raise invalid("period", "the year must be between 1970 and 2100")
-            if not 1 <= number <= 12:
-                raise invalid("period", "a month is 01 to 12")
-            return cls.containing(date(year, number, 1), "monthly")
-        raise invalid("period", "an ISO week like 2026-W47 or a month like 2026-11")
-
-    @classmethod
-    def containing(cls, day: date, policy: str) -> Period:
-        if policy == "weekly":
-            year, week, weekday = day.isocalendar()
-            first = day - timedelta(days=weekday - 1)
-            return cls(f"{year}-W{week:02d}", policy, first, first + timedelta(days=7))
-        first = day.replace(day=1)
-        end = (first + timedelta(days=32)).replace(day=1)
-        return cls(f"{first.year}-{first.month:02d}", policy, first, end)
-
-    @property
-    def last(self) -> date:
-        return self.end - timedelta(days=1)
-
-    def previous(self) -> Period:
-        return Period.containing(self.first - timedelta(days=1), self.policy)
-
-    def following(self) -> Period:
-        return Period.containing(self.end, self.policy)
-
-    def bounds(self, zone: ZoneInfo) -> tuple[datetime, datetime]:
-        """[start, end) as the naive UTC the visit columns hold."""
-        return local_midnight(self.first, zone), local_midnight(self.end, zone)
-
-    def title(self) -> str:
-        """How a bulletin names the period: 2026年第47周 / 2026年11月."""
-        if self.policy == "weekly":
-            year, week, _ = self.first.isocalendar()
-            return f"{year}年第{week}周"
-        return f"{self.first.year}年{self.first.month}月"
-
-
-def local_midnight(day: date, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
 
 
 def zone_of(tz: str | None) -> ZoneInfo:
@@ -295,28 +220,6 @@ def assigned_to(households: Table, user_id: str) -> ColumnElement[bool]:
 # --- the building blocks: which households are due, which visits count -----------------------
 
 
-def counting(v: Any, as_of: datetime | None) -> ColumnElement[bool]:
-    """A visit that counts: stored, not voided, not replaced by a correction — as the server
-    knew it at ``as_of`` (received by then; a void or a correction only once it had arrived)."""
-    correction = VISITS.alias("correction")
-    replaced = exists().where(
-        correction.c.corrects.is_not(None),  # what the partial index holds; tells the planner
-        correction.c.corrects == v.c.id,  # corrections are rare
-        _live(correction, as_of),
-    )
-    return and_(_live(v, as_of), ~replaced)
-
-
-def _live(v: Any, as_of: datetime | None) -> ColumnElement[bool]:
-    if as_of is None:
-        return and_(~v.c.deleted, ~v.c.voided)
-    return and_(
-        ~v.c.deleted,
-        func.coalesce(v.c.received_at, v.c.visited_at_effective) <= as_of,
-        or_(~v.c.voided, and_(v.c.voided_at.is_not(None), v.c.voided_at > as_of)),
-    )
-
-
 @dataclass(frozen=True)
 class Due:
     """The households a report is about: one visit policy, the region, and optionally only the
@@ -433,6 +336,27 @@ def visited_by_week(
     return {r[0]: r[1] for r in conn.execute(query)}
 
 
+def summarized_by_week(conn: Connection, due: Due, windows: list[Window]) -> dict[str, int]:
+    """``visited_by_week`` read from household_periods: a period's rows are its visited
+    households, so this counts those that are due."""
+    s = SUMMARY.alias("s")
+    archived = [
+        and_(s.c.period == w.label, s.c.household_id.in_(sorted(w.archived_due)))
+        for w in windows
+        if w.archived_due
+    ]
+    query = (
+        select(s.c.period, func.count())
+        .where(
+            s.c.period.in_([w.label for w in windows]),
+            *due.visits(s),
+            or_(s.c.household_id.in_(due_ids(due)), *archived),
+        )
+        .group_by(s.c.period)
+    )
+    return {r[0]: r[1] for r in conn.execute(query)}
+
+
 def due_by_village(conn: Connection, due: Due) -> dict[str | None, int]:
     """Village → active households due (archived ones are added per period by the caller)."""
     h = HOUSEHOLDS.alias("h")
@@ -478,6 +402,87 @@ def household_flags(
     )
 
 
+def visits_due(ctx: Context, archived_due: Iterable[str], since: datetime | None) -> Any:
+    """The due households, one row each, with what the visits say of them: ``visited`` in
+    the period, ``in_window`` (visited in the period or, for a current one, the one before),
+    ``late_visits`` and ``late_household`` (arrived after ``since``)."""
+    window_start = ctx.start
+    if ctx.state == "current":
+        window_start = ctx.period.previous().bounds(ctx.zone)[0]
+    flags = household_flags(ctx.due, (window_start, ctx.end), ctx.start, ctx.as_of, since)
+    h = HOUSEHOLDS.alias("h")
+    late_household = case((flags.c.first_received > since, 1), else_=0) if since else literal(0)
+    return (
+        select(
+            h.c.village_id,
+            h.c.id.label("household_id"),
+            func.coalesce(flags.c.visited, 0).label("visited"),
+            case((flags.c.household_id.is_(None), 0), else_=1).label("in_window"),
+            func.coalesce(flags.c.late_visits, 0).label("late_visits"),
+            late_household.label("late_household"),
+        )
+        .select_from(h.outerjoin(flags, flags.c.household_id == h.c.id))
+        .where(*ctx.due.where(h), ctx.due.status(h, archived_due))
+        .cte("due")
+    )
+
+
+def summary_due(ctx: Context, archived_due: Iterable[str], since: datetime | None) -> Any:
+    """``visits_due`` from household_periods: each flag is the household id's membership in
+    the period's visited households (a hashed list on PostgreSQL, an in-memory index on
+    SQLite) instead of a join. ``late_visits`` is left to ``_late_visits``."""
+    s = SUMMARY.alias("s")
+    h = HOUSEHOLDS.alias("h")
+
+    def among(periods: list[Period], *where: ColumnElement[bool]) -> ColumnElement[int]:
+        visited = select(s.c.household_id).where(
+            s.c.period.in_([p.label for p in periods]), *ctx.due.visits(s), *where
+        )
+        return case((h.c.id.in_(visited), 1), else_=0)
+
+    visited = among([ctx.period])
+    in_window: ColumnElement[int] = literal(0)  # what only a current period's overdue needs
+    if ctx.state == "current":
+        in_window = among([ctx.period.previous(), ctx.period])
+    late = among([ctx.period], s.c.first_received > since) if since else literal(0)
+    return (
+        select(
+            h.c.village_id,
+            h.c.id.label("household_id"),
+            visited.label("visited"),
+            in_window.label("in_window"),
+            literal(0).label("late_visits"),
+            late.label("late_household"),
+        )
+        .where(*ctx.due.where(h), ctx.due.status(h, archived_due))
+        .cte("due")
+    )
+
+
+def _late_visits(
+    conn: Connection, ctx: Context, archived_due: Iterable[str], since: datetime
+) -> int:
+    """The period's visits of due households that arrived after ``since``: all of a row's
+    visits when the first arrived after it, some when they arrived on both sides of it."""
+    s = SUMMARY.alias("s")
+    h = HOUSEHOLDS.alias("due_household")
+    due = exists().where(
+        h.c.id == s.c.household_id, *ctx.due.where(h), ctx.due.status(h, archived_due)
+    )  # probed for the few late rows only
+    rows = conn.execute(
+        select(s.c.first_received, s.c.visits, s.c.received).where(
+            s.c.period == ctx.period.label,
+            s.c.last_received > since,
+            *ctx.due.visits(s),
+            due,
+        )
+    )
+    return sum(
+        visits if first > since else arrived_after(received, since)
+        for first, visits, received in rows
+    )
+
+
 def visited_in(due: Due, start: datetime, end: datetime, as_of: datetime | None) -> Any:
     """The households (any, due or not) with a visit that counts in [start, end), read from
     the time index; grouped by village first, so that no database reads them through the
@@ -519,12 +524,22 @@ class Context:
     regions: Regions
     region: RegionInfo
     due: Due
+    summarized: bool  # read household_periods, not the period's visits (server/summary.py)
 
     @property
     def state(self) -> str:
         if self.end <= self.reference:
             return "past"
         return "current" if self.start <= self.reference else "future"
+
+
+def _summarized(tz: str | None, as_of: datetime | str | None) -> bool:
+    """Whether a report can read household_periods: it asks for the current state in the
+    server's time zone, and the summary has every visit (server/summary.py)."""
+    zone = zone_of(tz)
+    if parse_as_of(as_of, zone) is not None or zone.key != current_app.config["TIMEZONE"]:
+        return False
+    return usable(service.store().engine, zone)
 
 
 def _context(
@@ -534,6 +549,7 @@ def _context(
     as_of: str | datetime | None,
     tz: str | None,
     scope: Scope | None,
+    summarized: bool = False,
 ) -> Context:
     zone = zone_of(tz)
     parsed = Period.parse(period)
@@ -542,7 +558,9 @@ def _context(
     region = regions.get(region_id)
     start, end = parsed.bounds(zone)
     due = Due(parsed.policy, regions.village_ids(region_id), scope)
-    return Context(parsed, zone, start, end, moment, moment or utcnow(), regions, region, due)
+    return Context(
+        parsed, zone, start, end, moment, moment or utcnow(), regions, region, due, summarized
+    )
 
 
 def coverage(
@@ -570,8 +588,9 @@ def coverage_and_villages(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The coverage body and the rows behind it: every village under the region with its
     township, due, visited and coverage (the weekly bulletin's table)."""
+    summarized = _summarized(tz, as_of)  # before the read below starts its snapshot
     with service.store().engine.connect() as conn:
-        ctx = _context(conn, period, region_id, as_of, tz, scope)
+        ctx = _context(conn, period, region_id, as_of, tz, scope, summarized)
         bulletin = bulletin_time(conn, ctx)
         since = bulletin or ctx.end
         figures = _figures(conn, ctx, since if since < ctx.reference else None)
@@ -625,25 +644,10 @@ def _figures(conn: Connection, ctx: Context, since: datetime | None) -> Figures:
     need. One statement; the period's visits are read once (docs/reports.md, Speed)."""
     archived = archived_times(conn, ctx.due)
     archived_due = frozenset(still_due(archived, min(ctx.end, ctx.reference)))
-    window_start = ctx.start
-    if ctx.state == "current":
-        window_start = ctx.period.previous().bounds(ctx.zone)[0]
-    flags = household_flags(ctx.due, (window_start, ctx.end), ctx.start, ctx.as_of, since)
-    h = HOUSEHOLDS.alias("h")
-    late_household = case((flags.c.first_received > since, 1), else_=0) if since else literal(0)
-    due = (
-        select(
-            h.c.village_id,
-            h.c.id.label("household_id"),
-            func.coalesce(flags.c.visited, 0).label("visited"),
-            case((flags.c.household_id.is_(None), 0), else_=1).label("in_window"),
-            func.coalesce(flags.c.late_visits, 0).label("late_visits"),
-            late_household.label("late_household"),
-        )
-        .select_from(h.outerjoin(flags, flags.c.household_id == h.c.id))
-        .where(*ctx.due.where(h), ctx.due.status(h, archived_due))
-        .cte("due")
-    )
+    if ctx.summarized:
+        due = summary_due(ctx, archived_due, since)
+    else:
+        due = visits_due(ctx, archived_due, since)
     by_village = select(
         literal("village").label("kind"),
         due.c.village_id.label("key"),
@@ -683,11 +687,14 @@ def _figures(conn: Connection, ctx: Context, since: datetime | None) -> Figures:
     def total(name: str) -> int:
         return sum(f.get(name, 0) for f in villages.values())
 
+    late_visits = total("late_visits")
+    if ctx.summarized and since is not None:
+        late_visits = _late_visits(conn, ctx, archived_due, since)
     return Figures(
         rows,
         _cadres(conn, ctx, villages, by_household),
         total("in_window"),
-        total("late_visits"),
+        late_visits,
         total("late_households"),
     )
 
@@ -816,6 +823,7 @@ def trend(
     while len(periods) < weeks:
         periods.insert(0, periods[0].previous())
     now = utcnow()
+    summarized = _summarized(tz, None)
     with service.store().engine.connect() as conn:
         regions = Regions.load(conn)
         regions.get(region_id)
@@ -828,7 +836,10 @@ def trend(
             windows.append(
                 Window(period.label, start, end, frozenset(still_due(archived, min(end, now))))
             )
-        totals = visited_by_week(conn, due, windows, None)
+        if summarized:
+            totals = summarized_by_week(conn, due, windows)
+        else:
+            totals = visited_by_week(conn, due, windows, None)
     out = []
     for period, window in zip(periods, windows, strict=True):
         households = active + len(window.archived_due)
