@@ -34,7 +34,6 @@ from server.auth import (
 from server.errors import ApiError, wants_english
 from server.models import Assignment as AssignmentRow
 from server.models import Device, Form, Household, Person, Region, User
-from server.reports import mask_phone
 from server.roster import (
     EVERYTHING,
     RosterRejected,
@@ -48,6 +47,7 @@ from server.roster import (
 )
 from server.roster import MESSAGES as ROSTER_MESSAGES
 from server.schemas import load
+from server.service import mask_phone
 from server.timeutil import utcnow
 from sync.scope import Scope
 

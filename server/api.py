@@ -13,8 +13,8 @@ from server import service
 from server.auth import Caller, current_caller, require_role
 from server.errors import ApiError
 from server.models import Conflict
-from server.reports import mask_phone
 from server.schemas import ConflictResolution, DeviceRegistration, PullQuery, PushEnvelope, load
+from server.service import mask_phone
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -22,7 +22,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import select
 
 from server import reports, service
-from server.service import mask_id_number
+from server.service import mask_id_number, mask_phone
 
 STATUS_NAMES = {
     "open": "待处理",
@@ -411,7 +411,7 @@ def _rows(conn: Any, name: str, zone: Any) -> Iterator[dict[str, Any]]:
 
 def _shape(name: str, row: dict[str, Any], data: dict[str, Any], zone: Any) -> dict[str, Any]:
     if name in ("households", "people"):
-        row["phone"] = reports.mask_phone(data.get("phone"))
+        row["phone"] = mask_phone(data.get("phone"))
     if name == "people":
         row["id_number"] = mask_id_number(data.get("id_number"))
         row["flags"] = json.dumps(data.get("flags") or [], ensure_ascii=False)

@@ -1035,7 +1035,7 @@ def describe_households(
             "household_id": row["id"],
             "code": row["code"],
             "head_name": data.get("head_name"),
-            "phone": mask_phone(data.get("phone")),
+            "phone": service.mask_phone(data.get("phone")),
             "category": row["category"],
             "visit_policy": row["visit_policy"],
             "village": village.summary() if village else None,
@@ -1096,16 +1096,6 @@ def user_names(conn: Connection, user_ids: Iterable[str | None]) -> dict[str, st
             }
         )
     return out
-
-
-def mask_phone(value: str | None) -> str | None:
-    """13905631201 → 139****1201: enough to recognise a number, not to dial it."""
-    if not value:
-        return value
-    digits = value.strip()
-    if len(digits) < 7:
-        return "*" * len(digits)
-    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
 
 
 # --- who may read which report ----------------------------------------------------------------

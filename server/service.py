@@ -212,16 +212,40 @@ def mask_id_number(value: str | None) -> str | None:
     return value[:6] + "*" * (len(value) - 10) + value[-4:]
 
 
+def mask_phone(value: str | None) -> str | None:
+    """13905631201 → 139****1201: enough to recognise a number, not to dial it."""
+    if not value:
+        return value
+    digits = value.strip()
+    if len(digits) < 7:
+        return "*" * len(digits)
+    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
 def shaper(role: str) -> Any:
     """How records leave the server for this role: ID numbers only whole for admins."""
 
     def shape(record: Record) -> dict[str, Any]:
         out = record.envelope()
-        if record.type == "person" and role != "admin" and not record.deleted:
-            out["data"] = {**out["data"], "id_number": mask_id_number(out["data"].get("id_number"))}
+        if role == "admin" or record.deleted:
+            return out
+        data = out["data"]
+        if record.type == "person":
+            out["data"] = {**data, "id_number": mask_id_number(data.get("id_number"))}
+        elif record.type == "conflict" and data.get("field") == "id_number":
+            out["data"] = {
+                **data,
+                "kept": _masked_side(data["kept"]),
+                "lost": [_masked_side(side) for side in data.get("lost") or []],
+            }
         return out
 
     return shape
+
+
+def _masked_side(side: dict[str, Any]) -> dict[str, Any]:
+    value = side.get("value")
+    return {**side, "value": mask_id_number(value) if isinstance(value, str) else value}
 
 
 def server_update(
@@ -295,10 +319,21 @@ def resolve_conflict(caller: Caller, conflict_id: str, value: Any) -> dict[str, 
             caller.device_id,
             "conflict",
             conflict_id,
-            {"value": value},
+            {"field": conflict["field"], "value": _audited(conflict["field"], value)},
         )
         row = conn.execute(select(Conflict).where(Conflict.id == conflict_id)).first()
     return {"id": conflict_id, "version": row.version, **json.loads(row.data), "result": outcome}
+
+
+def _audited(field: str, value: Any) -> Any:
+    """A chosen value as the audit log keeps it: ID and phone numbers masked (docs/admin.md)."""
+    if not isinstance(value, str):
+        return value
+    if field == "id_number":
+        return mask_id_number(value)
+    if field == "phone":
+        return mask_phone(value)
+    return value
 
 
 def create_server_records(

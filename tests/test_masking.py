@@ -11,10 +11,11 @@ import zipfile
 from io import BytesIO
 
 import pytest
+from sqlalchemy import select
 
 from server.exports import sqlite_snapshot
-from server.reports import mask_phone
-from server.service import mask_id_number
+from server.models import AuditEntry
+from server.service import mask_id_number, mask_phone, store
 from tests.county import uid
 
 STORED_ID = "341823194110201790"  # 汪德明 of h1, tests/county.py
@@ -138,6 +139,12 @@ def test_a_supervisor_resolves_a_masked_conflict_by_its_position(synced, county)
     household = get(admin, f"/api/v1/admin/households/{county.households['h1']}").get_json()
     stored = next(p for p in household["people"] if p["id"] == synced["person"])["id_number"]
     assert mask_id_number(stored) == values[chosen] and stored in (ID_B, ID_C)  # whole, kept
+    with county.app.app_context(), store().engine.connect() as conn:
+        details = conn.execute(
+            select(AuditEntry.details).where(AuditEntry.action == "conflict_resolved")
+        ).scalars()
+        audited = " ".join(details)
+    assert mask_id_number(stored) in audited and not whole_numbers_in(audited)
 
 
 def test_a_choice_past_the_values_is_refused(synced):
@@ -215,11 +222,6 @@ def test_pulled_people_show_id_numbers_whole_to_admins_only(synced):
         assert shown in numbers and {STORED_ID, mask_id_number(STORED_ID)} - {shown} - numbers
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/service.py: shaper() masks person records only; conflict records on "
-    "person.id_number still reach cadres and supervisors whole through pull",
-)
 def test_pulled_conflicts_show_id_numbers_masked_to_non_admins(synced):
     conflicts = [r for r in pulled(synced["cadre"]) if r["type"] == "conflict"]
     assert conflicts
