@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_load.py --devices 200 --window 60           # quick run, ~3 min
     .venv/bin/python bench/bench_load.py --backend sqlite --devices 3000 --window 600
+    .venv/bin/python bench/bench_load.py --devices 3000 --window 600 --returning
 
 A county is written straight into a fresh database (``--devices`` cadres, each with
 ``--households-per-cadre`` 包保 households and their people, and ``--history-weeks`` of
@@ -16,6 +17,9 @@ keep-alive connection:
    recent visits) and picks its households from what it got;
 3. pushes a week of visits, ``--visits`` ops in one request;
 4. pulls from its cursor until caught up, and checks that its own visits came back.
+
+``--returning`` is the ordinary evening instead: phones that signed in and pulled on an
+earlier day (steps 1-2 are done before the clock starts), so the storm is 3-4 alone.
 
 A 429 or 503 answer is retried after a pause (Retry-After, capped, or an exponential
 backoff with jitter) and counted apart; every other non-2xx answer, connection failure or
@@ -77,7 +81,7 @@ RETRIED = (429, 503)
 MAX_ATTEMPTS = 8
 RETRY_CAP_S = 30.0  # a login 429 says Retry-After: 900; a phone in a storm retries sooner
 REQUEST_TIMEOUT_S = 120.0
-SAMPLE_EVERY_S = 1.0
+SAMPLE_EVERY_S = 0.5
 
 
 # --- the county -----------------------------------------------------------------------------
@@ -308,7 +312,8 @@ def serving(url: str, logdir: Path, label: str, workers: int, threads: int) -> I
             deadline = time.monotonic() + 60
             while True:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"zoufang serve did not come up; see {path}")
+                    tail = path.read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"zoufang serve did not come up:\n{tail}")
                 try:
                     probe = Http(port)
                     healthy = probe.call("GET", "/healthz").status == 200
@@ -465,38 +470,59 @@ def week_of_visits(device_id: str, households: list[Any], count: int, seed: int)
     return dumps(envelope).encode()
 
 
-async def phone(
-    base: str,
-    username: str,
-    device: tuple[str, str] | None,
-    args: argparse.Namespace,
-    tally: Tally,
-    seed: int,
+@dataclass
+class Phone:
+    """What a cadre's phone keeps between syncs."""
+
+    username: str
+    device: tuple[str, str] | None = None  # (device id, token)
+    households: list[Any] = field(default_factory=list)
+    cursor: str | None = None
+
+
+def session(base: str) -> aiohttp.ClientSession:
+    """The phone's own keep-alive connection."""
+    return aiohttp.ClientSession(
+        base,
+        connector=aiohttp.TCPConnector(limit=1),
+        timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
+    )
+
+
+async def first_pull(
+    http: aiohttp.ClientSession, tally: Tally, phone: Phone, args: argparse.Namespace
 ) -> None:
-    """One cadre's evening sync, from sign-in to caught up."""
+    """The scope from no cursor: the phone learns its households from it."""
+    assert phone.device is not None
+    records, phone.cursor = await pull_until_caught_up(
+        http, tally, "pull_first", phone.device[1], None
+    )
+    tally.first_pull_records.append(len(records))
+    phone.households = households_of(records)
+    if len(phone.households) != args.households_per_cadre:
+        raise SessionFailed(f"pull_first: {len(phone.households)} households in scope")
+
+
+async def sync(base: str, phone: Phone, args: argparse.Namespace, tally: Tally, seed: int) -> None:
+    """One cadre's evening sync: sign in and first pull if the phone is new, then push the
+    week's visits and pull until caught up."""
     started = time.monotonic()
     tally.in_flight += 1
     tally.peak_in_flight = max(tally.peak_in_flight, tally.in_flight)
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     try:
-        async with aiohttp.ClientSession(
-            base, connector=aiohttp.TCPConnector(limit=1), timeout=timeout
-        ) as http:
-            if device is None:
-                login = dumps({"username": username, "password": PASSWORD, "label": "storm"})
+        async with session(base) as http:
+            if phone.device is None:
+                login = dumps({"username": phone.username, "password": PASSWORD, "label": "storm"})
                 status, body = await request(
                     http, tally, "register", "POST", "/api/v1/devices", body=login.encode()
                 )
                 if status != 201:
                     raise SessionFailed(f"register: {status} {body}")
-                device = (body["device_id"], body["token"])
-            device_id, token = device
-            records, cursor = await pull_until_caught_up(http, tally, "pull_first", token, None)
-            tally.first_pull_records.append(len(records))
-            households = households_of(records)
-            if len(households) != args.households_per_cadre:
-                raise SessionFailed(f"pull_first: {len(households)} households in scope")
-            push = week_of_visits(device_id, households, args.visits, seed)
+                phone.device = (body["device_id"], body["token"])
+            if phone.cursor is None:
+                await first_pull(http, tally, phone, args)
+            device_id, token = phone.device
+            push = week_of_visits(device_id, phone.households, args.visits, seed)
             status, body = await request(
                 http, tally, "push", "POST", "/api/v1/sync/push", token, push
             )
@@ -508,7 +534,9 @@ async def phone(
             tally.pushed_ids |= sent
             if statuses["applied"] + statuses["duplicate"] != len(sent):
                 raise SessionFailed(f"push: op statuses {dict(statuses)}")
-            records, _ = await pull_until_caught_up(http, tally, "pull", token, cursor)
+            records, phone.cursor = await pull_until_caught_up(
+                http, tally, "pull", token, phone.cursor
+            )
             tally.not_pulled_back += len(sent - {r["id"] for r in records if r["type"] == "visit"})
         tally.sessions_done += 1
         tally.session_seconds.append(time.monotonic() - started)
@@ -518,47 +546,87 @@ async def phone(
         tally.in_flight -= 1
 
 
+async def catch_up(base: str, phones: list[Phone], args: argparse.Namespace) -> None:
+    """``--returning``: every phone pulled its scope on an earlier day; done before the clock
+    starts, eight phones at a time."""
+    tally, gate = Tally(), asyncio.Semaphore(8)
+
+    async def one(phone: Phone) -> None:
+        async with gate, session(base) as http:
+            await first_pull(http, tally, phone, args)
+
+    await asyncio.wait_for(asyncio.gather(*(one(p) for p in phones)), args.timeout)
+    if tally.errors:
+        raise RuntimeError(f"catching up before the storm: {tally.examples}")
+
+
 @dataclass
 class Samples:
     rss_mib: list[float] = field(default_factory=list)
     pss_mib: list[float] = field(default_factory=list)
     load1: list[float] = field(default_factory=list)
     in_flight: list[int] = field(default_factory=list)
+    db_active: list[int] = field(default_factory=list)  # PostgreSQL backends running a query
+    db_lock_waits: list[int] = field(default_factory=list)  # ... of them waiting for a lock
 
 
-async def watch(server_pid: int, tally: Tally, samples: Samples, stop: asyncio.Event) -> None:
-    """Once a second: the server's memory (master + workers), the load average, phones busy."""
+class LockProbe:
+    """How many of the server's PostgreSQL backends are busy, and how many of those wait for
+    a lock: with every push holding the version counter's row, the queue forms there."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(url.replace("+psycopg", ""), autocommit=True)
+
+    def __call__(self) -> tuple[int, int]:
+        row = self.conn.execute(
+            "SELECT count(*) FILTER (WHERE state = 'active'),"
+            " count(*) FILTER (WHERE state = 'active' AND wait_event_type = 'Lock')"
+            " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+async def watch(
+    server_pid: int, tally: Tally, samples: Samples, probe: LockProbe | None, stop: asyncio.Event
+) -> None:
+    """Twice a second: the server's memory (master + workers), the load average, phones busy
+    and on PostgreSQL the busy and lock-waiting backends."""
     while not stop.is_set():
         rss, pss = memory_mib(descendants(server_pid))
         samples.rss_mib.append(rss)
         samples.pss_mib.append(pss)
         samples.load1.append(os.getloadavg()[0])
         samples.in_flight.append(tally.in_flight)
+        if probe:
+            active, waiting = await asyncio.to_thread(probe)
+            samples.db_active.append(active)
+            samples.db_lock_waits.append(waiting)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), SAMPLE_EVERY_S)
 
 
 async def storm(
-    server: Server,
-    cadres: list[tuple[str, str]],
-    tokens: dict[str, tuple[str, str]] | None,
-    args: argparse.Namespace,
+    server: Server, phones: list[Phone], args: argparse.Namespace, probe: LockProbe | None
 ) -> tuple[Tally, Samples, dict[str, float]]:
     """Every phone at its random moment of the window; cancelled at the hard timeout."""
     tally, samples, stop = Tally(), Samples(), asyncio.Event()
     rng = random.Random(args.seed)
-    arrivals = sorted(rng.uniform(0, args.window) for _ in cadres)
-    base = f"http://127.0.0.1:{server.port}"
+    arrivals = sorted(rng.uniform(0, args.window) for _ in phones)
     t0 = time.monotonic()
 
-    async def arrive(at: float, username: str, seed: int) -> None:
+    async def arrive(at: float, phone: Phone, seed: int) -> None:
         await asyncio.sleep(max(0.0, t0 + at - time.monotonic()))
-        await phone(base, username, tokens[username] if tokens else None, args, tally, seed)
+        await sync(f"http://127.0.0.1:{server.port}", phone, args, tally, seed)
 
-    watcher = asyncio.create_task(watch(server.pid, tally, samples, stop))
+    watcher = asyncio.create_task(watch(server.pid, tally, samples, probe, stop))
     tasks = [
-        asyncio.create_task(arrive(at, username, args.seed + i))
-        for i, (at, (_, username)) in enumerate(zip(arrivals, cadres, strict=True))
+        asyncio.create_task(arrive(at, phone, args.seed + i))
+        for i, (at, phone) in enumerate(zip(arrivals, phones, strict=True))
     ]
     _, pending = await asyncio.wait(tasks, timeout=args.timeout)
     for task in pending:
@@ -591,6 +659,30 @@ def database_figures(url: str) -> dict[str, int]:
         engine.dispose()
 
 
+def table_bytes(url: str, tables: tuple[str, ...] = ("visits", "ops")) -> dict[str, int]:
+    """Bytes on disk of each table with its indexes, for sizing a larger database."""
+    from sqlalchemy import create_engine, text
+
+    from server.db import normalize_url
+
+    engine = create_engine(normalize_url(url))
+    out = {}
+    try:
+        with engine.connect() as conn:
+            for table in tables:
+                if engine.dialect.name == "postgresql":
+                    query = "SELECT pg_total_relation_size(:t)"
+                else:  # dbstat: the pages of the table and of each of its indexes
+                    query = (
+                        "SELECT sum(d.pgsize) FROM dbstat d JOIN sqlite_master m"
+                        " ON m.name = d.name WHERE m.tbl_name = :t"
+                    )
+                out[table] = int(conn.execute(text(query), {"t": table}).scalar() or 0)
+    finally:
+        engine.dispose()
+    return out
+
+
 def stored_since(url: str, head: int) -> tuple[list[str], int]:
     """Ids of the visits stored after ``head``, and how many distinct op ids the ops log holds."""
     from sqlalchemy import create_engine, text
@@ -611,6 +703,53 @@ def stored_since(url: str, head: int) -> tuple[list[str], int]:
         engine.dispose()
 
 
+def counter_hold(
+    app: Any, cadres: list[tuple[str, str]], args: argparse.Namespace
+) -> dict[str, float]:
+    """How long one push holds the version counter, with nothing else running: in-process
+    (Flask test client), timing ``SqlStore.write`` — the transaction that takes the counter
+    first (``SELECT … FOR UPDATE`` / ``BEGIN IMMEDIATE``) and lets go at commit. Pushes of
+    the whole database, on every app server, pass this one at a time."""
+    from server.store import SqlStore
+
+    held: list[float] = []
+    write = SqlStore.write
+
+    @contextlib.contextmanager
+    def timed_write(self: SqlStore) -> Iterator[Any]:
+        start = time.perf_counter()
+        with write(self) as txn:
+            yield txn
+        held.append((time.perf_counter() - start) * 1000)
+
+    walls = []
+    client = app.test_client()
+    tokens = preregister(app, cadres)
+    SqlStore.write = timed_write  # type: ignore[method-assign]
+    try:
+        for i, (_, username) in enumerate(cadres):
+            device_id, token = tokens[username]
+            headers = {"Authorization": "Bearer " + token}
+            pulled = client.get(f"/api/v1/sync/pull?limit={PULL_LIMIT}", headers=headers)
+            households = households_of(pulled.get_json()["records"])
+            body = week_of_visits(device_id, households, args.visits, args.seed + 10**6 + i)
+            start = time.perf_counter()
+            pushed = client.post(
+                "/api/v1/sync/push", data=body, headers=headers, content_type="application/json"
+            )
+            walls.append((time.perf_counter() - start) * 1000)
+            if pushed.status_code != 200:
+                raise RuntimeError(f"in-process push: {pushed.status_code} {pushed.get_data()}")
+    finally:
+        SqlStore.write = write  # type: ignore[method-assign]
+    return {
+        "n": len(held),
+        "held_p50": percentile(held, 0.5),
+        "held_p95": percentile(held, 0.95),
+        "push_p50": percentile(walls, 0.5),
+    }
+
+
 def run_backend(backend: Any, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     url = backend.template_url()
     zoufang(url, "db", "upgrade")
@@ -624,7 +763,8 @@ def run_backend(backend: Any, args: argparse.Namespace, workdir: Path) -> dict[s
     county = build_county(
         app, args.devices, args.households_per_cadre, args.history_weeks, args.seed
     )
-    tokens = preregister(app, county.cadres) if args.preregistered else None
+    tokens = preregister(app, county.cadres) if args.preregistered else {}
+    phones = [Phone(username, tokens.get(username)) for _, username in county.cadres]
     with app.app_context():
         from server.db import db
 
@@ -639,22 +779,31 @@ def run_backend(backend: Any, args: argparse.Namespace, workdir: Path) -> dict[s
     with serving(url, workdir, backend.name, args.workers, args.threads) as server:
         db_pid = backend.pid()
         idle = memory_mib(descendants(server.pid))
+        if args.returning:
+            print(f"[{backend.name}] first pulls before the storm ...", flush=True)
+            asyncio.run(catch_up(f"http://127.0.0.1:{server.port}", phones, args))
         cpu0 = process_tree_cpu([server.pid]), process_tree_cpu([db_pid]) if db_pid else 0.0
         client0, load_start = time.process_time(), load_average()
+        probe = LockProbe(url) if backend.name == "postgres" else None
         print(
             f"[{backend.name}] storm: {args.devices:,} phones over {args.window:.0f} s "
             f"(hard stop after {args.timeout:.0f} s) ...",
             flush=True,
         )
-        tally, samples, clock = asyncio.run(storm(server, county.cadres, tokens, args))
+        tally, samples, clock = asyncio.run(storm(server, phones, args, probe))
         cpu = (
             process_tree_cpu([server.pid]) - cpu0[0],
             (process_tree_cpu([db_pid]) - cpu0[1]) if db_pid else 0.0,
         )
         client_cpu, load_end = time.process_time() - client0, load_average()
+        if probe:
+            probe.close()
     stored, distinct_ops = stored_since(url, before["head"])
     after = database_figures(url)
+    sizes = table_bytes(url)
     pushed = tally.pushed_ids
+    print(f"[{backend.name}] in-process pushes, timing the counter lock ...", flush=True)
+    hold = counter_hold(app, county.cadres[: args.hold_pushes], args)
     return {
         "backend": backend.name,
         "version": backend.version(),
@@ -671,6 +820,11 @@ def run_backend(backend: Any, args: argparse.Namespace, workdir: Path) -> dict[s
         "clock": clock,
         "cpu": {"gunicorn": cpu[0], "database": cpu[1], "client": client_cpu},
         "idle_memory_mib": idle,
+        "hold": hold,
+        "bytes_per_row": {
+            "visit": sizes["visits"] / max(after["visits"], 1),
+            "op": sizes["ops"] / max(after["ops"], 1),
+        },
         "load": {"start": load_start, "end": load_end, "max1": max(samples.load1, default=0)},
         "server_statuses": dict(access_statuses(server.log)),
         "check": {
@@ -747,11 +901,13 @@ def summarize(r: dict[str, Any]) -> dict[str, Any]:
 def report(args: argparse.Namespace, host: dict[str, str], runs: list[dict[str, Any]]) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     first = runs[0]["county"]
-    sign_in = (
-        "pre-registered device tokens (no sign-in)"
+    steps = (
+        "a device token written beforehand (no sign-in)"
         if args.preregistered
-        else f"a real Argon2id sign-in each ({argon2_ms():.0f} ms CPU per check in-process)"
-    )
+        else f"a real Argon2id sign-in ({argon2_ms():.0f} ms CPU per check in-process)"
+    ) + ", a first pull, "
+    if args.returning:
+        steps = "(signed in and caught up before the clock started) "
     lines = [
         f"#### {stamp} — `bench/bench_load.py {command_line(args)}`",
         "",
@@ -761,7 +917,7 @@ def report(args: argparse.Namespace, host: dict[str, str], runs: list[dict[str, 
         f"process on the same cores. County: {first['households']:,} households in "
         f"{first['villages']} villages, {first['people']:,} people, {first['cadres']:,} cadres "
         f"with {args.households_per_cadre} 包保 households each, "
-        f"{first['history_visits']:,} visits of history. Each phone: {sign_in}, a first pull, "
+        f"{first['history_visits']:,} visits of history. Each phone: {steps}"
         f"a push of {args.visits} visits in one request, a pull until caught up; arrivals "
         f"uniformly random over {args.window:.0f} s.",
         "",
@@ -806,7 +962,9 @@ def report(args: argparse.Namespace, host: dict[str, str], runs: list[dict[str, 
             f"({c['missing']} missing, {c['unexpected']} unexpected, "
             f"{c['stored'] - c['stored_distinct']} duplicate ids), "
             f"ops log +{c['ops_logged']:,} rows ({c['distinct_op_ids']:,} distinct op ids)",
-            f"first pull {statistics.fmean(t.first_pull_records or [0]):.0f} records on average",
+            f"first pull {statistics.fmean(t.first_pull_records or [0]):.0f} records on average"
+            if t.first_pull_records
+            else "no first pulls in the storm",
             f"own visits not pulled back {t.not_pulled_back}",
             f"phone session p50 {percentile(t.session_seconds, 0.5):.2f} s, "
             f"p99 {percentile(t.session_seconds, 0.99):.2f} s, "
@@ -816,6 +974,24 @@ def report(args: argparse.Namespace, host: dict[str, str], runs: list[dict[str, 
         ]
         if t.retried:
             notes.append(f"retried {dict(t.retried)}")
+        hold, size = r["hold"], r["bytes_per_row"]
+        notes.append(
+            f"on disk with indexes: {size['visit']:.0f} bytes per stored visit, "
+            f"{size['op']:.0f} per ops log row"
+        )
+        notes.append(
+            f"version counter held by one {args.visits}-visit push (in-process, alone, "
+            f"n={hold['n']}): p50 {hold['held_p50']:.1f} ms, p95 {hold['held_p95']:.1f} ms, "
+            f"the whole request p50 {hold['push_p50']:.1f} ms; so at most "
+            f"{1000 / hold['held_p50']:.0f} pushes/s per database"
+        )
+        waits, active = r["samples"].db_lock_waits, r["samples"].db_active
+        if waits:
+            notes.append(
+                f"PostgreSQL backends busy {statistics.fmean(active):.2f} on average "
+                f"(max {max(active)}), waiting for a lock {statistics.fmean(waits):.2f} "
+                f"(max {max(waits)}), sampled twice a second"
+            )
         if t.errors:
             notes.append(f"errors {dict(t.errors)}; e.g. {t.examples[:2]}")
         if r["clock"]["unfinished"]:
@@ -826,8 +1002,8 @@ def report(args: argparse.Namespace, host: dict[str, str], runs: list[dict[str, 
 
 def command_line(args: argparse.Namespace) -> str:
     parts = [f"--backend {args.backend}", f"--devices {args.devices}", f"--window {args.window:g}"]
-    if args.preregistered:
-        parts.append("--preregistered")
+    if args.returning or args.preregistered:
+        parts.append("--returning" if args.returning else "--preregistered")
     defaults = parse_args([])
     for name in ("households_per_cadre", "visits", "history_weeks", "workers", "threads"):
         if getattr(args, name) != getattr(defaults, name):
@@ -862,6 +1038,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="device tokens written beforehand: no sign-in requests",
     )
+    parser.add_argument(
+        "--returning",
+        action="store_true",
+        help="phones that synced before (implies --preregistered): their first pull is done "
+        "before the clock starts, so the storm is push + pull from the cursor",
+    )
+    parser.add_argument(
+        "--hold-pushes",
+        type=int,
+        default=200,
+        help="in-process pushes after the storm that time the counter lock",
+    )
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--seed", type=int, default=2026)
@@ -873,6 +1061,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not 0 <= args.history_weeks <= 52 or not 1 <= args.workers * args.threads <= 256:
         parser.error("--history-weeks must be 0..52, workers × threads 1..256")
     args.timeout = min(args.timeout or args.window + 300, 2 * 3600)
+    args.preregistered = args.preregistered or args.returning
     return args
 
 
