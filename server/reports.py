@@ -93,6 +93,8 @@ def parse_as_of(value: str | datetime | None, zone: ZoneInfo) -> datetime | None
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
         raise invalid("as_of", "an ISO 8601 time, e.g. 2026-11-23T09:00:00+08:00") from exc
+    if not 1970 <= moment.year <= 2100:  # and 0001-01-01 would overflow the conversion
+        raise invalid("as_of", "the year must be between 1970 and 2100")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
     return moment.astimezone(UTC).replace(tzinfo=None)
