@@ -307,24 +307,33 @@ def due_ids(due: Due, archived_due: Iterable[str] = ()) -> Any:
 
 
 def visited_by_week(
-    conn: Connection, due: Due, windows: list[Window], as_of: datetime | None
+    conn: Connection, due: Due, windows: list[Window], summarized: bool
 ) -> dict[str, int]:
     """Window label → households due and visited in it, for consecutive windows, in one
-    statement: one range read of the visits, each labelled with its window and grouped by
-    (window, household) before the due households are picked out."""
-    v = VISITS.alias("v")
-    label = case(*((v.c.visited_at_effective < w.end, literal(w.label)) for w in windows))
-    visited = (
-        select(label.label("label"), v.c.household_id)
-        .where(
-            v.c.visited_at_effective >= windows[0].start,
-            v.c.visited_at_effective < windows[-1].end,
-            counting(v, as_of),
-            *due.visits(v),
+    statement: from the summary, a window's rows are its visited households; from the visits,
+    one range read labels each with its window and groups by (window, household). Then the
+    due households are picked out."""
+    if summarized:
+        s = SUMMARY.alias("s")
+        visited = (
+            select(s.c.period.label("label"), s.c.household_id)
+            .where(s.c.period.in_([w.label for w in windows]), *due.visits(s))
+            .subquery("visited")
         )
-        .group_by(label, v.c.household_id)
-        .subquery("visited")
-    )
+    else:
+        v = VISITS.alias("v")
+        label = case(*((v.c.visited_at_effective < w.end, literal(w.label)) for w in windows))
+        visited = (
+            select(label.label("label"), v.c.household_id)
+            .where(
+                v.c.visited_at_effective >= windows[0].start,
+                v.c.visited_at_effective < windows[-1].end,
+                counting(v, None),
+                *due.visits(v),
+            )
+            .group_by(label, v.c.household_id)
+            .subquery("visited")
+        )
     archived = [
         and_(visited.c.label == w.label, visited.c.household_id.in_(sorted(w.archived_due)))
         for w in windows
@@ -334,27 +343,6 @@ def visited_by_week(
         select(visited.c.label, func.count())
         .where(or_(visited.c.household_id.in_(due_ids(due)), *archived))
         .group_by(visited.c.label)
-    )
-    return {r[0]: r[1] for r in conn.execute(query)}
-
-
-def summarized_by_week(conn: Connection, due: Due, windows: list[Window]) -> dict[str, int]:
-    """``visited_by_week`` read from household_periods: a period's rows are its visited
-    households, so this counts those that are due."""
-    s = SUMMARY.alias("s")
-    archived = [
-        and_(s.c.period == w.label, s.c.household_id.in_(sorted(w.archived_due)))
-        for w in windows
-        if w.archived_due
-    ]
-    query = (
-        select(s.c.period, func.count())
-        .where(
-            s.c.period.in_([w.label for w in windows]),
-            *due.visits(s),
-            or_(s.c.household_id.in_(due_ids(due)), *archived),
-        )
-        .group_by(s.c.period)
     )
     return {r[0]: r[1] for r in conn.execute(query)}
 
@@ -471,18 +459,18 @@ def _late_visits(
     due = exists().where(
         h.c.id == s.c.household_id, *ctx.due.where(h), ctx.due.status(h, archived_due)
     )  # probed for the few late rows only
-    rows = conn.execute(
-        select(s.c.first_received, s.c.visits, s.c.received).where(
-            s.c.period == ctx.period.label,
-            s.c.last_received > since,
-            *ctx.due.visits(s),
-            due,
+    in_period = [s.c.period == ctx.period.label, *ctx.due.visits(s)]
+    all_late = conn.execute(
+        select(func.coalesce(func.sum(s.c.visits), 0)).where(
+            *in_period, s.c.first_received > since, due
         )
-    )
-    return sum(
-        visits if first > since else arrived_after(received, since)
-        for first, visits, received in rows
-    )
+    ).scalar()
+    some_late = conn.execute(
+        select(s.c.received).where(
+            *in_period, s.c.first_received <= since, s.c.last_received > since, due
+        )
+    ).scalars()
+    return int(all_late or 0) + sum(arrived_after(received, since) for received in some_late)
 
 
 def visited_in(due: Due, start: datetime, end: datetime, as_of: datetime | None) -> Any:
@@ -838,10 +826,7 @@ def trend(
             windows.append(
                 Window(period.label, start, end, frozenset(still_due(archived, min(end, now))))
             )
-        if summarized:
-            totals = summarized_by_week(conn, due, windows)
-        else:
-            totals = visited_by_week(conn, due, windows, None)
+        totals = visited_by_week(conn, due, windows, summarized)
     out = []
     for period, window in zip(periods, windows, strict=True):
         households = active + len(window.archived_due)
