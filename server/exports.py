@@ -235,7 +235,7 @@ def sqlite_snapshot(path: Path) -> dict[str, int]:
     zone = reports.zone_of(None)
     db = sqlite_utils.Database(temporary)
     counts: dict[str, int] = {}
-    with service.store().engine.connect() as conn:
+    with service.store().report() as conn:
         for name, spec in _SNAPSHOT_TABLES.items():
             table = db.table(name)
             table.create(

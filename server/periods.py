@@ -83,8 +83,13 @@ def local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
 
 
+def local_day(moment: datetime, zone: ZoneInfo) -> date:
+    """The day in ``zone`` of a naive UTC moment."""
+    return moment.replace(tzinfo=UTC).astimezone(zone).date()
+
+
 def periods_of(moment: datetime, zone: ZoneInfo) -> tuple[str, str]:
     """The labels of the week and the month a naive UTC moment falls in, in ``zone``."""
-    day = moment.replace(tzinfo=UTC).astimezone(zone).date()
+    day = local_day(moment, zone)
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}", f"{day.year}-{day.month:02d}"

@@ -25,6 +25,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    null,
     or_,
     select,
     true,
@@ -410,6 +411,7 @@ def visits_due(ctx: Context, archived_due: Iterable[str], since: datetime | None
             case((flags.c.household_id.is_(None), 0), else_=1).label("in_window"),
             func.coalesce(flags.c.late_visits, 0).label("late_visits"),
             late_household.label("late_household"),
+            null().label("received"),  # late visits are counted exactly in flags
         )
         .select_from(h.outerjoin(flags, flags.c.household_id == h.c.id))
         .where(*ctx.due.where(h), ctx.due.status(h, archived_due))
@@ -418,59 +420,41 @@ def visits_due(ctx: Context, archived_due: Iterable[str], since: datetime | None
 
 
 def summary_due(ctx: Context, archived_due: Iterable[str], since: datetime | None) -> Any:
-    """``visits_due`` from household_periods: each flag is the household id's membership in
-    the period's visited households (a hashed list on PostgreSQL, an in-memory index on
-    SQLite) instead of a join. ``late_visits`` is left to ``_late_visits``."""
+    """``visits_due`` from household_periods: each due household with its summary row of the
+    period, if any (one hash join on PostgreSQL, a primary-key probe on SQLite). A row whose
+    visits arrived on both sides of ``since`` carries their arrival times in ``received``, for
+    Python to count its late ones (rare)."""
     s = SUMMARY.alias("s")
     h = HOUSEHOLDS.alias("h")
-
-    def among(periods: list[Period], *where: ColumnElement[bool]) -> ColumnElement[int]:
-        visited = select(s.c.household_id).where(
-            s.c.period.in_([p.label for p in periods]), *ctx.due.visits(s), *where
-        )
-        return case((h.c.id.in_(visited), 1), else_=0)
-
-    visited = among([ctx.period])
+    row = and_(s.c.household_id == h.c.id, s.c.period == ctx.period.label, *ctx.due.visits(s))
     in_window: ColumnElement[int] = literal(0)  # what only a current period's overdue needs
     if ctx.state == "current":
-        in_window = among([ctx.period.previous(), ctx.period])
-    late = among([ctx.period], s.c.first_received > since) if since else literal(0)
+        either = select(s.c.household_id).where(
+            s.c.period.in_([ctx.period.previous().label, ctx.period.label]), *ctx.due.visits(s)
+        )
+        in_window = case((h.c.id.in_(either), 1), else_=0)
+    late_visits: ColumnElement[Any] = literal(0)
+    late_household: ColumnElement[Any] = literal(0)
+    received: ColumnElement[Any] = null()
+    if since is not None:
+        late_visits = case((s.c.first_received > since, s.c.visits), else_=0)
+        late_household = case((s.c.first_received > since, 1), else_=0)
+        some_late = and_(s.c.first_received <= since, s.c.last_received > since)
+        received = case((some_late, s.c.received), else_=null())
     return (
         select(
             h.c.village_id,
             h.c.id.label("household_id"),
-            visited.label("visited"),
+            case((s.c.household_id.is_(None), 0), else_=1).label("visited"),
             in_window.label("in_window"),
-            literal(0).label("late_visits"),
-            late.label("late_household"),
+            late_visits.label("late_visits"),
+            late_household.label("late_household"),
+            received.label("received"),
         )
+        .select_from(h.outerjoin(s, row))
         .where(*ctx.due.where(h), ctx.due.status(h, archived_due))
         .cte("due")
     )
-
-
-def _late_visits(
-    conn: Connection, ctx: Context, archived_due: Iterable[str], since: datetime
-) -> int:
-    """The period's visits of due households that arrived after ``since``: all of a row's
-    visits when the first arrived after it, some when they arrived on both sides of it."""
-    s = SUMMARY.alias("s")
-    h = HOUSEHOLDS.alias("due_household")
-    due = exists().where(
-        h.c.id == s.c.household_id, *ctx.due.where(h), ctx.due.status(h, archived_due)
-    )  # probed for the few late rows only
-    in_period = [s.c.period == ctx.period.label, *ctx.due.visits(s)]
-    all_late = conn.execute(
-        select(func.coalesce(func.sum(s.c.visits), 0)).where(
-            *in_period, s.c.first_received > since, due
-        )
-    ).scalar()
-    some_late = conn.execute(
-        select(s.c.received).where(
-            *in_period, s.c.first_received <= since, s.c.last_received > since, due
-        )
-    ).scalars()
-    return int(all_late or 0) + sum(arrived_after(received, since) for received in some_late)
 
 
 def visited_in(due: Due, start: datetime, end: datetime, as_of: datetime | None) -> Any:
@@ -579,7 +563,7 @@ def coverage_and_villages(
     """The coverage body and the rows behind it: every village under the region with its
     township, due, visited and coverage (the weekly bulletin's table)."""
     summarized = _summarized(tz, as_of)  # before the read below starts its snapshot
-    with service.store().engine.connect() as conn:
+    with service.store().report() as conn:
         ctx = _context(conn, period, region_id, as_of, tz, scope, summarized)
         bulletin = bulletin_time(conn, ctx)
         since = bulletin or ctx.end
@@ -650,8 +634,16 @@ def _figures(conn: Connection, ctx: Context, since: datetime | None) -> Figures:
     villages: dict[str, dict[str, int]] = {}
     by_household: dict[str, dict[str, int]] = {}
     names = ("due", "visited", "in_window", "late_visits", "late_households")
-    for row in conn.execute(union_all(by_village, _cadres_by_household(due))):
-        kind, key, numbers = row[0], row[1], [int(x or 0) for x in row[2:]]
+    some_late = select(literal("received"), due.c.received, *(literal(0) for _ in range(5))).where(
+        due.c.received.is_not(None)
+    )
+    late_visits = 0
+    for row in conn.execute(union_all(by_village, _cadres_by_household(due), some_late)):
+        kind, key = row[0], row[1]
+        if kind == "received":  # a household whose visits arrived on both sides of since
+            late_visits += arrived_after(key, since) if since else 0
+            continue
+        numbers = [int(x or 0) for x in row[2:]]
         if kind == "village":
             villages[key] = dict(zip(names, numbers, strict=True))
         else:
@@ -677,9 +669,7 @@ def _figures(conn: Connection, ctx: Context, since: datetime | None) -> Figures:
     def total(name: str) -> int:
         return sum(f.get(name, 0) for f in villages.values())
 
-    late_visits = total("late_visits")
-    if ctx.summarized and since is not None:
-        late_visits = _late_visits(conn, ctx, archived_due, since)
+    late_visits += total("late_visits")
     return Figures(
         rows,
         _cadres(conn, ctx, villages, by_household),
@@ -814,7 +804,7 @@ def trend(
         periods.insert(0, periods[0].previous())
     now = utcnow()
     summarized = _summarized(tz, None)
-    with service.store().engine.connect() as conn:
+    with service.store().report() as conn:
         regions = Regions.load(conn)
         regions.get(region_id)
         due = Due("weekly", regions.village_ids(region_id), scope)
@@ -861,7 +851,7 @@ def overdue(
     zone = zone_of(tz)
     today = today or local_today(zone)
     found: list[dict[str, Any]] = []
-    with service.store().engine.connect() as conn:
+    with service.store().report() as conn:
         regions = Regions.load(conn)
         regions.get(region_id)
         for policy in ("weekly", "monthly"):
@@ -887,7 +877,7 @@ def period_unvisited(
 ) -> list[dict[str, Any]]:
     """The households due in the period and not visited in it (the bulletin's list), each
     marked ``overdue`` when it was not visited in the previous period either."""
-    with service.store().engine.connect() as conn:
+    with service.store().report() as conn:
         ctx = _context(conn, period, region_id, as_of, tz, scope)
         archived = archived_times(conn, ctx.due)
         archived_due = still_due(archived, min(ctx.end, ctx.reference))
@@ -1092,7 +1082,7 @@ def report_scope(caller: Caller, region_id: str) -> Scope | None:
     """The households a caller's report on ``region_id`` may show: None for all of them
     (admins; supervisors inside their assignment), the cadre's own households for a cadre.
     404 for an unknown region, 403 for a region outside the caller's assignment."""
-    with service.store().engine.connect() as conn:
+    with service.store().report() as conn:
         regions = Regions.load(conn)
     regions.get(region_id)
     scope = service.scope_of(caller.assignment)
@@ -1118,7 +1108,7 @@ def problem_list(scope: Scope, filters: dict[str, Any]) -> list[dict[str, Any]]:
     p = PROBLEMS.alias("p")
     zone = zone_of(filters.get("tz"))
     today: date = filters.get("today") or local_today(zone)
-    with service.store().engine.connect() as conn:
+    with service.store().report() as conn:
         regions = Regions.load(conn)
         query = select(p).where(~p.c.deleted, holds(p, scope))
         if filters.get("region_id"):
@@ -1253,7 +1243,7 @@ def _problem_row(conn: Connection, scope: Scope, problem_id: str) -> Any:
 
 
 def problem_detail(scope: Scope, problem_id: str, tz: str | None = None) -> dict[str, Any]:
-    with service.store().engine.connect() as conn:
+    with service.store().report() as conn:
         row = _problem_row(conn, scope, problem_id)
         regions = Regions.load(conn)
         return describe_problems(conn, regions, [row], local_today(zone_of(tz)))[0]
@@ -1271,7 +1261,7 @@ def change_problem_status(
     if status not in PROBLEM_STATUSES:
         raise invalid("status", "one of " + ", ".join(PROBLEM_STATUSES))
     scope = service.scope_of(caller.assignment)
-    with service.store().engine.connect() as conn:
+    with service.store().report() as conn:
         row = _problem_row(conn, scope, problem_id)
     current = PROBLEM_STATUSES.index(row.status)
     wanted = PROBLEM_STATUSES.index(status)
@@ -1306,7 +1296,7 @@ def update_problem(caller: Caller, problem_id: str, changes: dict[str, Any]) -> 
     if "note" in changes:
         data["status_note"] = changes["note"]
     scope = service.scope_of(caller.assignment)
-    with service.store().engine.connect() as conn:
+    with service.store().report() as conn:
         row = _problem_row(conn, scope, problem_id)
         if data.get("assignee_id") is not None:
             _check_assignee(conn, data["assignee_id"], row)
@@ -1342,7 +1332,7 @@ def problem_history(scope: Scope, problem_id: str, tz: str | None = None) -> lis
     old → new (old = the merged value before; ``kept`` false when a concurrent write won),
     and the note. Built from the ops log and the field writes."""
     zone = zone_of(tz)
-    with service.store().engine.connect() as conn:
+    with service.store().report() as conn:
         _problem_row(conn, scope, problem_id)
         writes = conn.execute(
             select(WRITES)
@@ -1453,7 +1443,7 @@ def escalate_overdue_problems(today: date) -> int:
     escalation is audited, and ``problem_list`` shows it as ``escalated``. Returns how many
     were escalated now; a second run the same day escalates nothing."""
     p = PROBLEMS.c
-    with service.store().engine.connect() as conn:
+    with service.store().report() as conn:
         regions = Regions.load(conn)
         candidates = conn.execute(
             select(p.id, p.village_id, p.assignee_id, p.due_date)

@@ -48,6 +48,7 @@ WRITES: Table = FieldWriteRow.__table__  # type: ignore[assignment]
 BLOB_REFS: Table = BlobRef.__table__  # type: ignore[assignment]
 SNAPSHOTS: Table = AssignmentSnapshot.__table__  # type: ignore[assignment]
 CHUNK = 500
+REPORT_WORK_MEM = "32MB"
 T = TypeVar("T")
 
 
@@ -156,6 +157,16 @@ class SqlStore:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def report(self) -> Iterator[Connection]:
+        """A connection for the reports' aggregate queries. On PostgreSQL its transaction may
+        hash and sort a county's 50,000 households in memory (the default work_mem of 4 MB
+        spills them to disk)."""
+        with self.engine.connect() as conn:
+            if self.postgres:
+                conn.exec_driver_sql(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
             yield conn
 
     def head_version(self) -> int:

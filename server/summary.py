@@ -33,13 +33,14 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from server.db import WRITE_OPTION
 from server.models import HouseholdPeriod, Setting
-from server.periods import Period, periods_of
+from server.periods import Period, local_day, periods_of
 from server.store import COUNTERS, TABLES, chunks
 from server.timeutil import utcnow
 
 SUMMARY: Table = HouseholdPeriod.__table__  # type: ignore[assignment]
 SETTINGS: Table = Setting.__table__  # type: ignore[assignment]
 VISITS = TABLES["visit"]
+V = VISITS.alias("v")
 WATERMARK = "household_periods"  # the counters row: the last visit version summarized
 ZONE_KEY = "household_periods.zone"
 ROUND = 20_000  # visits read per catch-up transaction
@@ -123,39 +124,55 @@ def _round(engine: Engine, zone: ZoneInfo) -> int:
 
 
 def _rebuild(conn: Connection, zone: ZoneInfo) -> int:
-    """Every row anew from every visit that counts, read once in household order (2.6 million
-    visits: about a minute). Visits committed meanwhile are newer than the watermark set here
-    and are summarized by the next round; recomputing a pair twice is harmless."""
+    """Every row anew from every visit that counts, period after period — all the weeks, then
+    all the months — so that a period's rows are stored together (PostgreSQL keeps rows in the
+    order they were written; a week's rows scattered over the table made each report read a
+    page per household). 2.6 million visits: about a minute. Visits committed meanwhile are
+    newer than the watermark set here and are summarized by the next round; recomputing a pair
+    twice is harmless. Returns the number of visits that count."""
     head = int(
         conn.execute(select(COUNTERS.c.value).where(COUNTERS.c.name == "version")).scalar() or 0
     )
     conn.execute(delete(SUMMARY))
-    v = VISITS.alias("v")
-    received = func.coalesce(v.c.received_at, v.c.visited_at_effective)
-    query = (
-        select(v.c.household_id, v.c.village_id, v.c.visited_at_effective, received)
-        .where(counting(v, None))
-        .order_by(v.c.household_id, v.c.visited_at_effective)
-        .execution_options(stream_results=True, yield_per=10_000)
-    )
-    read, household = 0, None
-    batch: list[dict[str, Any]] = []
-    pending: dict[Any, dict[str, Any]] = {}
-    for row in conn.execute(query):
-        read += 1
-        if row[0] != household:
-            batch.extend(_rows(pending))
-            household, pending = row[0], {}
-            if len(batch) >= 10_000:
-                conn.execute(insert(SUMMARY), batch)
-                batch = []
-        _add(pending, row, zone, None)
-    batch.extend(_rows(pending))
-    if batch:
-        conn.execute(insert(SUMMARY), batch)
+    first, last = conn.execute(
+        select(func.min(V.c.visited_at_effective), func.max(V.c.visited_at_effective))
+    ).one()
+    counted = 0
+    for policy in ("weekly", "monthly") if first is not None else ():
+        period = Period.containing(local_day(first, zone), policy)
+        while period.bounds(zone)[0] <= last:
+            start, end = period.bounds(zone)
+            rows = _rows(
+                _summarize(
+                    conn, zone, {period.label}, V.c.visited_at_effective >= start,
+                    V.c.visited_at_effective < end,
+                )
+            )  # fmt: skip
+            for chunk in chunks(rows, 5_000):
+                conn.execute(insert(SUMMARY), chunk)
+            if policy == "weekly":
+                counted += sum(row["visits"] for row in rows)
+            period = period.following()
     _set_zone(conn, zone.key)
     _set_watermark(conn, head)
-    return read
+    return counted
+
+
+def _summarize(
+    conn: Connection, zone: ZoneInfo, labels: set[str], *where: ColumnElement[bool]
+) -> dict[Any, dict[str, Any]]:
+    """The rows of the ``labels`` periods from the visits that count among those of ``where``
+    (on ``V``), keyed by (period, household)."""
+    received = func.coalesce(V.c.received_at, V.c.visited_at_effective)
+    query = (
+        select(V.c.household_id, V.c.village_id, V.c.visited_at_effective, received)
+        .where(*where, counting(V, None))
+        .order_by(V.c.household_id, V.c.visited_at_effective)
+    )
+    summary: dict[Any, dict[str, Any]] = {}
+    for row in conn.execute(query):
+        _add(summary, row, zone, labels)
+    return summary
 
 
 def _add(
@@ -222,22 +239,14 @@ def _recompute(conn: Connection, touched: dict[str, set[str]], zone: ZoneInfo) -
     touched in the chunk (a superset of the pairs touched: what is deleted is rewritten)."""
     labels = set().union(*touched.values())
     bounds = [Period.parse(label).bounds(zone) for label in labels]
-    start, end = min(b[0] for b in bounds), max(b[1] for b in bounds)
-    v = VISITS.alias("v")
-    received = func.coalesce(v.c.received_at, v.c.visited_at_effective)
-    rows = conn.execute(
-        select(v.c.household_id, v.c.village_id, v.c.visited_at_effective, received)
-        .where(
-            v.c.household_id.in_(list(touched)),
-            v.c.visited_at_effective >= start,
-            v.c.visited_at_effective < end,
-            counting(v, None),
-        )
-        .order_by(v.c.household_id, v.c.visited_at_effective)
-    ).all()
-    summary: dict[Any, dict[str, Any]] = {}
-    for row in rows:
-        _add(summary, row, zone, labels)
+    summary = _summarize(
+        conn,
+        zone,
+        labels,
+        V.c.household_id.in_(list(touched)),
+        V.c.visited_at_effective >= min(b[0] for b in bounds),
+        V.c.visited_at_effective < max(b[1] for b in bounds),
+    )
     conn.execute(
         delete(SUMMARY).where(
             SUMMARY.c.household_id.in_(list(touched)), SUMMARY.c.period.in_(sorted(labels))
