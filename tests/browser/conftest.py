@@ -31,6 +31,7 @@ ARGS = [
 #: the phone the app is designed for: 360 × 740 CSS pixels
 PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 1, "locale": "zh-CN"}
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @dataclass
@@ -111,11 +112,17 @@ def live(app: Any, county: County) -> Iterator[Live]:
 
 @pytest.fixture
 def screenshot() -> Any:
-    """Save a screenshot of the page as tests/screenshots/<name>.png (gitignored)."""
-    SCREENSHOTS.mkdir(exist_ok=True)
+    """Save a screenshot of the page as tests/screenshots/<name>.png (gitignored); with
+    ZOUFANG_DOCS_SCREENSHOTS=1 also as docs/screenshots/<name>.png, the pictures the docs show
+    (so that an ordinary test run leaves the tree as it was)."""
+    folders = [SCREENSHOTS]
+    if os.environ.get("ZOUFANG_DOCS_SCREENSHOTS") == "1":
+        folders.append(DOCS_SCREENSHOTS)
 
     def take(page: Any, name: str) -> None:
         page.evaluate("document.getElementById('toast').hidden = true")
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(folder / f"{name}.png"))
 
     return take

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,7 +16,6 @@ from tests.county import PASSWORD, uid
 pytestmark = pytest.mark.browser
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 LAPTOP = {"viewport": {"width": 1280, "height": 800}, "device_scale_factor": 1, "locale": "zh-CN"}
 #: collects CSP violations from the first script that runs on the page
 WATCH_CSP = """
@@ -82,7 +80,7 @@ def open_dashboard(live: Any, browser: Any, errors: list[str]) -> tuple[Any, Any
     return context, page
 
 
-def test_a_supervisor_reads_the_week_and_acts_on_conflicts_and_problems(live, browser):
+def test_a_supervisor_reads_the_week_and_acts_on_conflicts_and_problems(live, browser, screenshot):
     seeded = seed(live.county)
     errors: list[str] = []
     context, page = open_dashboard(live, browser, errors)
@@ -136,9 +134,7 @@ def test_a_supervisor_reads_the_week_and_acts_on_conflicts_and_problems(live, br
     assert page.locator("#devices").is_hidden()
     assert page.locator("#jobs tbody tr").count() >= 1
 
-    DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.evaluate("document.getElementById('toast').hidden = true")
-    page.screenshot(path=str(DOCS_SCREENSHOTS / "dashboard.png"))
+    screenshot(page, "dashboard")
 
     # the weekly bulletin downloads through a Blob URL, fetched with the token
     with page.expect_download() as download:
@@ -192,8 +188,7 @@ def test_a_supervisor_reads_the_week_and_acts_on_conflicts_and_problems(live, br
           .map((e) => `${e.tagName}#${e.id}.${e.className} ${e.getBoundingClientRect().right}`)"""
     )
     assert page.evaluate("document.documentElement.scrollWidth") <= 360, wide
-    page.evaluate("document.getElementById('toast').hidden = true")
-    page.screenshot(path=str(DOCS_SCREENSHOTS / "dashboard-phone.png"))
+    screenshot(page, "dashboard-phone")
 
     assert page.evaluate("window.__violations") == []
     assert errors == []

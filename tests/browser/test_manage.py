@@ -16,7 +16,6 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 ROSTER = ROOT / "tests" / "samples" / "roster_example.csv"
-DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 LAPTOP = {"viewport": {"width": 1280, "height": 800}, "device_scale_factor": 1, "locale": "zh-CN"}
 WATCH_CSP = """
 window.__violations = [];
@@ -58,7 +57,7 @@ def wait_toast(page: Any, text: str) -> None:
 
 
 def test_an_admin_imports_a_roster_and_manages_users_assignments_and_policy(
-    live, browser, tmp_path
+    live, browser, tmp_path, screenshot
 ):
     errors: list[str] = []
     context, page = open_page(live, browser, "/admin", errors)
@@ -169,9 +168,7 @@ def test_an_admin_imports_a_roster_and_manages_users_assignments_and_policy(
     assert page.locator("#forms tbody tr").count() >= 1
 
     page.evaluate("window.scrollTo(0, 0)")
-    page.evaluate("document.getElementById('toast').hidden = true")
-    DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(DOCS_SCREENSHOTS / "manage.png"))
+    screenshot(page, "manage")
 
     # English on demand
     page.click("#lang")
