@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from server import service
 from server.auth import Caller, current_caller, require_role
@@ -20,15 +23,42 @@ api = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 def json_body(max_bytes: int | None = None) -> Any:
-    """The request's JSON; 413 over ``max_bytes``, 400 ``invalid_request`` if it is not JSON."""
+    """The request's JSON; 413 over ``max_bytes``, 400 ``invalid_request`` if it is not JSON.
+
+    A body sent with ``Content-Encoding: gzip`` (the PWA's pushes, ~5× fewer bytes on a slow
+    line) is inflated first; ``max_bytes`` then bounds the inflated JSON too."""
     if max_bytes is not None:
         request.max_content_length = max_bytes
     if not request.is_json:
         raise ApiError("invalid_request", "expected Content-Type: application/json")
-    payload = request.get_json(silent=True)
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding == "gzip":
+        payload = _gunzipped_json(
+            request.get_data(cache=False), max_bytes or request.max_content_length
+        )
+    elif encoding in ("", "identity"):
+        payload = request.get_json(silent=True)
+    else:
+        raise ApiError("invalid_request", f"unsupported Content-Encoding {encoding!r}; use gzip")
     if payload is None:
         raise ApiError("invalid_request", "the body is not valid JSON")
     return payload
+
+
+def _gunzipped_json(data: bytes, limit: int | None) -> Any:
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing
+    try:
+        raw = inflate.decompress(data, limit + 1 if limit else 0)
+    except zlib.error as exc:
+        raise ApiError("invalid_request", "the body is not valid gzip") from exc
+    if (limit and len(raw) > limit) or inflate.unconsumed_tail:
+        raise RequestEntityTooLarge()  # the same 413 as a plain body over the limit
+    if not inflate.eof:
+        raise ApiError("invalid_request", "the gzip body is cut short")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
 
 
 @api.post("/devices")

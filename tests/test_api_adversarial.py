@@ -3,10 +3,14 @@ input. Each runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from server.accounts import reassign
 from tests.county import uid
@@ -129,6 +133,59 @@ def test_a_five_megabyte_push_is_refused_before_it_is_read(any_county):
     )
     assert response.status_code == 413
     assert response.get_json()["error"]["details"]["max_bytes"] == 1024 * 1024
+
+
+def gzip_push(device, body: bytes) -> Any:
+    return device.client.post(
+        "/api/v1/sync/push",
+        data=body,
+        headers={**device.headers, "Content-Encoding": "gzip"},
+        content_type="application/json",
+    )
+
+
+def test_a_gzipped_push_is_applied_like_a_plain_one(any_county):
+    a = any_county.device("cadre_a")
+    ops = [a.visit(any_county.households["h1"]), a.visit(any_county.households["h2"])]
+    body = json.dumps({"device_id": a.device_id, "schema": 1, "ops": ops}, ensure_ascii=False)
+    response = gzip_push(a, gzip.compress(body.encode()))
+    assert response.status_code == 200, response.get_json()
+    assert [r["status"] for r in response.get_json()["results"]] == ["applied", "applied"]
+    again = a.push(ops).get_json()  # the same ops plain: already there
+    assert [r["status"] for r in again["results"]] == ["duplicate", "duplicate"]
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_it_whole(any_county):
+    a = any_county.device("cadre_a")
+    pad = {"device_id": a.device_id, "ops": [], "pad": " " * (50 * 1024 * 1024)}
+    bomb = gzip.compress(json.dumps(pad).encode())  # 50 MB of JSON in ~50 kB
+    response = gzip_push(a, bomb)
+    assert response.status_code == 413
+    assert response.get_json()["error"]["details"]["max_bytes"] == 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("body", "encoding"),
+    [(b"not gzip at all", "gzip"), (gzip.compress(b"{not json"), "gzip"), (b"{}", "br")],
+)
+def test_bad_gzip_or_an_unknown_encoding_is_a_400(any_county, body, encoding):
+    a = any_county.device("cadre_a")
+    response = a.client.post(
+        "/api/v1/sync/push",
+        data=body,
+        headers={**a.headers, "Content-Encoding": encoding},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_request"
+
+
+def test_a_gzip_body_cut_short_is_a_400(any_county):
+    a = any_county.device("cadre_a")
+    whole = gzip.compress(json.dumps({"device_id": a.device_id, "ops": []}).encode())
+    response = gzip_push(a, whole[: len(whole) // 2])
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_request"
 
 
 def test_malformed_json_is_a_400_in_the_error_shape(any_county):

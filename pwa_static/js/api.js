@@ -41,18 +41,30 @@ export class NetworkError extends Error {
   }
 }
 
-/** One request, no retries; resolves to the JSON body of a 2xx answer. */
-export async function request(path, { method = "GET", body, token } = {}) {
+/**
+ * One request, no retries; resolves to the JSON body of a 2xx answer. With `gzip` the body
+ * goes compressed (a push of 200 visits: ~150 kB of JSON, ~30 kB on the wire) where the
+ * browser can compress.
+ */
+export async function request(path, { method = "GET", body, token, gzip = false } = {}) {
   const headers = { Accept: "application/json", "Accept-Language": lang() };
   if (token) headers.Authorization = `Bearer ${token}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let payload;
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+    if (gzip && typeof CompressionStream === "function") {
+      payload = await compressed(payload);
+      headers["Content-Encoding"] = "gzip";
+    }
+  }
   let response;
   let json = null;
   try {
     response = await fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: payload,
       cache: "no-store",
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });
@@ -63,6 +75,11 @@ export async function request(path, { method = "GET", body, token } = {}) {
   if (!response.ok) throw new ApiError(response.status, json, retryAfter(response));
   if (json === null) throw new NetworkError(`not a JSON answer from ${path}`);
   return json;
+}
+
+async function compressed(text) {
+  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
 function retryAfter(response) {

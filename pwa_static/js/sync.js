@@ -100,7 +100,12 @@ async function push(db, session, result) {
     // device_time is stamped per attempt: the server reads the phone's clock skew from it
     const send = () => {
       const body = { device_id: session.device_id, device_time: localIso(), schema: 1, ops };
-      return request("/api/v1/sync/push", { method: "POST", body, token: session.token });
+      return request("/api/v1/sync/push", {
+        method: "POST",
+        body,
+        token: session.token,
+        gzip: true,
+      });
     };
     let answer;
     try {
