@@ -268,13 +268,12 @@ def _read_watermark(conn: Connection) -> int:
 
 
 def _watermark(conn: Connection, lock: bool = False) -> int:
+    """The watermark (its row is made by migration 0006), locked on PostgreSQL so that one
+    process at a time catches up."""
     query = select(COUNTERS.c.value).where(COUNTERS.c.name == WATERMARK)
     if lock:
         query = query.with_for_update()
-    value = conn.execute(query).scalar()
-    if value is None:
-        conn.execute(insert(COUNTERS).values(name=WATERMARK, value=0))
-    return int(value or 0)
+    return int(conn.execute(query).scalar_one())
 
 
 def _set_watermark(conn: Connection, value: int) -> None:

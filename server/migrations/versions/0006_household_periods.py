@@ -46,6 +46,9 @@ def upgrade() -> None:
     )
     op.drop_index("ix_visits_time", table_name="visits")
     op.create_index("ix_visits_time", "visits", ["visited_at_effective"], unique=False)
+    # the watermark row exists before any process catches up: two first catch-ups never race
+    # to insert it (server/summary.py locks it on PostgreSQL)
+    op.execute("INSERT INTO counters (name, value) VALUES ('household_periods', 0)")
 
 
 def downgrade() -> None:
