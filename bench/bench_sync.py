@@ -234,6 +234,47 @@ def raw_sqlite_many(workdir: Path, visits: int, writers: int, seed: int) -> floa
     return inserted / elapsed
 
 
+def schema_floor(workdir: Path, rows: list[tuple[str, str, str]]) -> float:
+    """Visits/s of ``executemany`` straight into Zoufang's own SQLite tables, 500 per
+    transaction as a push writes them — the visit row with its typed columns and every index,
+    and its ops-log row — with no server at all: the most a push can reach on this schema."""
+    path = workdir / "schema.db"
+    zoufang(f"sqlite:///{path}", "db", "upgrade")
+    received = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    visits, ops = [], []
+    for seq, (id_, household, data) in enumerate(rows, start=1):
+        visited = datetime.fromisoformat(json.loads(data)["visited_at"]).astimezone(UTC)
+        visits.append(
+            (id_, seq, 0, None, household, data, "cadre", "device",
+             visited.strftime("%Y-%m-%d %H:%M:%S.%f"), received, 0, None, None)
+        )  # fmt: skip
+        hlc = f"{seq:015d}-0000"
+        ops.append(
+            ("device", seq, str(uuid.uuid4()), "cadre", uuid.uuid4().hex * 2, "visit", "create",
+             id_, hlc, hlc, None, "", "applied", seq, None, received)
+        )  # fmt: skip
+    conn = raw_connect(path)
+    start = time.perf_counter()
+    for first in range(0, len(rows), BATCH):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT INTO visits (id, version, deleted, village_id, household_id, data, "
+            "visitor_id, device_id, visited_at_effective, received_at, voided, voided_at, "
+            "corrects) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            visits[first : first + BATCH],
+        )
+        conn.executemany(
+            "INSERT INTO ops (device_id, device_seq, op_id, user_id, fingerprint, type, action, "
+            "record_id, hlc, effective_hlc, base_version, payload, status, version, error, "
+            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ops[first : first + BATCH],
+        )
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return len(rows) / elapsed
+
+
 def raw_empty_pull_ms(workdir: Path, repeats: int) -> float:
     """The floor of an empty pull: ``rowid > head`` on the 1-writer table, plus json.dumps."""
     conn = raw_connect(workdir / "raw-1.db")
@@ -941,6 +982,11 @@ def report(
         f"median of the 1-writer runs {runs} (before and after the servers); "
         f"{args.visits:,} rows; 8 = 8 writer processes, BEGIN IMMEDIATE |",
     ]
+    lines.append(
+        f"| Zoufang's own SQLite tables, executemany, 500/txn | {fmt_rate(raw['schema'])} | "
+        f"| {fmt_ratio(raw['schema'] / base)} / - | | | **the schema's floor**: a visit row "
+        f"(typed columns, every index) and its ops-log row per visit, no server |"
+    )
     for name, r in results.items():
         p1, p8 = r["push1"], r["push8"]
         notes = [
@@ -1140,6 +1186,7 @@ def main(argv: list[str] | None = None) -> None:
         ones = [raw_sqlite_one(workdir, rows) for _ in range(RAW_REPEATS)]
         raw: dict[str, Any] = {
             "rate8": raw_sqlite_many(workdir, args.visits, 8, args.seed),
+            "schema": schema_floor(workdir, rows),
             "empty_ms": raw_empty_pull_ms(workdir, args.empty_pulls),
             "load_before": os.getloadavg()[0],
         }
