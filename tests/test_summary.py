@@ -119,7 +119,8 @@ def test_a_rebuilt_summary_equals_the_one_kept_up(any_county):
     with app.app_context():
         assert reports._summarized(None, None)  # caught up: first is in
     fix = phone.visit(h["h1"], visited_at="2026-12-01T00:30:00+08:00", corrects=first["id"])
-    push(app, phone, "2026-12-01T09:00:00+08:00", [fix, phone.visit(h["h2"], "2026-12-01T10:00+08:00")])
+    other = phone.visit(h["h2"], "2026-12-01T10:00+08:00")
+    push(app, phone, "2026-12-01T09:00:00+08:00", [fix, other])
     with app.app_context():
         assert reports._summarized(None, None)
     kept = rows(app)
