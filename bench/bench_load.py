@@ -909,7 +909,7 @@ def report(args: argparse.Namespace, host: dict[str, str], runs: list[dict[str, 
     if args.returning:
         steps = "(signed in and caught up before the clock started) "
     lines = [
-        f"#### {stamp} — `bench/bench_load.py {command_line(args)}`",
+        f"### {stamp} — `bench/bench_load.py {command_line(args)}`",
         "",
         f"Commit {host['source']}; {host['cpu']}, {host['cores']} cores, {host['memory']}; "
         f"Python {host['python']}; {', '.join(r['version'] for r in runs)}. `zoufang serve "
