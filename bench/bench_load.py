@@ -93,7 +93,6 @@ class County:
     villages: int
     people: int
     cadres: list[tuple[str, str]]  # (user id, username), one phone each
-    history: dict[str, Any]
 
 
 def build_county(app: Any, cadres: int, per_cadre: int, history_weeks: int, seed: int) -> County:
@@ -188,13 +187,10 @@ def build_county(app: Any, cadres: int, per_cadre: int, history_weeks: int, seed
         with store().engine.begin() as conn:
             conn.execute(insert(User), users)
             conn.execute(insert(Assignment), assignments)
-    history = {"visits": 0}
     if history_weeks:
-        history = load_visits(
-            app, {"homes": homes, "visitors": [u for u, _ in phones]}, history_weeks, seed
-        )
+        load_visits(app, {"homes": homes, "visitors": [u for u, _ in phones]}, history_weeks, seed)
     analyze(app)
-    return County(households, villages_n, len(people), phones, history)
+    return County(households, villages_n, len(people), phones)
 
 
 def preregister(app: Any, cadres: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
