@@ -38,9 +38,7 @@ import math
 import os
 import random
 import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,17 +56,15 @@ from bench_sync import (
     CHINA,
     RESULTS,
     ROOT,
-    Http,
     PostgresBackend,
     SqliteBackend,
     dumps,
     households_of,
     machine,
     process_tree_cpu,
+    serve,
     visit_data,
     zoufang,
-    zoufang_command,
-    zoufang_env,
 )
 
 PASSWORD = "storm-2026"
@@ -286,47 +282,9 @@ class Server:
 @contextlib.contextmanager
 def serving(url: str, logdir: Path, label: str, workers: int, threads: int) -> Iterator[Server]:
     """``zoufang serve`` on a free port of 127.0.0.1, stopped on the way out whatever happens."""
-    from tests.pgserver import free_port
-
-    port, path = free_port(), logdir / f"serve-{label}.log"
-    command = [
-        *zoufang_command(),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--no-scheduler",
-    ]
-    with path.open("wb") as log:
-        proc = subprocess.Popen(command, env=zoufang_env(url), stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    tail = path.read_text(errors="replace")[-3000:]
-                    raise RuntimeError(f"zoufang serve did not come up:\n{tail}")
-                try:
-                    probe = Http(port)
-                    healthy = probe.call("GET", "/healthz").status == 200
-                    probe.close()
-                    if healthy:
-                        break
-                except OSError:
-                    pass
-                time.sleep(0.1)
-            yield Server(port, proc.pid, path)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
+    path = logdir / f"serve-{label}.log"
+    with serve(url, path, workers, threads) as (port, pid):
+        yield Server(port, pid, path)
 
 
 def access_statuses(log: Path) -> Counter[str]:

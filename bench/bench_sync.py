@@ -478,12 +478,14 @@ class Server:
 
 
 @contextmanager
-def serving(url: str, logdir: Path, label: str, db_pid: int | None = None) -> Iterator[Server]:
-    """``zoufang serve`` (gunicorn, 2 workers x 4 threads) on a free port of 127.0.0.1."""
+def serve(
+    url: str, log_path: Path, workers: int = 2, threads: int = 4
+) -> Iterator[tuple[int, int]]:
+    """``zoufang serve`` on a free port of 127.0.0.1, healthy, as (port, gunicorn's pid); stopped
+    on the way out whatever happens. Its output goes to ``log_path``."""
     from tests.pgserver import free_port
 
     port = free_port()
-    log = (logdir / f"serve-{label}.log").open("wb")
     command = [
         *zoufang_command(),
         "serve",
@@ -492,37 +494,43 @@ def serving(url: str, logdir: Path, label: str, db_pid: int | None = None) -> It
         "--port",
         str(port),
         "--workers",
-        "2",
+        str(workers),
         "--threads",
-        "4",
+        str(threads),
         "--no-scheduler",
     ]
-    proc = subprocess.Popen(command, env=zoufang_env(url), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"zoufang serve exited; see {log.name}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"zoufang serve not healthy within 60 s; see {log.name}")
-            try:
-                probe = Http(port)
-                ok = probe.call("GET", "/healthz").status == 200
-                probe.close()
-                if ok:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
-        yield Server(port, [proc.pid] + ([db_pid] if db_pid else []))
-    finally:
-        proc.send_signal(signal.SIGINT)  # gunicorn: quick shutdown of master and workers
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(command, env=zoufang_env(url), stdout=log, stderr=subprocess.STDOUT)
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
-        log.close()
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = log_path.read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"zoufang serve did not come up:\n{tail}")
+                try:
+                    probe = Http(port)
+                    healthy = probe.call("GET", "/healthz").status == 200
+                    probe.close()
+                    if healthy:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.1)
+            yield port, proc.pid
+        finally:
+            proc.send_signal(signal.SIGINT)  # gunicorn: quick shutdown of master and workers
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
+
+
+@contextmanager
+def serving(url: str, logdir: Path, label: str, db_pid: int | None = None) -> Iterator[Server]:
+    """``zoufang serve`` (gunicorn, 2 workers x 4 threads) for one scenario."""
+    with serve(url, logdir / f"serve-{label}.log") as (port, pid):
+        yield Server(port, [pid] + ([db_pid] if db_pid else []))
 
 
 @dataclass
