@@ -21,6 +21,7 @@ the visits directly: the summary is the current state in the server's zone.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from server.db import WRITE_OPTION
@@ -36,6 +38,8 @@ from server.models import HouseholdPeriod, Setting
 from server.periods import Period, local_day, periods_of
 from server.store import COUNTERS, TABLES, chunks
 from server.timeutil import utcnow
+
+log = logging.getLogger(__name__)
 
 SUMMARY: Table = HouseholdPeriod.__table__  # type: ignore[assignment]
 SETTINGS: Table = Setting.__table__  # type: ignore[assignment]
@@ -79,7 +83,11 @@ def usable(engine: Engine, zone: ZoneInfo) -> bool:
         return True
     if waiting > INLINE:
         return False
-    catch_up(engine, zone)
+    try:
+        catch_up(engine, zone)
+    except DBAPIError:  # e.g. a read-only replica serving reports: the visits still answer
+        log.warning("the visit summary could not catch up; reading the visits", exc_info=True)
+        return False
     return True
 
 

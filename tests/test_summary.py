@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import OperationalError
 
 from server import reports, summary
 from server.models import Snapshot
@@ -190,3 +191,18 @@ def test_a_new_server_time_zone_rebuilds_the_summary(any_county):
         assert {r[0] for r in rows(app)} == {"2026-W47", "2026-11"}
         with store().engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(summary.SUMMARY)).scalar() == 2
+
+
+def test_a_summary_that_cannot_catch_up_leaves_the_report_to_the_visits(any_county, monkeypatch):
+    app, h, upper = any_county.app, any_county.households, any_county.regions["upper"]
+    set_clock(app, "2026-11-16T08:00:00+08:00")
+    phone = any_county.device("cadre_a")
+    push(app, phone, "2026-11-20T08:00:00+08:00", [phone.visit(h["h1"], "2026-11-18T10:00+08:00")])
+
+    def read_only(engine, zone):
+        raise OperationalError("INSERT …", {}, Exception("attempt to write a readonly database"))
+
+    monkeypatch.setattr(summary, "catch_up", read_only)
+    with app.app_context():
+        assert not reports._summarized(None, None)
+        assert reports.coverage("2026-W47", upper)["summary"]["visited"] == 1
