@@ -74,13 +74,14 @@ def push(store: Store, ctx: PushContext, ops: list[Op], renumber: bool = False) 
     ``renumber`` is for the server's own device: its ops take the next seqs inside the lock,
     so concurrent server-side edits never race for a seq.
     """
+    answers = _answer_problems(ctx, ops)  # outside the write lock: the longest check of an op
     with store.write() as txn:
         device = txn.device(ctx.device_id)
         if device is None or device.revoked:
             raise DeviceRevoked("this device has been revoked")
         if renumber:
             ops = [replace(op, device_seq=device.next_seq + i) for i, op in enumerate(ops)]
-        batch = _Batch(txn, ctx, device)
+        batch = _Batch(txn, ctx, device, answers)
         batch.prefetch(ops)
         known = txn.ops(op.op_id for op in ops)
         results: list[dict[str, Any]] = []
@@ -100,6 +101,21 @@ def push(store: Store, ctx: PushContext, ops: list[Op], renumber: bool = False) 
         batch.flush()
         txn.save_device(device)
     return PushResult(results, device.next_seq, list(batch.logged.values()))
+
+
+def _answer_problems(ctx: PushContext, ops: list[Op]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(op_id, fingerprint) → what is wrong with the answers of each visit the batch creates,
+    against the form version they were filled with. It depends on the op alone, so it runs
+    before the write lock is taken: every other device's push waits for that lock."""
+    if ctx.check_answers is None:
+        return {}
+    return {
+        (op.op_id, op.fingerprint): ctx.check_answers(
+            op.data.get("form_id"), op.data.get("form_version"), op.data.get("answers") or {}
+        )
+        for op in ops
+        if op.type == "visit" and op.action == "create" and not op.problems
+    }
 
 
 def _conflict(message: str) -> dict[str, Any]:
@@ -133,8 +149,14 @@ def _repeat(batch: _Batch, op: Op, earlier: StoredOp) -> dict[str, Any]:
 class _Batch:
     """The records one push reads and writes, fetched up front and written back at the end."""
 
-    def __init__(self, txn: WriteTxn, ctx: PushContext, device: DeviceState) -> None:
-        self.txn, self.ctx, self.device = txn, ctx, device
+    def __init__(
+        self,
+        txn: WriteTxn,
+        ctx: PushContext,
+        device: DeviceState,
+        answers: dict[tuple[str, str], dict[str, Any]],
+    ) -> None:
+        self.txn, self.ctx, self.device, self.answers = txn, ctx, device, answers
         self.records: dict[tuple[str, str], Record | None] = {}
         self.new: dict[tuple[str, str], Record] = {}
         self.changed: dict[tuple[str, str], Record] = {}
@@ -277,13 +299,10 @@ class _Batch:
                     "corrects an unknown visit",
                     {"data.corrects": ["no such visit of this household"]},
                 )
-        if ctx.check_answers is not None:
-            problems = ctx.check_answers(
-                op.data.get("form_id"), op.data.get("form_version"), op.data.get("answers") or {}
-            )
-            if problems:
-                fields = {f"data.answers.{k}": v for k, v in problems.items()}
-                raise _reject("validation_failed", "answers do not fit the form", fields)
+        problems = self.answers.get((op.op_id, op.fingerprint))
+        if problems:
+            fields = {f"data.answers.{k}": v for k, v in problems.items()}
+            raise _reject("validation_failed", "answers do not fit the form", fields)
         visited_at = parse_offset_datetime(op.data["visited_at"])
         assert visited_at is not None  # checked when the op was parsed
         effective, corrected = effective_visit_time(visited_at, ctx.device_time, ctx.received_at)
