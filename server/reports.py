@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
@@ -38,10 +38,9 @@ from server import service
 from server.auth import Caller, assignment_of
 from server.errors import ApiError
 from server.models import Assignment as AssignmentRow
-from server.models import AuditEntry, Device, Op, Snapshot, User
-from server.models import FieldWrite as FieldWriteRow
+from server.models import AuditEntry, Snapshot, User
 from server.periods import Period, invalid
-from server.store import TABLES, chunks
+from server.store import DEVICES, OPS, TABLES, WRITES, chunks
 from server.summary import SUMMARY, arrived_after, counting, usable
 from server.timeutil import utcnow
 from sync.merge import FieldWrite, merge_write
@@ -56,19 +55,14 @@ PROBLEMS = TABLES["problem"]
 CONFLICTS = TABLES["conflict"]
 ASSIGNMENTS: Table = AssignmentRow.__table__  # type: ignore[assignment]
 USERS: Table = User.__table__  # type: ignore[assignment]
-OPS: Table = Op.__table__  # type: ignore[assignment]
-WRITES: Table = FieldWriteRow.__table__  # type: ignore[assignment]
 AUDIT: Table = AuditEntry.__table__  # type: ignore[assignment]
 SNAPSHOTS: Table = Snapshot.__table__  # type: ignore[assignment]
-DEVICES: Table = Device.__table__  # type: ignore[assignment]
 
 OPEN_STATUSES = ("open", "in_progress")
 SUPERVISING_ROLES = ("supervisor", "admin")
 #: who made the changes the server makes by itself (escalation)
 SYSTEM_USER = "system"
 EVERYTHING = Scope(True, frozenset(), frozenset(), frozenset(), "everything")
-CHUNK = 500
-T = TypeVar("T")
 
 
 def zone_of(tz: str | None) -> ZoneInfo:
