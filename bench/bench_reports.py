@@ -16,26 +16,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from bench_sync import CHINA, machine, store_visits
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.pgserver: tests/ is not an installed package
 
 README = ROOT / "bench" / "README.md"
-CHINA = timezone(timedelta(hours=8))
 TOWNSHIPS = 15
 VILLAGES = 200
 CADRES = 3000
@@ -191,8 +189,8 @@ def visit_times(rng: random.Random, homes: list[tuple[str, str, str]], weeks: in
 
 def load_visits(app: Any, county: dict[str, Any], weeks: int, seed: int) -> dict[str, Any]:
     """A year of visits straight into the visits table; a few voided, a few late."""
+
     from server.service import store
-    from server.store import TABLES, record_row
     from sync.store import Record
 
     rng = random.Random(seed + 1)
@@ -219,16 +217,7 @@ def load_visits(app: Any, county: dict[str, Any], weeks: int, seed: int) -> dict
                                     voided_at=received.isoformat(timespec="seconds"))  # fmt: skip
                     records.append(Record("visit", str(uuid.uuid4()), txn.allocate_version(),
                                           False, data, villages[household], household))  # fmt: skip
-                if s.postgres:
-                    rows = [record_row(r) for r in records]
-                    columns = list(rows[0])
-                    cursor = txn.conn.connection.driver_connection.cursor()
-                    statement = f"COPY {TABLES['visit'].name} ({', '.join(columns)}) FROM STDIN"
-                    with cursor.copy(statement) as copy:
-                        for row in rows:
-                            copy.write_row([row[c] for c in columns])
-                else:
-                    txn.insert_records(records)
+                store_visits(txn, records, s.postgres)
             if first // CHUNK % 25 == 0:
                 print(f"    {first + len(records):,} of {len(times):,} visits", flush=True)
     seconds = time.perf_counter() - start
@@ -342,26 +331,6 @@ def measure(app: Any, repeats: int) -> dict[str, dict[str, float]]:
         summary = reports.coverage(last_week, region)["summary"]
         print(f"    (last week: {summary})")
     return out
-
-
-def machine() -> dict[str, str]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = ""
-    try:
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        memory = f"{kib / 1024 / 1024:.1f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
-    return {"cpu": cpu, "cores": str(os.cpu_count()), "memory": memory,
-            "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
-            "os": platform.platform()}  # fmt: skip
 
 
 def run_backend(name: str, url: str, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
