@@ -58,6 +58,7 @@ from bench_sync import (
     ROOT,
     PostgresBackend,
     SqliteBackend,
+    descendants,
     dumps,
     households_of,
     machine,
@@ -237,26 +238,6 @@ def argon2_ms() -> float:
 
 
 # --- the server -----------------------------------------------------------------------------
-
-
-def descendants(root: int) -> list[int]:
-    """``root`` and every live process below it."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                text = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents.setdefault(int(text[text.rindex(")") + 2 :].split()[1]), []).append(
-                int(entry.name)
-            )
-    out, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        out.append(pid)
-        stack.extend(parents.get(pid, []))
-    return out
 
 
 def memory_mib(pids: list[int]) -> tuple[float, float]:
@@ -551,7 +532,7 @@ async def watch(
     """Twice a second: the server's memory (master + workers), the load average, phones busy
     and on PostgreSQL the busy and lock-waiting backends."""
     while not stop.is_set():
-        rss, pss = memory_mib(descendants(server_pid))
+        rss, pss = memory_mib(descendants([server_pid]))
         samples.rss_mib.append(rss)
         samples.pss_mib.append(pss)
         samples.load1.append(os.getloadavg()[0])
@@ -732,7 +713,7 @@ def run_backend(backend: Any, args: argparse.Namespace, workdir: Path) -> dict[s
     )
     with serving(url, workdir, backend.name, args.workers, args.threads) as server:
         db_pid = backend.pid()
-        idle = memory_mib(descendants(server.pid))
+        idle = memory_mib(descendants([server.pid]))
         if args.returning:
             print(f"[{backend.name}] first pulls before the storm ...", flush=True)
             asyncio.run(catch_up(f"http://127.0.0.1:{server.port}", phones, args))

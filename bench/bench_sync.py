@@ -440,12 +440,8 @@ class Http:
         self.conn.close()
 
 
-def process_tree_cpu(roots: list[int]) -> float:
-    """CPU seconds used so far by these processes, their descendants and their reaped children.
-
-    On a shared 2-core machine throughput moves with the neighbours' load; CPU seconds per
-    visit do much less, so they say better where a change helped.
-    """
+def process_stats() -> dict[int, list[str]]:
+    """Every live process → the fields of its /proc/<pid>/stat after the command name."""
     stats: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -454,17 +450,35 @@ def process_tree_cpu(roots: list[int]) -> float:
             except OSError:
                 continue
             stats[int(entry.name)] = text[text.rindex(")") + 2 :].split()
+    return stats
+
+
+def descendants(roots: list[int], stats: dict[int, list[str]] | None = None) -> list[int]:
+    """These processes and every live process below them."""
+    stats = process_stats() if stats is None else stats
     children: dict[int, list[int]] = {}
     for pid, fields in stats.items():
         children.setdefault(int(fields[1]), []).append(pid)
-    ticks, stack, seen = 0, list(roots), set()
+    out, stack, seen = [], list(roots), set()
     while stack:
         pid = stack.pop()
         if pid in seen or pid not in stats:
             continue
         seen.add(pid)
-        ticks += sum(int(v) for v in stats[pid][11:15])  # utime stime cutime cstime
+        out.append(pid)
         stack.extend(children.get(pid, []))
+    return out
+
+
+def process_tree_cpu(roots: list[int]) -> float:
+    """CPU seconds used so far by these processes, their descendants and their reaped children.
+
+    On a shared 2-core machine throughput moves with the neighbours' load; CPU seconds per
+    visit do much less, so they say better where a change helped.
+    """
+    stats = process_stats()
+    fields = [stats[pid] for pid in descendants(roots, stats)]
+    ticks = sum(int(v) for f in fields for v in f[11:15])  # utime stime cutime cstime
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
