@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench_sync import CHINA, machine, store_visits
+from bench_sync import ANSWER_KEYS, CHINA, machine, store_visits
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.pgserver: tests/ is not an installed package
@@ -43,11 +43,6 @@ SECOND_VISIT = 0.10
 LATE_SHARE = 0.03  # visits synced more than a week after they were made
 CHUNK = 10_000
 TARGETS_MS = {"coverage, county, last week": 200.0, "trend, county, 12 weeks": 1000.0}
-ANSWER_KEYS = (
-    "health_asked", "knowledge_shared", "difficulty_solved", "comfort_given",
-    "hygiene_improved", "plan_updated", "food_ok", "clothing_ok", "education_ok",
-    "medical_ok", "housing_ok", "water_ok",
-)  # fmt: skip
 NOTES = ("老人身体尚可，已叮嘱按时服药", "已宣传防诈骗知识", "家中取暖设施正常", None, None)
 _PICK = random.Random(0)
 ANSWERS = [{key: key.endswith("_ok") or _PICK.random() < 0.7 for key in ANSWER_KEYS}
