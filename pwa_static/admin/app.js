@@ -6,7 +6,7 @@
  */
 
 import { call, download, forget, query, session } from "./api.js";
-import { signInHandler } from "./signin.js";
+import { signInHandler, signOutHandler } from "./signin.js";
 import { $, fill, h, toast } from "./dom.js";
 import { applyStatic, lang, pick, setLang, t } from "./i18n.js";
 import { drawTrend } from "./trend.js";
@@ -410,14 +410,7 @@ function renderJobs(answer) {
 function wire() {
   applyStatic();
   $("#signin").addEventListener("submit", signInHandler(start));
-  $("#signout").addEventListener("click", async () => {
-    const answer = session();
-    if (answer?.device_id) {
-      // the dashboard's device is not needed any more: revoke it, ignore failures
-      call(`/devices/${answer.device_id}`, { method: "DELETE" }).catch(() => {});
-    }
-    showSignIn();
-  });
+  $("#signout").addEventListener("click", signOutHandler(showSignIn));
   $("#lang").addEventListener("click", () => {
     setLang(lang() === "en" ? "zh-CN" : "en");
     if (session()?.token) load();

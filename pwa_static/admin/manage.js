@@ -6,7 +6,7 @@
  */
 
 import { ApiError, call, forget, query, session } from "./api.js";
-import { signInHandler } from "./signin.js";
+import { signInHandler, signOutHandler } from "./signin.js";
 import { $, fill, h, toast } from "./dom.js";
 import { applyStatic, lang, pick, setLang, t } from "./i18n.js";
 
@@ -512,13 +512,7 @@ async function loadForms() {
 function wire() {
   relabel();
   $("#signin").addEventListener("submit", signInHandler(start));
-  $("#signout").addEventListener("click", () => {
-    const answer = session();
-    if (answer?.device_id) {
-      call(`/devices/${answer.device_id}`, { method: "DELETE" }).catch(() => {});
-    }
-    showSignIn();
-  });
+  $("#signout").addEventListener("click", signOutHandler(showSignIn));
   $("#lang").addEventListener("click", () => {
     setLang(lang() === "en" ? "zh-CN" : "en");
     relabel();

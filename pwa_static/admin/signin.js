@@ -1,5 +1,5 @@
-// The sign-in form both admin pages share: register this browser as a device, then start.
-import { signIn } from "./api.js";
+// Sign-in and sign-out as both admin pages do them: a signed-in browser is a registered device.
+import { call, session, signIn } from "./api.js";
 import { $ } from "./dom.js";
 import { t } from "./i18n.js";
 
@@ -16,5 +16,17 @@ export function signInHandler(start) {
     } catch (error) {
       $("#signin-error").textContent = t("signin.failed", { message: error.message });
     }
+  };
+}
+
+/** A click handler for #signout: this browser's device is not needed any more, so it is
+ * revoked (failures ignored: the token is forgotten either way), then `showSignIn`. */
+export function signOutHandler(showSignIn) {
+  return () => {
+    const answer = session();
+    if (answer?.device_id) {
+      call(`/devices/${answer.device_id}`, { method: "DELETE" }).catch(() => {});
+    }
+    showSignIn();
   };
 }

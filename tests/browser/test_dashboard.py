@@ -10,7 +10,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
+from server.models import Device
+from server.service import store
 from tests.county import PASSWORD, uid
 
 pytestmark = pytest.mark.browser
@@ -209,6 +212,18 @@ def test_admins_see_devices_and_revoke_one(live, browser):
     row.locator("button").click()
     page.wait_for_selector("#devices tbody tr.revoked >> text=甲的手机")
     assert phone.pull().status_code == 401
+
+    # signing out revokes the dashboard's own device: its token is no use to anyone after
+    with page.expect_response(lambda r: r.request.method == "DELETE" and r.ok):
+        page.click("#signout")
+    assert page.locator("#signin").is_visible()
+    with live.county.app.app_context(), store().engine.connect() as conn:
+        active = conn.execute(
+            select(Device.id).where(
+                Device.user_id == live.county.users["admin"], Device.revoked_at.is_(None)
+            )
+        ).all()
+    assert active == []
     assert page.evaluate("window.__violations") == []
     assert errors == []
     context.close()
