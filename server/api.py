@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import zlib
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from server import service
-from server.auth import Caller, current_caller, require_role
+from server.auth import current_caller
 from server.errors import ApiError
-from server.models import Conflict
 from server.schemas import ConflictResolution, DeviceRegistration, PullQuery, PushEnvelope, load
-from server.service import mask_phone
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -118,7 +113,7 @@ def conflicts() -> Response:
             {"fields": {"status": ["must be open, resolved or all"]}},
         )
     items = service.conflict_list(caller, None if status == "all" else status)
-    return jsonify({"conflicts": [masked(item) for item in items]})
+    return jsonify({"conflicts": [service.masked_conflict(item) for item in items]})
 
 
 @api.post("/conflicts/<conflict_id>/resolve")
@@ -126,46 +121,4 @@ def resolve_conflict(conflict_id: str) -> Response:
     """Keep ``value``, or the value at ``choice`` (0 the kept one, 1… the lost ones)."""
     caller = current_caller()
     body = load(ConflictResolution(), json_body(64 * 1024))
-    value = body["value"] if "value" in body else _chosen(caller, conflict_id, body["choice"])
-    return jsonify(masked(service.resolve_conflict(caller, conflict_id, value)))
-
-
-#: conflict fields whose values are personal data (PRODUCT "Must be true" 7)
-MASKS: dict[str, Callable[[str], str | None]] = {
-    "id_number": service.mask_id_number,
-    "phone": mask_phone,
-}
-
-
-def masked(conflict: dict[str, Any]) -> dict[str, Any]:
-    """A conflict as the API shows it: a phone or ID number in it masked, whatever the role,
-    as lists show them; the resolving screen picks one by ``choice``, not by retyping it."""
-    mask = MASKS.get(conflict.get("field", ""))
-    if mask is None:
-        return conflict
-
-    def hide(entry: dict[str, Any]) -> dict[str, Any]:
-        value = entry.get("value")
-        return {**entry, "value": mask(value) if isinstance(value, str) else value}
-
-    return {
-        **conflict,
-        "kept": hide(conflict["kept"]),
-        "lost": [hide(entry) for entry in conflict.get("lost") or []],
-    }
-
-
-def _chosen(caller: Caller, conflict_id: str, choice: int) -> Any:
-    """The whole value behind ``choice`` of a conflict the caller may resolve."""
-    require_role(caller, "supervisor", "admin")
-    with service.store().engine.connect() as conn:
-        row = conn.execute(select(Conflict).where(Conflict.id == conflict_id)).first()
-    scope = service.scope_of(caller.assignment)
-    if row is None or row.deleted or not scope.holds(row.village_id, row.household_id):
-        raise ApiError("not_found", "no such conflict")
-    data = json.loads(row.data)
-    values = [data["kept"], *(data.get("lost") or [])]
-    if choice >= len(values):
-        message = f"must be 0 to {len(values) - 1}"
-        raise ApiError("validation_failed", message, {"fields": {"choice": [message]}})
-    return values[choice].get("value")
+    return jsonify(service.masked_conflict(service.resolve_conflict(caller, conflict_id, body)))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import current_app
@@ -232,20 +233,43 @@ def shaper(role: str) -> Any:
         data = out["data"]
         if record.type == "person":
             out["data"] = {**data, "id_number": mask_id_number(data.get("id_number"))}
-        elif record.type == "conflict" and data.get("field") == "id_number":
-            out["data"] = {
-                **data,
-                "kept": _masked_side(data["kept"]),
-                "lost": [_masked_side(side) for side in data.get("lost") or []],
-            }
+        elif record.type == "conflict":
+            out["data"] = masked_conflict(data, ("id_number",))
         return out
 
     return shape
 
 
-def _masked_side(side: dict[str, Any]) -> dict[str, Any]:
-    value = side.get("value")
-    return {**side, "value": mask_id_number(value) if isinstance(value, str) else value}
+#: fields whose values are personal data, and how lists, exports and the audit log show them
+MASKS: dict[str, Callable[[str], str | None]] = {
+    "id_number": mask_id_number,
+    "phone": mask_phone,
+}
+
+
+def masked_value(field: str, value: Any) -> Any:
+    """``value`` of ``field`` masked when the field is personal data."""
+    mask = MASKS.get(field)
+    return mask(value) if mask is not None and isinstance(value, str) else value
+
+
+def masked_conflict(
+    conflict: dict[str, Any], fields: Iterable[str] = tuple(MASKS)
+) -> dict[str, Any]:
+    """A conflict with the values it keeps and loses masked, when it is about one of
+    ``fields``; the resolving screen picks a value by ``choice``, not by retyping it."""
+    field = conflict.get("field", "")
+    if field not in fields:
+        return conflict
+
+    def hide(side: dict[str, Any]) -> dict[str, Any]:
+        return {**side, "value": masked_value(field, side.get("value"))}
+
+    return {
+        **conflict,
+        "kept": hide(conflict["kept"]),
+        "lost": [hide(side) for side in conflict.get("lost") or []],
+    }
 
 
 def server_update(
@@ -290,8 +314,12 @@ def conflict_list(caller: Caller, status: str | None) -> list[dict[str, Any]]:
     ]
 
 
-def resolve_conflict(caller: Caller, conflict_id: str, value: Any) -> dict[str, Any]:
-    """A supervisor picks the value: written over every concurrent value, conflict resolved."""
+def resolve_conflict(
+    caller: Caller, conflict_id: str, resolution: dict[str, Any]
+) -> dict[str, Any]:
+    """A supervisor picks the value: written over every concurrent value, conflict resolved.
+    ``resolution`` is ``{"value": …}``, or ``{"choice": n}`` for the n-th of the values the
+    conflict lists (0 the kept one, 1… the lost ones)."""
     from server.models import Conflict
 
     if caller.role not in ("supervisor", "admin"):
@@ -302,6 +330,14 @@ def resolve_conflict(caller: Caller, conflict_id: str, value: Any) -> dict[str, 
     if row is None or row.deleted or not scope.holds(row.village_id, row.household_id):
         raise ApiError("not_found", "no such conflict")
     conflict = json.loads(row.data)
+    if "value" in resolution:
+        value = resolution["value"]
+    else:
+        values = [conflict["kept"], *(conflict.get("lost") or [])]
+        if resolution["choice"] >= len(values):
+            message = f"must be 0 to {len(values) - 1}"
+            raise ApiError("validation_failed", message, {"fields": {"choice": [message]}})
+        value = values[resolution["choice"]].get("value")
     if conflict["status"] != "open":
         raise ApiError("conflict", "this conflict is already resolved")
     outcome = server_update(
@@ -319,21 +355,10 @@ def resolve_conflict(caller: Caller, conflict_id: str, value: Any) -> dict[str, 
             caller.device_id,
             "conflict",
             conflict_id,
-            {"field": conflict["field"], "value": _audited(conflict["field"], value)},
+            {"field": conflict["field"], "value": masked_value(conflict["field"], value)},
         )
         row = conn.execute(select(Conflict).where(Conflict.id == conflict_id)).first()
     return {"id": conflict_id, "version": row.version, **json.loads(row.data), "result": outcome}
-
-
-def _audited(field: str, value: Any) -> Any:
-    """A chosen value as the audit log keeps it: ID and phone numbers masked (docs/admin.md)."""
-    if not isinstance(value, str):
-        return value
-    if field == "id_number":
-        return mask_id_number(value)
-    if field == "phone":
-        return mask_phone(value)
-    return value
 
 
 def create_server_records(
