@@ -27,14 +27,14 @@ from datetime import date, datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, insert, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from server.demo import id_number_check_digit
-from server.models import Household, Person, Region, Setting
+from server.models import Household, Person, Region
 from server.service import SERVER_DEVICE, audit, mask_id_number, server_hlc, store
-from server.store import SqlTxn, dumps
-from server.timeutil import now, utcnow
+from server.store import SqlTxn, read_setting, write_setting
+from server.timeutil import now
 from sync import engine
 from sync.ops import parse_ops
 from sync.records import VISIT_POLICIES
@@ -559,11 +559,9 @@ def check_visit_policy(value: Any) -> dict[str, Any]:
 def visit_policy() -> dict[str, Any]:
     """The policy in force: the admin's setting, else ZOUFANG_VISIT_POLICY, else the defaults."""
     with store().engine.connect() as conn:
-        stored = conn.execute(
-            select(Setting.value).where(Setting.key == VISIT_POLICY_SETTING)
-        ).scalar()
+        stored = read_setting(conn, VISIT_POLICY_SETTING)
     if stored is not None:
-        return check_visit_policy(json.loads(stored))
+        return check_visit_policy(stored)
     configured = current_app.config.get("VISIT_POLICY") or {}
     try:
         return check_visit_policy(configured)
@@ -582,12 +580,7 @@ def save_visit_policy(policy: dict[str, Any], actor: str | None) -> dict[str, An
     policy = check_visit_policy(policy)
     with store().write() as txn:
         conn = txn.conn
-        conn.execute(delete(Setting).where(Setting.key == VISIT_POLICY_SETTING))
-        conn.execute(
-            insert(Setting).values(
-                key=VISIT_POLICY_SETTING, value=dumps(policy), updated_at=utcnow(), updated_by=actor
-            )
-        )
+        write_setting(conn, VISIT_POLICY_SETTING, policy, actor)
         updates = _rederived(conn, policy)
         apply_server_updates(txn, actor, updates)
         audit(

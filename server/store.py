@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    delete,
     false,
     insert,
     literal,
@@ -33,8 +34,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from server.db import WRITE_OPTION
-from server.models import SYNCED_MODELS, AssignmentSnapshot, BlobRef, Counter, Device, Op
+from server.models import (
+    SYNCED_MODELS,
+    AssignmentSnapshot,
+    BlobRef,
+    Counter,
+    Device,
+    Op,
+    Setting,
+)
 from server.models import FieldWrite as FieldWriteRow
+from server.timeutil import utcnow
 from sync.merge import FieldWrite
 from sync.records import parse_offset_datetime
 from sync.scope import Assignment, RegionTree, Scope
@@ -47,6 +57,7 @@ OPS: Table = Op.__table__  # type: ignore[assignment]
 WRITES: Table = FieldWriteRow.__table__  # type: ignore[assignment]
 BLOB_REFS: Table = BlobRef.__table__  # type: ignore[assignment]
 SNAPSHOTS: Table = AssignmentSnapshot.__table__  # type: ignore[assignment]
+SETTINGS: Table = Setting.__table__  # type: ignore[assignment]
 CHUNK = 500
 REPORT_WORK_MEM = "32MB"
 T = TypeVar("T")
@@ -58,6 +69,20 @@ def dumps(value: Any) -> str:
 
 
 loads = orjson.loads
+
+
+def read_setting(conn: Connection, key: str) -> Any:
+    """The value stored under ``key`` in ``settings`` (JSON), None when there is none."""
+    stored = conn.execute(select(SETTINGS.c.value).where(SETTINGS.c.key == key)).scalar()
+    return None if stored is None else loads(stored)
+
+
+def write_setting(conn: Connection, key: str, value: Any, actor: str | None = None) -> None:
+    """Store ``value`` (JSON) under ``key`` in ``settings``, in the caller's transaction."""
+    conn.execute(delete(SETTINGS).where(SETTINGS.c.key == key))
+    conn.execute(
+        insert(SETTINGS).values(key=key, value=dumps(value), updated_at=utcnow(), updated_by=actor)
+    )
 
 
 def utc_naive(value: Any) -> datetime | None:

@@ -27,22 +27,19 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
 from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from server.db import WRITE_OPTION
-from server.models import HouseholdPeriod, Setting
+from server.models import HouseholdPeriod
 from server.periods import Period, local_day, periods_of
-from server.store import COUNTERS, TABLES, chunks
-from server.timeutil import utcnow
+from server.store import COUNTERS, TABLES, chunks, read_setting, write_setting
 
 log = logging.getLogger(__name__)
 
 SUMMARY: Table = HouseholdPeriod.__table__  # type: ignore[assignment]
-SETTINGS: Table = Setting.__table__  # type: ignore[assignment]
 VISITS = TABLES["visit"]
 V = VISITS.alias("v")
 WATERMARK = "household_periods"  # the counters row: the last visit version summarized
@@ -289,12 +286,9 @@ def _set_watermark(conn: Connection, value: int) -> None:
 
 
 def _zone(conn: Connection) -> str | None:
-    value = conn.execute(select(SETTINGS.c.value).where(SETTINGS.c.key == ZONE_KEY)).scalar()
-    return None if value is None else str(orjson.loads(value))
+    zone = read_setting(conn, ZONE_KEY)
+    return None if zone is None else str(zone)
 
 
 def _set_zone(conn: Connection, key: str) -> None:
-    conn.execute(delete(SETTINGS).where(SETTINGS.c.key == ZONE_KEY))
-    conn.execute(
-        insert(SETTINGS).values(key=ZONE_KEY, value=orjson.dumps(key).decode(), updated_at=utcnow())
-    )
+    write_setting(conn, ZONE_KEY, key)

@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from server import reports, summary
 from server.models import Snapshot
 from server.service import store
+from server.store import SETTINGS
 from tests.test_reports import push, set_clock
 
 START = datetime(2026, 10, 26, tzinfo=UTC)  # Monday of 2026-W44 (08:00 in Shanghai)
@@ -142,7 +143,7 @@ def test_a_rebuilt_summary_equals_the_one_kept_up(any_county):
         summary.catch_up(store().engine, reports.zone_of(None))  # round by round from 0
     assert rows(app) == kept
     with app.app_context(), store().engine.begin() as conn:
-        conn.execute(delete(summary.SETTINGS).where(summary.SETTINGS.c.key == summary.ZONE_KEY))
+        conn.execute(delete(SETTINGS).where(SETTINGS.c.key == summary.ZONE_KEY))
     with app.app_context():
         summary.catch_up(store().engine, reports.zone_of(None))  # built anew in one pass
     assert rows(app) == kept
