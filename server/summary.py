@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 SUMMARY: Table = HouseholdPeriod.__table__  # type: ignore[assignment]
 VISITS = TABLES["visit"]
-V = VISITS.alias("v")
+V = VISITS.alias("v")  # the visits as every query here reads them
 WATERMARK = "household_periods"  # the counters row: the last visit version summarized
 ZONE_KEY = "household_periods.zone"
 ROUND = 20_000  # visits read per catch-up transaction
@@ -107,11 +107,10 @@ def _round(engine: Engine, zone: ZoneInfo) -> int:
             mark = _watermark(conn, lock=engine.dialect.name == "postgresql")
             if _zone(conn) != zone.key:  # new, or a new TIMEZONE: every period label changes
                 return _rebuild(conn, zone)
-            v = VISITS
             changed = conn.execute(
-                select(v.c.version, v.c.household_id, v.c.visited_at_effective, v.c.corrects)
-                .where(v.c.version > mark)
-                .order_by(v.c.version)
+                select(V.c.version, V.c.household_id, V.c.visited_at_effective, V.c.corrects)
+                .where(V.c.version > mark)
+                .order_by(V.c.version)
                 .limit(ROUND)
             ).all()
             if not changed:
@@ -228,10 +227,9 @@ def _touch_corrected(
 ) -> None:
     """A correction moves the count away from the visit it replaces (and back when the
     correction is voided): that visit's periods are touched too."""
-    v = VISITS
     for chunk in chunks(ids):
         rows = conn.execute(
-            select(v.c.household_id, v.c.visited_at_effective).where(v.c.id.in_(chunk))
+            select(V.c.household_id, V.c.visited_at_effective).where(V.c.id.in_(chunk))
         ).all()
         for row in rows:
             touched.setdefault(row.household_id, set()).update(
@@ -263,7 +261,7 @@ def _recompute(conn: Connection, touched: dict[str, set[str]], zone: ZoneInfo) -
 
 def _waiting(conn: Connection, mark: int, limit: int) -> int:
     """How many visits are newer than the watermark, counted up to ``limit``."""
-    newer = select(VISITS.c.version).where(VISITS.c.version > mark).limit(limit).subquery()
+    newer = select(V.c.version).where(V.c.version > mark).limit(limit).subquery()
     return int(conn.execute(select(func.count()).select_from(newer)).scalar() or 0)
 
 
