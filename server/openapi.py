@@ -61,18 +61,18 @@ openapi = Blueprint("openapi", __name__, url_prefix="/api/v1")
 
 # --- the §2 error answers ---------------------------------------------------------------------
 
-#: status → (component name, the codes answered with it)
+#: status → the name of its response component (the codes answered with it: errors.STATUS)
 ERROR_RESPONSES = {
-    400: ("InvalidRequest", ("invalid_request", "invalid_cursor")),
-    401: ("Unauthorized", ("unauthorized", "device_revoked")),
-    403: ("Forbidden", ("forbidden",)),
-    404: ("NotFound", ("not_found",)),
-    409: ("Conflict", ("conflict",)),
-    413: ("PayloadTooLarge", ("payload_too_large",)),
-    422: ("ValidationFailed", ("validation_failed",)),
-    426: ("ClientTooOld", ("client_too_old",)),
-    429: ("RateLimited", ("rate_limited",)),
-    503: ("Unavailable", ("unavailable",)),
+    400: "InvalidRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+    413: "PayloadTooLarge",
+    422: "ValidationFailed",
+    426: "ClientTooOld",
+    429: "RateLimited",
+    503: "Unavailable",
 }
 
 ERROR_EXAMPLE = {
@@ -810,7 +810,7 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     for status, description in endpoint.also:
         responses[str(status)] = {**_success(endpoint), "description": description}
     for status in _errors(endpoint):
-        responses[str(status)] = {"$ref": f"#/components/responses/{ERROR_RESPONSES[status][0]}"}
+        responses[str(status)] = {"$ref": f"#/components/responses/{ERROR_RESPONSES[status]}"}
     operation: dict[str, Any] = {
         "operationId": endpoint.method + re.sub(r"\W+", "_", endpoint.path[len("/api/v1") :]),
         "tags": [endpoint.tag],
@@ -873,7 +873,8 @@ def document() -> dict[str, Any]:
     )
     for name, schema in COMPONENT_SCHEMAS.items():
         spec.components.schema(name, schema)
-    for name, codes in ERROR_RESPONSES.values():
+    for status, name in ERROR_RESPONSES.items():
+        codes = [code for code, answered in STATUS.items() if answered == status]
         spec.components.response(
             name,
             {
