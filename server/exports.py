@@ -22,6 +22,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import select
 
 from server import reports, service
+from server.periods import month_label, week_label
 from server.service import mask_id_number, mask_phone
 
 STATUS_NAMES = {
@@ -421,8 +422,7 @@ def _shape(name: str, row: dict[str, Any], data: dict[str, Any], zone: Any) -> d
         local = moment.replace(tzinfo=UTC).astimezone(zone)
         row["visited_at_effective"] = local.isoformat(timespec="seconds")
         row["visited_date"] = local.date().isoformat()
-        row["iso_week"] = reports.Period.containing(local.date(), "weekly").label
-        row["month"] = local.strftime("%Y-%m")
+        row["iso_week"], row["month"] = week_label(local.date()), month_label(local.date())
         row["answers"] = json.dumps(data.get("answers") or {}, ensure_ascii=False)
         row["voided"] = int(bool(data.get("voided")))
         row["clock_corrected"] = int("clock_corrected" in (data.get("review") or []))

@@ -35,6 +35,7 @@ from server import exports, reports, summary
 from server.auth import token_expiry_cutoff
 from server.db import WRITE_OPTION
 from server.models import Device, JobRun, LoginAttempt, Region, Snapshot
+from server.periods import week_label
 from server.service import SERVER_DEVICE, audit, store
 from server.store import dumps
 from server.timeutil import now, utcnow
@@ -89,9 +90,7 @@ class UnknownJob(LookupError):
 def weekly_bulletin(at: datetime) -> str:
     """每周通报: coverage of the ISO week that ended last Sunday for the county and each
     township, kept as a snapshot (the figures as reported) and as the Excel bulletin."""
-    sunday = at.date() - timedelta(days=at.isoweekday())
-    year, week, _ = sunday.isocalendar()
-    period = f"{year}-W{week:02d}"
+    period = week_label(at.date() - timedelta(days=at.isoweekday()))  # ended last Sunday
     folder = Path(current_app.instance_path) / "bulletins"
     folder.mkdir(parents=True, exist_ok=True)
     regions = _bulletin_regions()

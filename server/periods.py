@@ -50,12 +50,11 @@ class Period:
     @classmethod
     def containing(cls, day: date, policy: str) -> Period:
         if policy == "weekly":
-            year, week, weekday = day.isocalendar()
-            first = day - timedelta(days=weekday - 1)
-            return cls(f"{year}-W{week:02d}", policy, first, first + timedelta(days=7))
+            first = day - timedelta(days=day.isoweekday() - 1)
+            return cls(week_label(day), policy, first, first + timedelta(days=7))
         first = day.replace(day=1)
         end = (first + timedelta(days=32)).replace(day=1)
-        return cls(f"{first.year}-{first.month:02d}", policy, first, end)
+        return cls(month_label(day), policy, first, end)
 
     @property
     def last(self) -> date:
@@ -88,8 +87,19 @@ def local_day(moment: datetime, zone: ZoneInfo) -> date:
     return moment.replace(tzinfo=UTC).astimezone(zone).date()
 
 
-def periods_of(moment: datetime, zone: ZoneInfo) -> tuple[str, str]:
-    """The labels of the week and the month a naive UTC moment falls in, in ``zone``."""
-    day = local_day(moment, zone)
+def week_label(day: date) -> str:
+    """The ISO week of ``day``: 2026-W47."""
     year, week, _ = day.isocalendar()
-    return f"{year}-W{week:02d}", f"{day.year}-{day.month:02d}"
+    return f"{year}-W{week:02d}"
+
+
+def month_label(day: date) -> str:
+    """The month of ``day``: 2026-11."""
+    return f"{day.year}-{day.month:02d}"
+
+
+def periods_of(moment: datetime, zone: ZoneInfo) -> tuple[str, str]:
+    """The labels of the week and the month a naive UTC moment falls in, in ``zone`` (what
+    the visit summary files each visit under, without building a Period per visit)."""
+    day = local_day(moment, zone)
+    return week_label(day), month_label(day)
