@@ -906,7 +906,9 @@ def apply_server_updates(
         for seq, (type_, id_, data) in enumerate(updates, 1)
     ]
     ops = parse_ops(raw, SERVER_DEVICE)
-    ctx = engine.PushContext(SERVER_DEVICE, actor or SYSTEM_USER, EVERYTHING, now(), server_hlc())
+    ctx = engine.PushContext(
+        SERVER_DEVICE, actor or SYSTEM_USER, EVERYTHING, now(), server_hlc(), "system"
+    )
     result = engine.push(_Joined(txn), ctx, ops, renumber=True)
     rejected = [r for r in result.results if r["status"] == "rejected"]
     if rejected:

@@ -26,7 +26,7 @@ from server.auth import (
 )
 from server.errors import ApiError
 from server.models import AuditEntry, Device, User
-from server.store import SqlStore, dumps
+from server.store import SERVER_DEVICE, SqlStore, dumps
 from server.timeutil import now, utcnow
 from sync import engine
 from sync.effective import hlc_of
@@ -35,8 +35,6 @@ from sync.ops import parse_ops
 from sync.records import parse_offset_datetime
 from sync.scope import Assignment, Scope, expand
 from sync.store import Record
-
-SERVER_DEVICE = "server"
 
 
 def store() -> SqlStore:
@@ -52,6 +50,17 @@ def server_hlc() -> str:
 def scope_of(assignment: Assignment) -> Scope:
     s = store()
     return expand(assignment, s.region_tree(), s.household_villages(assignment.household_ids))
+
+
+def user_scope(user_id: str) -> Scope | None:
+    """Where a user works, or None when no active user has this id: who may be named the
+    assignee or responsible person of a household's record (sync.permissions)."""
+    with store().engine.connect() as conn:
+        active = conn.execute(select(User.active).where(User.id == user_id)).scalar()
+        if not active:
+            return None
+        assignment = assignment_of(conn, user_id)
+    return scope_of(assignment)
 
 
 def audit(
@@ -171,8 +180,10 @@ def push(caller: Caller, envelope: dict[str, Any]) -> dict[str, Any]:
         scope=scope_of(caller.assignment),
         received_at=now(),
         server_hlc=hlc,
+        role=caller.role,
         device_time=parse_offset_datetime(envelope.get("device_time")),
         check_answers=current_app.extensions.get("zoufang_answer_check"),
+        scope_of_user=user_scope,
     )
     result = engine.push(store(), ctx, ops)
     return {"results": result.results, "next_seq": result.next_seq, "server_hlc": hlc}
@@ -273,10 +284,18 @@ def masked_conflict(
 
 
 def server_update(
-    user_id: str, scope: Scope, type_: str, id_: str, data: dict[str, Any], action: str = "update"
+    user_id: str,
+    scope: Scope,
+    type_: str,
+    id_: str,
+    data: dict[str, Any],
+    action: str = "update",
+    role: str = "admin",
 ) -> dict[str, Any]:
-    """An edit made on the server (admin page, conflict resolution) as an op of the server's
-    device: it saw every write so far, so it replaces them and resolves their conflicts."""
+    """An edit made on the server (admin page, problem workflow, conflict resolution) as an op
+    of the server's device: it saw every write so far, so it replaces them and resolves their
+    conflicts. ``role`` is the editor's: the op passes the same permission check as a phone's
+    (sync.permissions), and a refusal is answered with its code (403, 422 per field)."""
     hlc = server_hlc()
     raw = {
         "op_id": str(uuid.uuid4()),
@@ -289,13 +308,23 @@ def server_update(
         "data": data,
     }
     op = parse_ops([raw], SERVER_DEVICE)[0]
-    ctx = engine.PushContext(SERVER_DEVICE, user_id, scope, now(), hlc)
+    ctx = engine.PushContext(
+        SERVER_DEVICE, user_id, scope, now(), hlc, role, scope_of_user=user_scope
+    )
     result = engine.push(store(), ctx, [op], renumber=True)
     outcome = result.results[0]
     if outcome["status"] == "rejected":
         error = outcome["error"]
-        raise ApiError(error["code"], error["message"], error.get("details"))
+        raise ApiError(error["code"], error["message"], _body_fields(error.get("details")))
     return outcome
+
+
+def _body_fields(details: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An op's ``data.<field>`` is the request body's ``<field>`` for a server edit."""
+    if not details or "fields" not in details:
+        return details
+    fields = {k.removeprefix("data."): v for k, v in details["fields"].items()}
+    return {**details, "fields": fields}
 
 
 def conflict_list(caller: Caller, status: str | None) -> list[dict[str, Any]]:
@@ -346,6 +375,7 @@ def resolve_conflict(
         conflict["record_type"],
         conflict["record_id"],
         {conflict["field"]: value},
+        role=caller.role,
     )
     with store().engine.begin() as conn:
         audit(

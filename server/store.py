@@ -37,6 +37,7 @@ from server.db import WRITE_OPTION
 from server.models import (
     SYNCED_MODELS,
     AssignmentSnapshot,
+    AuditEntry,
     BlobRef,
     Counter,
     Device,
@@ -58,6 +59,9 @@ WRITES: Table = FieldWriteRow.__table__  # type: ignore[assignment]
 BLOB_REFS: Table = BlobRef.__table__  # type: ignore[assignment]
 SNAPSHOTS: Table = AssignmentSnapshot.__table__  # type: ignore[assignment]
 SETTINGS: Table = Setting.__table__  # type: ignore[assignment]
+AUDIT: Table = AuditEntry.__table__  # type: ignore[assignment]
+#: the device whose ops are the server's own edits; whoever makes one audits it with its reason
+SERVER_DEVICE = "server"
 CHUNK = 500
 REPORT_WORK_MEM = "32MB"
 T = TypeVar("T")
@@ -364,6 +368,13 @@ class SqlTxn:
                 for op in ops
             ]  # fmt: skip
             self.conn.execute(insert(OPS), rows)
+            audited = [
+                audit_row(op)
+                for op in ops
+                if op.status in CHANGED and op.device_id != SERVER_DEVICE
+            ]
+            if audited:
+                self.conn.execute(insert(AUDIT), audited)
 
     def records(self, type_: str, ids: Iterable[str]) -> dict[str, Record]:
         table = TABLES[type_]
@@ -429,6 +440,27 @@ class SqlTxn:
         if writes:
             rows = [{**vars(w), "value": dumps(w.value)} for w in writes]
             self.conn.execute(insert(WRITES), rows)
+
+
+#: op statuses that changed a record
+CHANGED = ("applied", "conflict")
+
+
+def audit_row(op: StoredOp) -> dict[str, Any]:
+    """The audit-log row of a change a phone made: who, from which device, which record, and
+    the op that carries the values (the ops log keeps them; personal data is not repeated)."""
+    details: dict[str, Any] = {"op_id": op.op_id, "status": op.status, "version": op.version}
+    if op.action == "update" and op.payload:
+        details["fields"] = sorted(loads(op.payload).get("data") or {})
+    return {
+        "at": utc_naive(op.received_at),
+        "user_id": op.user_id,
+        "device_id": op.device_id,
+        "action": f"sync_{op.action}",
+        "target_type": op.type,
+        "target_id": op.record_id,
+        "details": dumps(details),
+    }
 
 
 def _rows_by_type(records: list[Record]) -> dict[str, list[dict[str, Any]]]:

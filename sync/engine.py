@@ -15,8 +15,9 @@ from typing import Any
 from sync.cursor import Cursor, decode_cursor, encode_cursor
 from sync.effective import effective_hlc, effective_visit_time
 from sync.errors import DeviceRevoked, SyncError
-from sync.merge import ConflictRecord, FieldWrite, merge_write
+from sync.merge import ConflictRecord, FieldWrite, heads, merge_write, resolve
 from sync.ops import Op
+from sync.permissions import Actor, check, named_users
 from sync.records import RECORD_TYPES, parse_offset_datetime, with_defaults
 from sync.scope import EMPTY_SCOPE, Assignment, Scope, expand
 from sync.store import DeviceState, Record, Store, StoredOp, WriteTxn
@@ -32,8 +33,11 @@ class PushContext:
     scope: Scope  # where this user may write
     received_at: datetime  # the server's clock, timezone-aware
     server_hlc: str  # the server's hlc at receipt
+    role: str  # what this user may do there (sync.permissions)
     device_time: datetime | None = None
     check_answers: AnswerCheck | None = None
+    #: user id → that user's scope, or None if no such active user (assignees, sync.permissions)
+    scope_of_user: Callable[[str], Scope | None] | None = None
 
 
 @dataclass
@@ -75,13 +79,14 @@ def push(store: Store, ctx: PushContext, ops: list[Op], renumber: bool = False) 
     so concurrent server-side edits never race for a seq.
     """
     answers = _answer_problems(ctx, ops)  # outside the write lock: the longest check of an op
+    actor = _actor(ctx, ops)
     with store.write() as txn:
         device = txn.device(ctx.device_id)
         if device is None or device.revoked:
             raise DeviceRevoked("this device has been revoked")
         if renumber:
             ops = [replace(op, device_seq=device.next_seq + i) for i, op in enumerate(ops)]
-        batch = _Batch(txn, ctx, device, answers)
+        batch = _Batch(txn, ctx, actor, device, answers)
         batch.prefetch(ops)
         known = txn.ops(op.op_id for op in ops)
         results: list[dict[str, Any]] = []
@@ -116,6 +121,16 @@ def _answer_problems(ctx: PushContext, ops: list[Op]) -> dict[tuple[str, str], d
         for op in ops
         if op.type == "visit" and op.action == "create" and not op.problems
     }
+
+
+def _actor(ctx: PushContext, ops: list[Op]) -> Actor:
+    """Who writes, with the scope of every user the ops name as assignee or responsible, looked
+    up before the write lock is taken."""
+    named: set[str] = set()
+    for op in ops:
+        named |= named_users(op.type, op.data)
+    lookup = ctx.scope_of_user
+    return Actor(ctx.user_id, ctx.role, {u: lookup(u) if lookup else None for u in named})
 
 
 def _conflict(message: str) -> dict[str, Any]:
@@ -153,10 +168,12 @@ class _Batch:
         self,
         txn: WriteTxn,
         ctx: PushContext,
+        actor: Actor,
         device: DeviceState,
         answers: dict[tuple[str, str], dict[str, Any]],
     ) -> None:
-        self.txn, self.ctx, self.device, self.answers = txn, ctx, device, answers
+        self.txn, self.ctx, self.actor, self.device = txn, ctx, actor, device
+        self.answers = answers
         self.records: dict[tuple[str, str], Record | None] = {}
         self.new: dict[tuple[str, str], Record] = {}
         self.changed: dict[tuple[str, str], Record] = {}
@@ -270,6 +287,7 @@ class _Batch:
             if not same:
                 raise _reject("conflict", f"{op.type} {op.id} already exists with other data")
             return "duplicate", existing.version
+        self._permitted(op, household.data.get("village_id"), household.id, None)
         data = with_defaults(record_type, op.data)
         if op.type == "visit":
             data.update(self._visit_fields(op, household))
@@ -348,8 +366,11 @@ class _Batch:
             raise _reject("forbidden", f"{op.type} outside your assigned villages and households")
         rules = RECORD_TYPES[op.type].rules
         base = min(op.base_version or 0, record.version)
-        version = self.txn.allocate_version()
         history = self.writes.setdefault((op.type, op.id), [])
+        self._permitted(
+            op, record.village_id, record.household_id, self._seen(op, record, base, history)
+        )
+        version = self.txn.allocate_version()
         status = "applied"
         for name, value in sorted(op.data.items()):
             write = FieldWrite(
@@ -381,6 +402,41 @@ class _Batch:
         record.version = version
         self.touch(record)
         return status, version
+
+    def _permitted(
+        self,
+        op: Op,
+        village_id: str | None,
+        household_id: str | None,
+        seen: Callable[[str], Any] | None,
+    ) -> None:
+        """sync.permissions.check: may this user write this op here?"""
+        denied = check(self.actor, op.type, op.data, village_id, household_id, seen)
+        if denied is not None:
+            raise _reject(denied.code, denied.message, denied.fields)
+
+    def _seen(
+        self, op: Op, record: Record, base: int, history: list[FieldWrite]
+    ) -> Callable[[str], Any]:
+        """A field's value as the op's author saw it: decided by the writes its base_version
+        covers and its own device's earlier writes, or the value the record was created with."""
+        rules = RECORD_TYPES[op.type].rules
+
+        def seen(name: str) -> Any:
+            earlier = [w for w in history if w.field == name]
+            if not earlier:
+                return record.data.get(name)
+            visible = heads(
+                [
+                    w
+                    for w in earlier
+                    if w.version <= base
+                    or (w.device_id == self.device.id and w.device_seq < op.device_seq)
+                ]
+            )
+            return resolve(rules.get(name, "latest"), visible)[0] if visible else None
+
+        return seen
 
     def _save_conflict(self, conflict: ConflictRecord, about: Record) -> None:
         existing = self.get("conflict", conflict.id)

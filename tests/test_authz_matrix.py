@@ -403,7 +403,7 @@ MATRIX = [
     Row("GET",    "/problems/<problem_id>",             a_problem,       None,
           "200/404",          "200/404",          "200/404",          "200/404"),
     Row("POST",   "/problems/<problem_id>",             a_problem,       DUE,
-          "403",              "200/404",          "200/404",          "200/404"),
+          "403/404",          "200/404",          "200/404",          "200/404"),
     Row("GET",    "/problems/<problem_id>/history",     a_problem,       None,
           "200/404",          "200/404",          "200/404",          "200/404"),
     Row("POST",   "/problems/<problem_id>/status",      a_problem,       FORWARD,

@@ -144,7 +144,9 @@ def deliver(data: st.DataObject, store: MemoryStore, phones: list[Phone], label:
         batch = phone.ops[start : start + size]
         if not batch:
             continue
-        ctx = engine.PushContext(phone.name, "u" + phone.name[1:], EVERYTHING, NOW, SERVER_HLC)
+        ctx = engine.PushContext(
+            phone.name, "u" + phone.name[1:], EVERYTHING, NOW, SERVER_HLC, "supervisor"
+        )
         result = engine.push(store, ctx, parse_ops(batch, phone.name))
         assert all(r["status"] != "gap" or start > acked[phone.name] for r in result.results)
         acked[phone.name] = result.next_seq - 1 - offset[phone.name]

@@ -71,14 +71,15 @@ export async function renderDetail(ctx, [id]) {
   if (!detail) return h("div", { class: "screen" }, h("p", { class: "empty" }, t("problem.missing")));
   const { problem, household, people } = detail;
   const person = people.find((p) => p.id === problem.person_id);
-  const due = h("input", { type: "date", value: problem.due_date ?? "" });
+  // a deadline is the supervisor's (督办): a cadre sees it, the server refuses their change
+  const supervises = ctx.session.user.role !== "cadre";
+  const due = h("input", { type: "date", value: problem.due_date ?? "", disabled: !supervises });
   const resolution = h("textarea", { rows: 3, maxlength: 2000, value: problem.resolution ?? "" });
   const save = async (fields) => {
     const op = await outbox.update(ctx.db, "problem", id, fields);
     toast(op ? t("saved.pending") : t("saved.nothing"));
     ctx.rerender();
   };
-  const supervises = ctx.session.user.role !== "cadre";
   const next = NEXT[problem.status] ?? (problem.status === "resolved" && supervises ? "verified" : null);
   return h(
     "div",
