@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from server.db import configure_engine, db, engine_options, normalize_url
 from server.errors import register_error_handlers
 from server.jsonio import OrjsonProvider, compress_json
+from server.request_checks import check_url
 from server.security import security_headers
 from server.store import SqlStore
 from sync.hlc import Clock
@@ -60,6 +61,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if hops:  # behind nginx: the client's address and scheme, not the proxy's
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     register_error_handlers(app)
+    app.before_request(check_url)
     app.after_request(compress_json)
     app.after_request(security_headers)
     from server.api import api

@@ -34,6 +34,7 @@ from server.auth import (
 from server.errors import ApiError, wants_english
 from server.models import Assignment as AssignmentRow
 from server.models import Device, Form, Household, Person, Region, User
+from server.request_checks import checked_json
 from server.roster import (
     EVERYTHING,
     RosterRejected,
@@ -87,7 +88,7 @@ def _body(schema: Schema) -> dict[str, Any]:
     payload = request.get_json(silent=True)
     if payload is None:
         raise ApiError("invalid_request", "expected a JSON object")
-    return load(schema, payload)
+    return load(schema, checked_json(payload))
 
 
 def _invalid(field: str, message: str) -> ApiError:
@@ -939,7 +940,7 @@ def put_visit_policy() -> Response:
     visit_policy is derived anew by it, in the same transaction."""
     caller = _admin()
     request.max_content_length = BODY_MAX_BYTES
-    payload = request.get_json(silent=True)
+    payload = checked_json(request.get_json(silent=True))
     try:
         policy = check_visit_policy(payload)
     except ValueError as exc:

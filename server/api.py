@@ -12,6 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from server import service
 from server.auth import current_caller
 from server.errors import ApiError
+from server.request_checks import checked_json
 from server.schemas import ConflictResolution, DeviceRegistration, PullQuery, PushEnvelope, load
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -28,19 +29,22 @@ def json_body(max_bytes: int | None = None) -> Any:
         raise ApiError("invalid_request", "expected Content-Type: application/json")
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding == "gzip":
-        payload = _gunzipped_json(
-            request.get_data(cache=False), max_bytes or request.max_content_length
-        )
+        raw = _gunzipped(request.get_data(cache=False), max_bytes or request.max_content_length)
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            payload = None
     elif encoding in ("", "identity"):
         payload = request.get_json(silent=True)
+        raw = request.get_data(cache=True)
     else:
         raise ApiError("invalid_request", f"unsupported Content-Encoding {encoding!r}; use gzip")
     if payload is None:
         raise ApiError("invalid_request", "the body is not valid JSON")
-    return payload
+    return checked_json(payload, raw)
 
 
-def _gunzipped_json(data: bytes, limit: int | None) -> Any:
+def _gunzipped(data: bytes, limit: int | None) -> bytes:
     inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing
     try:
         raw = inflate.decompress(data, limit + 1 if limit else 0)
@@ -50,10 +54,7 @@ def _gunzipped_json(data: bytes, limit: int | None) -> Any:
         raise RequestEntityTooLarge()  # the same 413 as a plain body over the limit
     if not inflate.eof:
         raise ApiError("invalid_request", "the gzip body is cut short")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
+    return raw
 
 
 @api.post("/devices")

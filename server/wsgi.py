@@ -9,11 +9,50 @@ from __future__ import annotations
 
 from typing import Any
 
+import gunicorn.util
+import orjson
 from gunicorn.app.base import BaseApplication
 
 from server import create_app
 from server.db import db
+from server.errors import MESSAGES
 from server.jobs import start_scheduler
+
+#: the longest request line gunicorn takes (its maximum): a pull with a cursor of the 4,096
+#: characters the contract allows, and its other parameters, fits with room to spare
+LIMIT_REQUEST_LINE = 8190
+#: one header's size: a bearer token or a forwarded-for chain is far below
+LIMIT_REQUEST_FIELD_SIZE = 8190
+
+
+def _json_error(sock: Any, status: int, reason: str, message: str) -> None:
+    """gunicorn's answer to a request it refuses before the app sees it (a request line or a
+    header over the limits, a malformed request), in the contract's error shape instead of
+    its HTML page. The request could not be read, so it is ``invalid_request`` (400) with
+    the limits in ``details``; a refusal that is not the client's keeps its status."""
+    code, status = ("invalid_request", 400) if 400 <= status < 500 else ("internal_error", 500)
+    body = orjson.dumps(
+        {
+            "error": {
+                "code": code,
+                "message": MESSAGES[code][0],
+                "details": {
+                    "reason": f"{reason}: {message}"[:300],
+                    "max_request_line_bytes": LIMIT_REQUEST_LINE,
+                    "max_header_bytes": LIMIT_REQUEST_FIELD_SIZE,
+                },
+            }
+        }
+    )
+    head = (
+        f"HTTP/1.1 {status} {'Bad Request' if status == 400 else 'Internal Server Error'}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        "Cache-Control: no-store\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn.util.write_nonblock(sock, head.encode("latin1") + body)
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -46,6 +85,7 @@ def run(host: str, port: int, workers: int, threads: int, scheduler: bool) -> No
             start_scheduler(app)
 
     app.config["RUN_SCHEDULER"] = scheduler
+    gunicorn.util.write_error = _json_error  # gunicorn's workers call it by this name
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -60,6 +100,8 @@ def run(host: str, port: int, workers: int, threads: int, scheduler: bool) -> No
         # the control socket's default path is per user, not per server: two `zoufang serve`
         # on one host would fight over it, and nothing here uses it
         "control_socket_disable": True,
+        "limit_request_line": LIMIT_REQUEST_LINE,
+        "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
         "post_fork": post_fork,
         "post_worker_init": post_worker_init,
     }

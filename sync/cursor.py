@@ -47,8 +47,8 @@ def encode_cursor(cursor: Cursor, secret: bytes) -> str:
 
 def decode_cursor(text: str, secret: bytes, device_id: str) -> Cursor:
     """The cursor behind ``text``; InvalidCursor if forged, altered or issued to another device."""
-    if not isinstance(text, str) or text.count(".") != 1 or len(text) > 4096:
-        raise InvalidCursor("malformed cursor")
+    if not isinstance(text, str) or not text.isascii() or text.count(".") != 1 or len(text) > 4096:
+        raise InvalidCursor("malformed cursor")  # a cursor we made is base64url: ASCII
     body, mac = text.split(".")
     if not hmac.compare_digest(mac, _mac(secret, body)):
         raise InvalidCursor("cursor signature does not match")

@@ -18,6 +18,8 @@ from sync.records import RECORD_TYPES, UUID_PATTERN, check_fields
 
 ACTIONS = ("create", "update", "void")
 MAX_SEQ = 2**53 - 1  # what a JavaScript number holds exactly
+#: how deep an op's JSON may nest: a visit's answers with repeats of lists use about 7 levels
+MAX_DEPTH = 24
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,9 @@ def parse_ops(raw_ops: Any, device_id: str) -> list[Op]:
 
 
 def _parse_one(raw: dict[str, Any], device_id: str) -> Op:
-    problems: dict[str, list[str]] = {}
+    problems = _too_deep(raw)
+    if problems:  # rejected, and logged without the part that cannot even be serialised
+        raw = _flattened(raw, problems)
     payload = canonical_json(raw)
     action, type_, record_id = raw.get("action"), raw.get("type"), raw.get("id")
     hlc, base, data = raw.get("hlc"), raw.get("base_version"), raw.get("data", {})
@@ -98,7 +102,7 @@ def _parse_one(raw: dict[str, Any], device_id: str) -> Op:
         data = {}
     elif record_type is not None and action in ("create", "update"):
         for name, messages in check_fields(record_type, data, action == "create").items():
-            problems[f"data.{name}"] = messages
+            problems.setdefault(f"data.{name}", messages)
         if action == "update" and not data:
             problems["data"] = ["an update changes at least one field"]
     elif action == "void" and not _is_reason(data.get("reason")):
@@ -116,6 +120,43 @@ def _parse_one(raw: dict[str, Any], device_id: str) -> Op:
         payload=payload,
         problems=problems or None,
     )
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests more than ``limit`` levels; iterative, so a hostile op nested
+    a thousand deep costs no recursion."""
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            if level > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return False
+
+
+def _too_deep(raw: dict[str, Any]) -> dict[str, list[str]]:
+    """The fields of an op nested deeper than MAX_DEPTH (counted from the op), as
+    ``data.<name>`` inside ``data``."""
+    message = [f"nested deeper than {MAX_DEPTH} levels"]
+    problems: dict[str, list[str]] = {}
+    for key, value in raw.items():
+        if key == "data" and isinstance(value, dict):
+            for name, inner in value.items():
+                if _deeper_than(inner, MAX_DEPTH - 2):
+                    problems[f"data.{name}"] = message
+        elif _deeper_than(value, MAX_DEPTH - 1):
+            problems[key] = message
+    return problems
+
+
+def _flattened(raw: dict[str, Any], problems: dict[str, list[str]]) -> dict[str, Any]:
+    """``raw`` with every field named in ``problems`` set to null."""
+    flat = {k: None if k in problems else v for k, v in raw.items()}
+    if isinstance(raw.get("data"), dict):
+        flat["data"] = {k: None if f"data.{k}" in problems else v for k, v in raw["data"].items()}
+    return flat
 
 
 def _is_reason(value: Any) -> bool:

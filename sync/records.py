@@ -34,6 +34,9 @@ MEASURE_STATUSES = ("planned", "in_progress", "done")
 HOUSEHOLD_STATUSES = ("active", "archived")
 VISIT_POLICIES = ("weekly", "monthly", "none")
 MAX_TEXT = 2000
+#: times outside these years are refused: a phone set to 1970 or 2035 is right inside them,
+#: and every time in them can be shifted by any skew between two of them without overflow
+MIN_YEAR, MAX_YEAR = 1900, 2999
 
 Check = Callable[[Any], str | None]
 
@@ -149,12 +152,17 @@ def parse_offset_datetime(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else None
+    if parsed.tzinfo is None or not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        return None  # a year-1 time in +05:00 cannot even be compared with UTC
+    return parsed
 
 
 def _offset_datetime(value: Any) -> str | None:
     if parse_offset_datetime(value) is None:
-        return "must be an ISO 8601 time with offset, e.g. 2026-11-24T09:31:00+08:00"
+        return (
+            "must be an ISO 8601 time with offset between the years "
+            f"{MIN_YEAR} and {MAX_YEAR}, e.g. 2026-11-24T09:31:00+08:00"
+        )
     return None
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,7 @@ from schemathesis.specs.openapi.checks import (
 
 from server.errors import STATUS
 from server.openapi import document
-from tests.conftest import _dispose, migrated_app
+from tests.conftest import _admin, _dispose, _with_database, migrated_app
 from tests.county import build_county, uid
 
 OPERATIONS = [
@@ -87,11 +88,22 @@ class Fuzzed:
     known: dict[str, list[str]]
 
 
-@pytest.fixture(scope="module")
-def fuzzed(sqlite_template, tmp_path_factory) -> Iterator[Fuzzed]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def fuzzed(request, sqlite_template, tmp_path_factory) -> Iterator[Fuzzed]:
+    """On SQLite and on PostgreSQL, whose text columns refuse what SQLite keeps (NUL)."""
     folder = tmp_path_factory.mktemp("fuzz")
-    shutil.copy(sqlite_template, folder / "zoufang.db")
-    app = migrated_app(f"sqlite:///{folder / 'zoufang.db'}", folder)
+    if request.param == "sqlite":
+        shutil.copy(sqlite_template, folder / "zoufang.db")
+        url, drop = f"sqlite:///{folder / 'zoufang.db'}", None
+    else:
+        server = request.getfixturevalue("postgres_admin_url")
+        template = request.getfixturevalue("postgres_template")
+        name = f"zoufang_fuzz_{uuid.uuid4().hex[:10]}"
+        _admin(server, f"CREATE DATABASE {name} TEMPLATE {template}")
+        url, drop = _with_database(server, name), f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    app = migrated_app(url, folder)
     county = build_county(app)
     cadre, admin = county.device("cadre_a"), county.device("admin")
     spare = county.device("cadre_b", "spare phone")
@@ -135,6 +147,8 @@ def fuzzed(sqlite_template, tmp_path_factory) -> Iterator[Fuzzed]:
         },
     )
     _dispose(app)
+    if drop:
+        _admin(server, drop)
 
 
 def with_known_values(

@@ -221,9 +221,10 @@ def test_only_an_admin_reclassifies_a_household_by_sync(any_county, change):
         result = push_one(device, device.op("update", "household", household, change, base))
         assert_refused(result, "forbidden", next(iter(change)))
     admin = any_county.device("admin")
-    assert push_one(admin, admin.op("update", "household", household, change, base))[
-        "status"
-    ] in ("applied", "conflict")
+    assert push_one(admin, admin.op("update", "household", household, change, base))["status"] in (
+        "applied",
+        "conflict",
+    )
 
 
 def test_a_cadre_still_edits_a_households_address_and_phone(any_county):
