@@ -1,6 +1,6 @@
 """Files for people outside the app: the weekly bulletin (每周通报) as Excel and CSV, and a
 read-only SQLite snapshot for Datasette or Excel. ID numbers and phone numbers are masked in
-all of them."""
+all of them, and no text a user typed becomes a formula in a spreadsheet (spreadsheet_text)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlite_utils
 from openpyxl import Workbook
+from openpyxl.cell import Cell
 from openpyxl.formatting.rule import CellIsRule
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
@@ -44,6 +45,27 @@ LOW_FILL = PatternFill("solid", start_color="FFC7CE", end_color="FFC7CE")
 THIN = Side(style="thin", color="BFBFBF")
 BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 PERCENT = "0.0%"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what Excel or LibreOffice may evaluate
+
+
+def spreadsheet_text(value: Any) -> Any:
+    """A value as a cell or CSV field may hold it. A name, village or problem a user typed that
+    starts like a formula would run in the reader's Excel (=HYPERLINK sending the sheet away,
+    =cmd|… DDE), so such text gets a leading ' as OWASP advises: shown, never evaluated.
+    Numbers the server computed stay numbers; every spreadsheet writer passes values through
+    here."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _put(sheet: Worksheet, row: int, column: int, value: Any) -> Cell:
+    """One cell of a workbook: text is always a string cell, since openpyxl would otherwise make
+    text starting with = a formula and text like #N/A an error value."""
+    cell = sheet.cell(row=row, column=column, value=spreadsheet_text(value))
+    if isinstance(cell.value, str):
+        cell.data_type = "s"
+    return cell
 
 
 # --- the weekly bulletin -----------------------------------------------------------------------
@@ -84,16 +106,15 @@ def weekly_bulletin_csv(period: str, region_id: str) -> str:
     writer.writerow(COVERAGE_HEADERS)
     _, villages = reports.coverage_and_villages(period, region_id)
     for row in coverage_rows(villages):
-        writer.writerow(
-            [
-                row["township"],
-                row["village"],
-                row["due"],
-                row["visited"],
-                row["due"] - row["visited"],
-                f"{row['coverage'] * 100:.1f}%",
-            ]
-        )
+        fields = [
+            row["township"],
+            row["village"],
+            row["due"],
+            row["visited"],
+            row["due"] - row["visited"],
+            f"{row['coverage'] * 100:.1f}%",
+        ]
+        writer.writerow([spreadsheet_text(field) for field in fields])
     return "\ufeff" + out.getvalue()
 
 
@@ -126,12 +147,12 @@ def weekly_bulletin_xlsx(period: str, region_id: str) -> bytes:
 def _header(sheet: Worksheet, title: str, subtitle: str, headers: list[str]) -> int:
     """Title, subtitle and the bold header row; returns the header's row number."""
     width = len(headers)
-    sheet.cell(row=1, column=1, value=title).font = TITLE
+    _put(sheet, 1, 1, title).font = TITLE
     sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
-    sheet.cell(row=2, column=1, value=subtitle)
+    _put(sheet, 2, 1, subtitle)
     sheet.merge_cells(start_row=2, start_column=1, end_row=2, end_column=width)
     for column, text in enumerate(headers, start=1):
-        cell = sheet.cell(row=3, column=column, value=text)
+        cell = _put(sheet, 3, column, text)
         cell.font, cell.fill, cell.border = BOLD, HEADER_FILL, BOX
         cell.alignment = Alignment(horizontal="center", vertical="center")
     sheet.freeze_panes = "A4"
@@ -157,7 +178,7 @@ def _coverage_sheet(
             row["coverage"],
         ]
         for column, value in enumerate(values, start=1):
-            cell = sheet.cell(row=index, column=column, value=value)
+            cell = _put(sheet, index, column, value)
             cell.border = BOX
             if row["kind"] != "village":
                 cell.font, cell.fill = BOLD, TOTAL_FILL
@@ -190,7 +211,7 @@ def _unvisited_sheet(sheet: Worksheet, title: str, households: list[dict[str, An
             "是" if h.get("overdue") else "否",
         ]
         for column, value in enumerate(values, start=1):
-            sheet.cell(row=index, column=column, value=value).border = BOX
+            _put(sheet, index, column, value).border = BOX
     _widths(sheet, [14, 14, 18, 10, 15, 10, 20, 17, 8, 9])
 
 
@@ -213,7 +234,7 @@ def _problem_sheet(sheet: Worksheet, title: str, problems: list[dict[str, Any]])
             "是" if p["escalated"] else "",
         ]
         for column, value in enumerate(values, start=1):
-            cell = sheet.cell(row=index, column=column, value=value)
+            cell = _put(sheet, index, column, value)
             cell.border = BOX
             if column == 6:
                 cell.alignment = Alignment(wrap_text=True, vertical="top")

