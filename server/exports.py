@@ -16,6 +16,7 @@ from typing import Any
 import sqlite_utils
 from openpyxl import Workbook
 from openpyxl.cell import Cell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.formatting.rule import CellIsRule
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
@@ -52,11 +53,13 @@ def spreadsheet_text(value: Any) -> Any:
     """A value as a cell or CSV field may hold it. A name, village or problem a user typed that
     starts like a formula would run in the reader's Excel (=HYPERLINK sending the sheet away,
     =cmd|… DDE), so such text gets a leading ' as OWASP advises: shown, never evaluated.
-    Numbers the server computed stay numbers; every spreadsheet writer passes values through
-    here."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+    Control characters a phone may send (U+0001…U+001F but tab, LF, CR) are dropped: openpyxl
+    refuses them, and one in a household head's name would fail the whole bulletin. Numbers
+    the server computed stay numbers; every spreadsheet writer passes values through here."""
+    if not isinstance(value, str):
+        return value
+    value = ILLEGAL_CHARACTERS_RE.sub("", value)  # control characters no workbook may hold
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def _put(sheet: Worksheet, row: int, column: int, value: Any) -> Cell:

@@ -138,3 +138,21 @@ def test_spreadsheet_text_prefixes_a_quote_to_text_that_starts_like_a_formula(ty
 @pytest.mark.parametrize("value", ["上村", "1+1", "a=b", "", None, -5, 0.667])
 def test_spreadsheet_text_leaves_other_text_and_every_number_alone(value):
     assert exports.spreadsheet_text(value) == value
+
+
+def test_control_characters_a_phone_typed_do_not_break_the_bulletin(any_county):
+    """openpyxl refuses U+0001…U+001F (but tab, LF, CR): one in a head's name failed the file."""
+    cadre = any_county.device("cadre_a")
+    household = any_county.households["h2"]
+    change = {"head_name": "王\x01五\x1f"}
+    push(any_county.app, cadre, "2026-11-20T18:00:00+08:00", [
+        cadre.op("update", "household", household, change, 10**9),
+    ])  # fmt: skip
+    set_clock(any_county.app, "2026-11-24T09:00:00+08:00")
+    book = load_workbook(io.BytesIO(download(any_county, "/api/v1/reports/coverage.xlsx", "upper")))
+    texts = {cell.value for sheet in book for row in sheet.iter_rows() for cell in row}
+    assert "王五" in texts
+
+
+def test_spreadsheet_text_drops_control_characters_and_keeps_tab_lf_cr():
+    assert exports.spreadsheet_text("a\x00b\x01c\x1fd\ne") == "abcd\ne"
