@@ -23,6 +23,12 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PUSH_OPS": 1000,
     "MAX_PUSH_BYTES": 1024 * 1024,
     "MAX_BLOB_BYTES": 2 * 1024 * 1024,
+    # each device's photo upload budget (server/blobs_api.py), generous for real use: a cadre
+    # sends maybe 100 photos of ~300 KB a week
+    "PHOTOS_PER_HOUR": 100,
+    "PHOTO_BYTES_PER_DAY": 200 * 1024 * 1024,
+    # days after its upload a photo no visit refers to is deleted (job photo_cleanup)
+    "PHOTO_GRACE_DAYS": 30,
     # reverse proxies in front of the app whose X-Forwarded-For/-Proto to trust (docs/deploy.md)
     "PROXY_HOPS": 0,
     # Argon2id, OWASP's recommended minimum (19 MiB, 2 passes)

@@ -40,9 +40,7 @@ from server.roster import (
     RosterRejected,
     check_visit_policy,
     derive_visit_policy,
-    id_number_problem,
     import_roster,
-    normal_id_number,
     save_visit_policy,
     visit_policy,
 )
@@ -50,6 +48,7 @@ from server.roster import MESSAGES as ROSTER_MESSAGES
 from server.schemas import load
 from server.service import mask_phone
 from server.timeutil import utcnow
+from sync.records import id_number_problem, normal_id_number
 from sync.scope import Scope
 
 admin = Blueprint("admin", __name__, url_prefix="/api/v1/admin")

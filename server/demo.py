@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, NamedTuple, TypeVar
 
+from sync.records import id_number_check_digit
+
 T = TypeVar("T")
 Table = tuple[tuple[T, ...], tuple[float, ...]]
 
@@ -66,9 +68,6 @@ BASIC_CHECKS = {
     "water_ok": "water",
 }
 
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK_CHARS = "10X98765432"
-
 
 @dataclass(frozen=True)
 class DemoCounty:
@@ -93,17 +92,6 @@ class DemoCounty:
             "problems": len(self.problems),
             "measures": len(self.measures),
         }
-
-
-def id_number_check_digit(first17: str) -> str:
-    """The 18th character of a 居民身份证号 (GB 11643-1999, ISO 7064 MOD 11-2).
-
-    Generated numbers must pass the same validation a roster import applies.
-    """
-    if len(first17) != 17 or not (first17.isascii() and first17.isdigit()):
-        raise ValueError(f"expected 17 digits, got {first17!r}")
-    total = sum(int(digit) * weight for digit, weight in zip(first17, _ID_WEIGHTS, strict=True))
-    return _ID_CHECK_CHARS[total % 11]
 
 
 def generate_demo_county(

@@ -31,7 +31,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from server import exports, reports, summary
+from server import blobs_api, exports, reports, summary
 from server.auth import token_expiry_cutoff
 from server.db import WRITE_OPTION
 from server.models import Device, JobRun, LoginAttempt, Region, Snapshot
@@ -188,6 +188,15 @@ def visit_summary(at: datetime) -> str:
     return f"汇总 {read} 条走访"
 
 
+def photo_cleanup(at: datetime) -> str:
+    """Delete photos no visit refers to, ``PHOTO_GRACE_DAYS`` after their upload. A phone
+    sends a visit before its photos, but a photo may still arrive first (its visit's push
+    failed and waits for a retry): it waits that long for its visit."""
+    grace = timedelta(days=int(current_app.config["PHOTO_GRACE_DAYS"]))
+    deleted, size = blobs_api.delete_unreferenced(utcnow() - grace)
+    return f"删除 {deleted} 张无走访引用的照片 ({size / 1e6:.1f} MB)"
+
+
 JOBS: tuple[Job, ...] = (
     Job(
         "weekly_bulletin",
@@ -232,6 +241,13 @@ JOBS: tuple[Job, ...] = (
         token_purge,
         "清理过期设备令牌和登录失败记录",
         "Purge expired device tokens and old failed sign-ins",
+    ),
+    Job(
+        "photo_cleanup",
+        {"hour": 3, "minute": 15},
+        photo_cleanup,
+        "清理无走访引用的照片（默认上传 30 天后）",
+        "Delete photos no visit refers to, 30 days (by default) after their upload",
     ),
 )
 

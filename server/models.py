@@ -319,6 +319,9 @@ class Blob(db.Model):
     content: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     created_by: Mapped[str | None] = mapped_column(ID)
+    #: the device that uploaded it: its upload budget is counted from here (blobs_api)
+    device_id: Mapped[str | None] = mapped_column(ID)
+    __table_args__ = (Index("ix_blobs_device_created", "device_id", "created_at"),)
 
 
 class BlobRef(db.Model):

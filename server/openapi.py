@@ -493,7 +493,8 @@ ENDPOINTS = [
         "photos",
         "上传照片",
         "Store a photo under the SHA-256 of its bytes; 422 if the bytes do not hash to the "
-        "name, 413 over 2 MiB.",
+        "name, 413 over 2 MiB, 429 over the device's upload budget (Retry-After).",
+        (429,),
         body="image",
         status=201,
         also=((200, "stored before: nothing changed"),),

@@ -30,14 +30,13 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from server.demo import id_number_check_digit
 from server.models import Household, Person, Region
 from server.service import SERVER_DEVICE, audit, mask_id_number, server_hlc, store
 from server.store import SqlTxn, read_setting, write_setting
 from server.timeutil import now
 from sync import engine
 from sync.ops import parse_ops
-from sync.records import VISIT_POLICIES
+from sync.records import FIRST_BIRTH_YEAR, VISIT_POLICIES, id_number_problem, normal_id_number
 from sync.scope import Scope
 from sync.store import Record
 
@@ -72,7 +71,6 @@ MAX_LENGTH = {
 }
 FLAG_VALUES = {"是": True, "": False, "否": False}
 HEAD_RELATION = "户主"
-FIRST_BIRTH_YEAR = 1880
 #: Excel rosters often carry a title row (XX村花名册) above the header
 HEADER_SEARCH_ROWS = 10
 
@@ -325,32 +323,9 @@ def parse_roster(table: Table) -> Roster:
     return _Checker(table).run()
 
 
-def id_number_problem(value: str) -> str | None:
-    """Why ``value`` is no valid 居民身份证号 (GB 11643: 18 characters, a real birth date,
-    the MOD 11-2 check character), as a message code; None if it is one."""
-    if len(value) != 18:
-        return "id_length"
-    first17, last = value[:17], value[17]
-    if not (first17.isascii() and first17.isdigit()) or last not in "0123456789X":
-        return "id_characters"
-    try:
-        born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
-    except ValueError:
-        return "id_birth_date"
-    if born.year < FIRST_BIRTH_YEAR or born > now().date():
-        return "id_birth_date"
-    if id_number_check_digit(first17) != last:
-        return "id_check_digit"
-    return None
-
-
 def id_number_gender(value: str) -> str:
     """男 or 女, from the 17th character of a valid ID number (odd for men)."""
     return "男" if int(value[16]) % 2 else "女"
-
-
-def normal_id_number(value: str) -> str:
-    return value.strip().replace(" ", "").upper()
 
 
 class _Checker:

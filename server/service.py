@@ -219,9 +219,17 @@ def pull(caller: Caller, cursor: str | None, limit: int) -> dict[str, Any]:
 
 
 def mask_id_number(value: str | None) -> str | None:
-    if not value or len(value) < 10:
+    """341823194110201790 → 341823********1790: the place of registration and the last
+    four, as on a receipt. Whatever its length, no stored value is ever shown whole: a
+    malformed one, stored before numbers were checked, keeps at most its first two and
+    last character (341823199 → 34******9), and one shorter than 6 only stars."""
+    if not value:
         return value
-    return value[:6] + "*" * (len(value) - 10) + value[-4:]
+    if len(value) == 18:
+        return value[:6] + "*" * 8 + value[-4:]
+    if len(value) < 6:
+        return "*" * len(value)
+    return value[:2] + "*" * (len(value) - 3) + value[-1:]
 
 
 def mask_phone(value: str | None) -> str | None:

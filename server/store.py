@@ -184,6 +184,15 @@ class SqlStore:
                 txn.finish()
 
     @contextmanager
+    def write_unversioned(self) -> Iterator[Connection]:
+        """A write transaction of rows no pull carries (photos): it takes no version, so
+        it never waits for the version counter; on SQLite still one writer at a time."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
     def read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             yield conn

@@ -14,7 +14,7 @@ from typing import Any
 
 from sync.errors import ValidationFailed
 from sync.hlc import is_hlc
-from sync.records import RECORD_TYPES, UUID_PATTERN, check_fields
+from sync.records import RECORD_TYPES, UUID_PATTERN, check_fields, normalized
 
 ACTIONS = ("create", "update", "void")
 MAX_SEQ = 2**53 - 1  # what a JavaScript number holds exactly
@@ -101,6 +101,7 @@ def _parse_one(raw: dict[str, Any], device_id: str) -> Op:
         problems["data"] = ["must be an object"]
         data = {}
     elif record_type is not None and action in ("create", "update"):
+        data = normalized(record_type, data)
         for name, messages in check_fields(record_type, data, action == "create").items():
             problems.setdefault(f"data.{name}", messages)
         if action == "update" and not data:

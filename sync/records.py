@@ -12,7 +12,7 @@ import copy
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 UUID_PATTERN = re.compile(
@@ -37,6 +37,18 @@ MAX_TEXT = 2000
 #: times outside these years are refused: a phone set to 1970 or 2035 is right inside them,
 #: and every time in them can be shifted by any skew between two of them without overflow
 MIN_YEAR, MAX_YEAR = 1900, 2999
+FIRST_BIRTH_YEAR = 1880
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK_CHARS = "10X98765432"
+#: why an ID number is refused, by the code id_number_problem answers (the roster words
+#: them for people, in Chinese and English, with the number masked)
+ID_NUMBER_PROBLEMS = {
+    "id_length": "must have 18 characters (15-digit numbers of the first generation are "
+    "not accepted)",
+    "id_characters": "the first 17 characters must be digits, the last a digit or X",
+    "id_birth_date": "holds no valid birth date",
+    "id_check_digit": "has a wrong check digit",
+}
 
 Check = Callable[[Any], str | None]
 
@@ -166,6 +178,57 @@ def _offset_datetime(value: Any) -> str | None:
     return None
 
 
+def id_number_check_digit(first17: str) -> str:
+    """The 18th character of a 居民身份证号 (GB 11643-1999, ISO 7064 MOD 11-2)."""
+    if len(first17) != 17 or not (first17.isascii() and first17.isdigit()):
+        raise ValueError(f"expected 17 digits, got {first17!r}")
+    total = sum(int(digit) * weight for digit, weight in zip(first17, _ID_WEIGHTS, strict=True))
+    return _ID_CHECK_CHARS[total % 11]
+
+
+def normal_id_number(value: str) -> str:
+    """An ID number as people type it, in its one spelling: no spaces, the x upper case."""
+    return value.strip().replace(" ", "").upper()
+
+
+def id_number_problem(value: str, today: date | None = None) -> str | None:
+    """Why ``value`` is no valid 居民身份证号 (GB 11643: 18 characters, a real birth date from
+    1880 to ``today``, the MOD 11-2 check character), as a code of ID_NUMBER_PROBLEMS; None if
+    it is one. The one rule of sync, the admin API and the roster import.
+
+    ``today`` defaults to the latest date anywhere on Earth, so that a child registered on its
+    birthday in China is never refused by a server whose clock says UTC."""
+    if len(value) != 18:
+        return "id_length"
+    first17, last = value[:17], value[17]
+    if not (first17.isascii() and first17.isdigit()) or last not in "0123456789X":
+        return "id_characters"
+    try:
+        born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        return "id_birth_date"
+    latest = today or (datetime.now(UTC) + timedelta(hours=14)).date()
+    if born.year < FIRST_BIRTH_YEAR or born > latest:
+        return "id_birth_date"
+    if id_number_check_digit(first17) != last:
+        return "id_check_digit"
+    return None
+
+
+def _normal_id_number(value: Any) -> Any:
+    """An empty ID number is none on file."""
+    return (normal_id_number(value) or None) if isinstance(value, str) else value
+
+
+def _id_number(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return "must be a string"
+    problem = id_number_problem(value)
+    return ID_NUMBER_PROBLEMS[problem] if problem else None
+
+
 def _flags(value: Any) -> str | None:
     if not isinstance(value, list) or not all(isinstance(f, str) for f in value):
         return "must be a list of flags"
@@ -209,6 +272,8 @@ class Field:
     updatable: bool = True
     required: bool = False
     default: Any = None
+    #: the value in its one spelling, applied before the check (``normalized``)
+    normalize: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -248,7 +313,7 @@ RECORD_TYPES: dict[str, RecordType] = {
             "birth_year": Field(_integer(1880, 2100)),
             "relation": Field(_text(20)),
             "flags": Field(_flags, default=[]),
-            "id_number": Field(_text(18)),
+            "id_number": Field(_id_number, normalize=_normal_id_number),
             "phone": Field(_text(40)),
             "notes": Field(_text()),
         },
@@ -308,6 +373,16 @@ RECORD_TYPES: dict[str, RecordType] = {
 #: record types a device pulls but never writes
 READ_ONLY_TYPES = ("region", "form", "conflict")
 ALL_TYPES = ("region", "form", "household", "person", "visit", "problem", "measure", "conflict")
+
+
+def normalized(record_type: RecordType, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each value in its field's one spelling, as it is checked and stored."""
+    out = dict(data)
+    for name, value in data.items():
+        spec = record_type.fields.get(name)
+        if spec is not None and spec.normalize is not None:
+            out[name] = spec.normalize(value)
+    return out
 
 
 def check_fields(

@@ -129,6 +129,7 @@ def test_each_job_fires_at_its_hour_in_the_configured_timezone(app):
         "sqlite_backup": "2026-11-26T02:30:00+08:00",
         "visit_summary": "2026-11-25T12:00:00+08:00",
         "token_purge": "2026-11-26T03:00:00+08:00",
+        "photo_cleanup": "2026-11-26T03:15:00+08:00",
     }
 
 

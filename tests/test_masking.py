@@ -20,7 +20,7 @@ from tests.county import uid
 
 STORED_ID = "341823194110201790"  # 汪德明 of h1, tests/county.py
 STORED_PHONE = "13905631201"  # h1's phone, tests/county.py
-ID_A, ID_B, ID_C = "341823195211254730", "341823196003151234", "34182319700101567X"
+ID_A, ID_B, ID_C = "341823195211254730", "34182319600315123X", "34182319700101106X"
 PHONE_A, PHONE_B, PHONE_C = "13905631277", "13905631288", "13905631299"
 USER_PHONE = "13705630001"
 WHOLE = [STORED_ID, ID_A, ID_B, ID_C, STORED_PHONE, PHONE_A, PHONE_B, PHONE_C, USER_PHONE]
@@ -226,3 +226,18 @@ def test_pulled_conflicts_show_id_numbers_masked_to_non_admins(synced):
     conflicts = [r for r in pulled(synced["cadre"]) if r["type"] == "conflict"]
     assert conflicts
     assert not whole_numbers_in(str([c for c in conflicts if c["data"]["field"] == "id_number"]))
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        (STORED_ID, "341823********1790"),
+        (ID_C, "341823********106X"),
+        ("341823199", "34******9"),  # stored before ID numbers were checked
+        ("341823411020179", "34************9"),  # the old 15-digit form
+        ("3418231941102017901", "34****************1"),
+        ("3418", "****"),
+    ],
+)
+def test_an_id_number_of_any_length_is_never_shown_whole(stored, shown):
+    assert mask_id_number(stored) == shown
