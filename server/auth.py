@@ -28,6 +28,7 @@ from sync.scope import Assignment
 
 ROLES = ("cadre", "supervisor", "admin")
 TOKEN_TTL_DAYS = 180  # the default of ZOUFANG_TOKEN_TTL_DAYS
+TOKEN_MAX_AGE_DAYS = 365  # the default of ZOUFANG_TOKEN_MAX_AGE_DAYS
 
 
 def hasher() -> PasswordHasher:
@@ -59,6 +60,13 @@ def dummy_hash() -> str:
 def token_expiry_cutoff() -> datetime:
     """A token unused since before this moment has expired (``TOKEN_TTL_DAYS`` of disuse)."""
     return utcnow() - timedelta(days=int(current_app.config.get("TOKEN_TTL_DAYS", TOKEN_TTL_DAYS)))
+
+
+def token_age_cutoff() -> datetime:
+    """A token issued before this moment has expired however often it is used
+    (``TOKEN_MAX_AGE_DAYS``): a copied token does not open a phone's account for ever."""
+    days = int(current_app.config.get("TOKEN_MAX_AGE_DAYS", TOKEN_MAX_AGE_DAYS))
+    return utcnow() - timedelta(days=days)
 
 
 def token_hash(token: str) -> str:
@@ -218,7 +226,8 @@ def current_caller() -> Caller:
             raise ApiError("unauthorized", "this account is deactivated")
         # revoked by nobody = purged for disuse: sign in again, the phone keeps its data
         last_used = row.last_seen_at or row.created_at
-        if row.revoked_at is not None or last_used < token_expiry_cutoff():
+        too_old = row.created_at < token_age_cutoff()
+        if row.revoked_at is not None or last_used < token_expiry_cutoff() or too_old:
             raise ApiError("unauthorized", "the token has expired; sign in again")
         assignment = assignment_of(conn, row.user_id)
     _touch_device(engine, row.id, row.last_seen_at)

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from server import exports, reports, summary
-from server.auth import token_expiry_cutoff
+from server.auth import token_age_cutoff, token_expiry_cutoff
 from server.db import WRITE_OPTION
 from server.models import Device, JobRun, LoginLimit, Region, Snapshot
 from server.periods import week_label
@@ -156,11 +156,13 @@ def sqlite_backup(at: datetime) -> str:
 
 
 def token_purge(at: datetime) -> str:
-    """Revoke device tokens unused for ``TOKEN_TTL_DAYS`` (the API refuses them already) and
-    forget sign-in counters untouched for a day (but an address a user is trusted from)."""
+    """Revoke device tokens unused for ``TOKEN_TTL_DAYS`` or older than ``TOKEN_MAX_AGE_DAYS``
+    (the API refuses them already) and forget sign-in counters untouched for a day (but an
+    address a user is trusted from)."""
     cutoff = token_expiry_cutoff()
     last_used = func.coalesce(Device.last_seen_at, Device.created_at)
-    expiring = [Device.revoked_at.is_(None), Device.id != SERVER_DEVICE, last_used < cutoff]
+    expired = or_(last_used < cutoff, Device.created_at < token_age_cutoff())
+    expiring = [Device.revoked_at.is_(None), Device.id != SERVER_DEVICE, expired]
     revoked = 0
     with _write() as conn:
         candidates = conn.execute(

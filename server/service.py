@@ -152,6 +152,22 @@ def revoke_device(caller: Caller, device_id: str) -> dict[str, Any]:
     return {"device_id": device_id, "revoked": True}
 
 
+def revoke_devices_of(conn: Any, user_id: str, caller: Caller) -> int:
+    """Sign ``user_id`` out of every device but the caller's own: each answers 401
+    ``device_revoked`` from now on. How many were revoked."""
+    return int(
+        conn.execute(
+            update(Device)
+            .where(
+                Device.user_id == user_id,
+                Device.revoked_at.is_(None),
+                Device.id != caller.device_id,
+            )
+            .values(revoked_at=utcnow(), revoked_by=caller.user_id)
+        ).rowcount
+    )
+
+
 def push(caller: Caller, envelope: dict[str, Any]) -> dict[str, Any]:
     """CONTRACT §5: the ops of one request, applied in order and committed before we answer."""
     if envelope["device_id"] != caller.device_id:
