@@ -123,7 +123,7 @@ def reserve_sign_in(conn: Connection, username: str, ip: str) -> bool:
     counters = [(username, ip, PAIR_LIMIT)]
     if trusted is None:
         counters += [(username, "", USERNAME_LIMIT), ("", ip, ADDRESS_LIMIT)]
-    for counter in counters:  # always in this order: two sign-ins never wait for each other
+    for counter in counters:  # always in this order, so two sign-ins never deadlock
         _count(conn, *counter, now)
     return trusted is not None
 
