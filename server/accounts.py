@@ -7,6 +7,7 @@ import uuid
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
+from zxcvbn import zxcvbn
 
 from server.auth import ROLES, hash_password
 from server.models import Assignment as AssignmentRow
@@ -17,6 +18,9 @@ from sync.scope import Assignment
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{2,64}$")
 MIN_PASSWORD = 8
+#: zxcvbn's score: 3 = "safely unguessable", about 10^8 guesses; its frequency lists hold the
+#: common passwords, words and names, and it sees repeats, sequences, dates and keyboard walks
+MIN_PASSWORD_SCORE = 3
 
 
 class AccountError(ValueError):
@@ -40,8 +44,8 @@ def create_user(
         raise AccountError("username: 2-64 letters, digits, '.', '_' or '-'")
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
-    if password_hash is None and len(password) < MIN_PASSWORD:
-        raise AccountError(f"password: at least {MIN_PASSWORD} characters")
+    if password_hash is None:
+        check_password(password, username, name)
     if role != "admin" and not region_ids and not household_ids:
         raise AccountError("a cadre or supervisor needs at least one --region or --household")
     user_id = user_id or str(uuid.uuid4())
@@ -77,6 +81,19 @@ def create_user(
         )
     store().remember_assignment(Assignment.of(region_ids, household_ids))
     return user_id
+
+
+def check_password(password: str, *personal: str) -> None:
+    """Refuse a password that is short, common or easy to guess, or made of ``personal`` words
+    (the username, the name): an online guesser tries those first."""
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"password: at least {MIN_PASSWORD} characters")
+    # zxcvbn reads at most 72 characters (its time grows with the length)
+    if zxcvbn(password[:72], user_inputs=[p for p in personal if p])["score"] < MIN_PASSWORD_SCORE:
+        raise AccountError(
+            "password: too easy to guess (a common password, a pattern, a date or your name);"
+            " use a longer one, e.g. a few words and digits only you would put together"
+        )
 
 
 def _check_targets(conn: Connection, region_ids: list[str], household_ids: list[str]) -> None:

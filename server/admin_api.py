@@ -21,7 +21,7 @@ from sqlalchemy import JSON, String, cast, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from server import service
-from server.accounts import MIN_PASSWORD, AccountError, create_user, reassign
+from server.accounts import MIN_PASSWORD, AccountError, check_password, create_user, reassign
 from server.auth import (
     ROLES,
     Caller,
@@ -47,7 +47,6 @@ from server.roster import (
 from server.roster import MESSAGES as ROSTER_MESSAGES
 from server.schemas import load
 from server.service import mask_phone
-from server.timeutil import utcnow
 from sync.records import id_number_problem, normal_id_number
 from sync.scope import Scope
 
@@ -179,6 +178,7 @@ class UserEdit(_Strict):
 
 class PasswordReset(_Strict):
     password = fields.String(required=True, validate=validate.Length(MIN_PASSWORD, 200))
+    sign_out = fields.Boolean(load_default=True)
 
 
 class AssignmentSet(_Strict):
@@ -746,11 +746,7 @@ def deactivate_user(user_id: str) -> Response:
     with service.store().engine.begin() as conn:
         _user_row(conn, user_id)
         conn.execute(update(User).where(User.id == user_id).values(active=False))
-        revoked = conn.execute(
-            update(Device)
-            .where(Device.user_id == user_id, Device.revoked_at.is_(None))
-            .values(revoked_at=utcnow(), revoked_by=caller.user_id)
-        ).rowcount
+        revoked = service.revoke_devices_of(conn, user_id, caller)
         service.audit(
             conn,
             "user_deactivated",
@@ -776,19 +772,53 @@ def activate_user(user_id: str) -> Response:
 
 @admin.post("/users/<user_id>/password")
 def reset_password(user_id: str) -> Response:
-    """A new password; failed sign-ins are forgiven. Devices already signed in stay so."""
+    """A new password; failed sign-ins are forgiven, and the user is signed out of every
+    device (the old password may be known to someone else) unless ``sign_out`` is false."""
     caller = _admin()
     body = _body(PasswordReset())
     with service.store().engine.begin() as conn:
         row = _user_row(conn, user_id)
+        try:
+            check_password(body["password"], row.username, row.name)
+        except AccountError as exc:
+            raise _invalid("password", str(exc)) from None
         conn.execute(
             update(User)
             .where(User.id == user_id)
             .values(password_hash=hash_password(body["password"]))
         )
         clear_failures(conn, row.username)
-        service.audit(conn, "password_reset", caller.user_id, caller.device_id, "user", user_id)
-    return jsonify({"id": user_id, "password_reset": True})
+        revoked = service.revoke_devices_of(conn, user_id, caller) if body["sign_out"] else 0
+        service.audit(
+            conn,
+            "password_reset",
+            caller.user_id,
+            caller.device_id,
+            "user",
+            user_id,
+            {"devices_revoked": revoked},
+        )
+    return jsonify({"id": user_id, "password_reset": True, "devices_revoked": revoked})
+
+
+@admin.post("/users/<user_id>/sign-out")
+def sign_out_user(user_id: str) -> Response:
+    """Every device of the user answers 401 ``device_revoked`` from now on (a lost phone with
+    an unknown id, a shared password): they sign in again on the phones they still have."""
+    caller = _admin()
+    with service.store().engine.begin() as conn:
+        _user_row(conn, user_id)
+        revoked = service.revoke_devices_of(conn, user_id, caller)
+        service.audit(
+            conn,
+            "user_signed_out",
+            caller.user_id,
+            caller.device_id,
+            "user",
+            user_id,
+            {"devices_revoked": revoked},
+        )
+    return jsonify({"id": user_id, "devices_revoked": revoked})
 
 
 def _reassign(user_id: str, region_ids: list[str], household_ids: list[str], actor: str) -> None:

@@ -7,6 +7,7 @@ registration, and only its SHA-256 is stored, so a copy of the database opens no
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,20 +15,20 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, g, request
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import case, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from server.errors import ApiError
 from server.models import Assignment as AssignmentRow
-from server.models import Device, LoginAttempt, User
+from server.models import Device, LoginLimit, User
 from server.timeutil import utcnow
 from sync.scope import Assignment
 
 ROLES = ("cadre", "supervisor", "admin")
-LOGIN_WINDOW = timedelta(minutes=15)
-LOGIN_FAILURES_PER_USER = 10
-LOGIN_FAILURES_PER_IP = 50
 TOKEN_TTL_DAYS = 180  # the default of ZOUFANG_TOKEN_TTL_DAYS
+TOKEN_MAX_AGE_DAYS = 365  # the default of ZOUFANG_TOKEN_MAX_AGE_DAYS
 
 
 def hasher() -> PasswordHasher:
@@ -61,6 +62,13 @@ def token_expiry_cutoff() -> datetime:
     return utcnow() - timedelta(days=int(current_app.config.get("TOKEN_TTL_DAYS", TOKEN_TTL_DAYS)))
 
 
+def token_age_cutoff() -> datetime:
+    """A token issued before this moment has expired however often it is used
+    (``TOKEN_MAX_AGE_DAYS``): a copied token does not open a phone's account for ever."""
+    days = int(current_app.config.get("TOKEN_MAX_AGE_DAYS", TOKEN_MAX_AGE_DAYS))
+    return utcnow() - timedelta(days=days)
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -81,33 +89,97 @@ class Caller:
     assignment: Assignment
 
 
-def check_login_rate(conn: Connection, username: str, ip: str) -> None:
-    """429 when this username or address failed too often in the last quarter hour."""
-    since = utcnow() - LOGIN_WINDOW
-    by_user = conn.execute(
-        select(func.count())
-        .select_from(LoginAttempt)
-        .where(LoginAttempt.username == username, LoginAttempt.at > since)
-    ).scalar()
-    by_ip = conn.execute(
-        select(func.count())
-        .select_from(LoginAttempt)
-        .where(LoginAttempt.ip == ip, LoginAttempt.at > since)
-    ).scalar()
-    if by_user >= LOGIN_FAILURES_PER_USER or by_ip >= LOGIN_FAILURES_PER_IP:
-        raise ApiError(
-            "rate_limited",
-            "too many failed sign-ins",
-            headers={"Retry-After": str(int(LOGIN_WINDOW.total_seconds()))},
+@dataclass(frozen=True)
+class Limit:
+    """At most ``failures`` failed sign-ins in ``window``; past that, one try per ``spacing``
+    (a slowdown that nobody can turn into a lockout), or none till the window ends."""
+
+    failures: int
+    window: timedelta
+    spacing: timedelta | None = None
+
+
+#: one address guessing one username: that pair waits, and nobody else
+PAIR_LIMIT = Limit(10, timedelta(minutes=15))
+#: one username from every address: a distributed guesser gets a guess a minute
+USERNAME_LIMIT = Limit(30, timedelta(hours=1), timedelta(minutes=1))
+#: one address for every username: a township office behind one NAT stays open, a sprayer slows
+ADDRESS_LIMIT = Limit(100, timedelta(minutes=15), timedelta(seconds=5))
+#: an address a user signed in from skips the username and address limits this long
+TRUSTED_FOR = timedelta(days=30)
+
+
+def reserve_sign_in(conn: Connection, username: str, ip: str) -> bool:
+    """Count this attempt as failed before its password is checked, each counter with one
+    conditional UPDATE, so that parallel guesses cannot all pass one look at the counts
+    (``forgive_sign_in`` takes it back). 429 ``rate_limited`` with Retry-After past a limit.
+    True when ``ip`` is trusted for ``username``: only the pair's limit applies then."""
+    now = utcnow()
+    trusted = conn.execute(
+        select(LoginLimit.username).where(
+            LoginLimit.username == username, LoginLimit.ip == ip, LoginLimit.trusted_until > now
+        )
+    ).first()
+    counters = [(username, ip, PAIR_LIMIT)]
+    if trusted is None:
+        counters += [(username, "", USERNAME_LIMIT), ("", ip, ADDRESS_LIMIT)]
+    for counter in counters:  # always in this order, so two sign-ins never deadlock
+        _count(conn, *counter, now)
+    return trusted is not None
+
+
+def _count(conn: Connection, username: str, ip: str, limit: Limit, now: datetime) -> None:
+    dialect_insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(
+        dialect_insert(LoginLimit)
+        .values(username=username, ip=ip, window_start=now, failures=0, last_at=now)
+        .on_conflict_do_nothing()
+    )
+    row = (LoginLimit.username == username, LoginLimit.ip == ip)
+    expired = LoginLimit.window_start <= now - limit.window
+    allowed = [expired, LoginLimit.failures < limit.failures]
+    if limit.spacing is not None:
+        allowed.append(LoginLimit.last_at <= now - limit.spacing)
+    counted = conn.execute(
+        update(LoginLimit)
+        .where(*row, or_(*allowed))
+        .values(
+            failures=case((expired, 1), else_=LoginLimit.failures + 1),
+            window_start=case((expired, now), else_=LoginLimit.window_start),
+            last_at=now,
+        )
+    ).rowcount
+    if counted:
+        return
+    held = conn.execute(select(LoginLimit.window_start, LoginLimit.last_at).where(*row)).one()
+    until = held.window_start + limit.window
+    if limit.spacing is not None:
+        until = min(until, held.last_at + limit.spacing)
+    wait = max(1, math.ceil((until - now).total_seconds()))
+    raise ApiError("rate_limited", "too many failed sign-ins", headers={"Retry-After": str(wait)})
+
+
+def forgive_sign_in(conn: Connection, username: str, ip: str, trusted: bool) -> None:
+    """The password was right: the attempt counted by ``reserve_sign_in`` is no failure, and
+    this address is trusted for this user from now on."""
+    conn.execute(
+        update(LoginLimit)
+        .where(LoginLimit.username == username, LoginLimit.ip == ip)
+        .values(failures=0, trusted_until=utcnow() + TRUSTED_FOR)
+    )
+    if trusted:
+        return
+    for user_key, ip_key in ((username, ""), ("", ip)):
+        conn.execute(
+            update(LoginLimit)
+            .where(LoginLimit.username == user_key, LoginLimit.ip == ip_key)
+            .values(failures=case((LoginLimit.failures > 0, LoginLimit.failures - 1), else_=0))
         )
 
 
-def record_failure(conn: Connection, username: str, ip: str) -> None:
-    conn.execute(insert(LoginAttempt).values(username=username, ip=ip, at=utcnow()))
-
-
 def clear_failures(conn: Connection, username: str) -> None:
-    conn.execute(delete(LoginAttempt).where(LoginAttempt.username == username))
+    """Forgive every failed sign-in of ``username`` (an admin set a new password)."""
+    conn.execute(update(LoginLimit).where(LoginLimit.username == username).values(failures=0))
 
 
 def assignment_of(conn: Connection, user_id: str) -> Assignment:
@@ -154,7 +226,8 @@ def current_caller() -> Caller:
             raise ApiError("unauthorized", "this account is deactivated")
         # revoked by nobody = purged for disuse: sign in again, the phone keeps its data
         last_used = row.last_seen_at or row.created_at
-        if row.revoked_at is not None or last_used < token_expiry_cutoff():
+        too_old = row.created_at < token_age_cutoff()
+        if row.revoked_at is not None or last_used < token_expiry_cutoff() or too_old:
             raise ApiError("unauthorized", "the token has expired; sign in again")
         assignment = assignment_of(conn, row.user_id)
     _touch_device(engine, row.id, row.last_seen_at)

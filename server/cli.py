@@ -65,6 +65,7 @@ def db_upgrade(revision: str) -> None:
 @click.option("--if-empty", is_flag=True, help="do nothing, successfully, if data exists")
 def seed_demo(households: int, password: str, weeks: int, as_json: bool, if_empty: bool) -> None:
     """A realistic demo county: townships, villages, households, cadres, visits, problems."""
+    from server.accounts import AccountError
     from server.seed import SeedError, seed_demo_county
     from server.upgrade import upgrade
 
@@ -73,6 +74,8 @@ def seed_demo(households: int, password: str, weeks: int, as_json: bool, if_empt
     try:
         with app.app_context():
             summary = seed_demo_county(households=households, password=password, weeks=weeks)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
     except SeedError as exc:
         if if_empty:
             click.echo(f"not seeded: {exc}")

@@ -32,9 +32,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from server import blobs_api, exports, reports, summary
-from server.auth import token_expiry_cutoff
+from server.auth import token_age_cutoff, token_expiry_cutoff
 from server.db import WRITE_OPTION
-from server.models import Device, JobRun, LoginAttempt, Region, Snapshot
+from server.models import Device, JobRun, LoginLimit, Region, Snapshot
 from server.periods import week_label
 from server.service import SERVER_DEVICE, audit, store
 from server.store import dumps
@@ -156,11 +156,13 @@ def sqlite_backup(at: datetime) -> str:
 
 
 def token_purge(at: datetime) -> str:
-    """Revoke device tokens unused for ``TOKEN_TTL_DAYS`` (the API refuses them already) and
-    forget failed sign-ins older than a day."""
+    """Revoke device tokens unused for ``TOKEN_TTL_DAYS`` or older than ``TOKEN_MAX_AGE_DAYS``
+    (the API refuses them already) and forget sign-in counters untouched for a day (but an
+    address a user is trusted from)."""
     cutoff = token_expiry_cutoff()
     last_used = func.coalesce(Device.last_seen_at, Device.created_at)
-    expiring = [Device.revoked_at.is_(None), Device.id != SERVER_DEVICE, last_used < cutoff]
+    expired = or_(last_used < cutoff, Device.created_at < token_age_cutoff())
+    expiring = [Device.revoked_at.is_(None), Device.id != SERVER_DEVICE, expired]
     revoked = 0
     with _write() as conn:
         candidates = conn.execute(
@@ -175,8 +177,9 @@ def token_purge(at: datetime) -> str:
                 revoked += 1
                 details = {"user_id": device.user_id, "last_used": device.last_used.isoformat()}
                 audit(conn, "device_expired", None, None, "device", device.id, details)
+        untrusted = or_(LoginLimit.trusted_until.is_(None), LoginLimit.trusted_until < utcnow())
         forgotten = conn.execute(
-            delete(LoginAttempt).where(LoginAttempt.at < utcnow() - LOGIN_ATTEMPTS_KEPT)
+            delete(LoginLimit).where(LoginLimit.last_at < utcnow() - LOGIN_ATTEMPTS_KEPT, untrusted)
         ).rowcount
     return f"停用 {revoked} 台过期设备, 清理 {forgotten} 条登录失败记录"
 

@@ -243,6 +243,9 @@ class AuditEntry(db.Model):
 
 
 class LoginAttempt(db.Model):
+    """Written by releases before migration 0007 only: kept for a rolling restart (the old
+    release still writes it); drop it in a later migration."""
+
     __tablename__ = "login_attempts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -252,6 +255,20 @@ class LoginAttempt(db.Model):
         Index("ix_login_attempts_username_at", "username", "at"),
         Index("ix_login_attempts_ip_at", "ip", "at"),
     )
+
+
+class LoginLimit(db.Model):
+    """Sign-in attempts counted for one address and username, for one username (``ip`` empty)
+    or for one address (``username`` empty); server/auth.py counts an attempt before its
+    password is checked, and takes it back when the password was right."""
+
+    __tablename__ = "login_limits"
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ip: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    trusted_until: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class JobRun(db.Model):

@@ -669,9 +669,19 @@ ENDPOINTS = [
         "post /api/v1/admin/users/{user_id}/password",
         "admin",
         "重置密码",
-        "A new password; failed sign-ins are forgiven.",
+        "A new password (refused when short, common or easy to guess: 422 with "
+        "details.fields.password); failed sign-ins are forgiven, and every device of the user "
+        "is revoked unless sign_out is false.",
         roles=ADMIN,
         body=PasswordReset,
+    ),
+    Endpoint(
+        "post /api/v1/admin/users/{user_id}/sign-out",
+        "admin",
+        "退出所有设备",
+        "Revoke every device of the user (but the caller's own): each answers 401 "
+        "device_revoked, and the user signs in again.",
+        roles=ADMIN,
     ),
     Endpoint(
         "put /api/v1/admin/users/{user_id}/assignment",

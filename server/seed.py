@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from server.accounts import create_user
+from server.accounts import check_password, create_user
 from server.auth import hash_password
 from server.demo import generate_demo_county
 from server.forms_service import publish_forms
@@ -20,7 +20,9 @@ class SeedError(RuntimeError):
 
 
 def seed_demo_county(households: int, password: str, weeks: int) -> dict[str, Any]:
-    """Seed an empty database; refuse one that already holds regions."""
+    """Seed an empty database; refuse one that already holds regions, or a weak password
+    (a demo left running is a real server with real accounts)."""
+    check_password(password)
     with store().engine.connect() as conn:
         if conn.execute(select(func.count()).select_from(Region)).scalar():
             raise SeedError("the database already holds data; seed-demo only fills an empty one")

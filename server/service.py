@@ -16,14 +16,14 @@ from sqlalchemy import insert, select, update
 from server.auth import (
     Caller,
     assignment_of,
-    check_login_rate,
-    clear_failures,
     dummy_hash,
+    forgive_sign_in,
     new_token,
-    record_failure,
+    reserve_sign_in,
     token_hash,
     verify_password,
 )
+from server.db import WRITE_OPTION
 from server.errors import ApiError
 from server.models import AuditEntry, Device, User
 from server.store import SERVER_DEVICE, SqlStore, dumps
@@ -87,19 +87,20 @@ def audit(
 
 def register_device(username: str, password: str, label: str, ip: str) -> dict[str, Any]:
     """CONTRACT §3: a device and its token for a user who signs in with the right password."""
-    engine_ = store().engine
-    with engine_.begin() as conn:
-        check_login_rate(conn, username, ip)
-        user = conn.execute(select(User).where(User.username == username)).first()
+    engine_, ip = store().engine, ip[:64]
+    with engine_.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():  # committed before the slow hash: the attempt counts already
+            trusted = reserve_sign_in(conn, username, ip)
+            user = conn.execute(select(User).where(User.username == username)).first()
     ok = verify_password(user.password_hash if user else dummy_hash(), password)
     if user is None or not ok or not user.active:
         with engine_.begin() as conn:
-            record_failure(conn, username, ip)
             audit(conn, "login_failed", None, details={"username": username, "ip": ip})
         raise ApiError("unauthorized", "wrong username or password")
     token, device_id, hlc = new_token(), str(uuid.uuid4()), server_hlc()
     with engine_.begin() as conn:
-        clear_failures(conn, username)
+        forgive_sign_in(conn, username, ip, trusted)
         conn.execute(
             insert(Device).values(
                 id=device_id,
@@ -158,6 +159,22 @@ def revoke_device(caller: Caller, device_id: str) -> dict[str, Any]:
             )
             audit(conn, "device_revoked", caller.user_id, caller.device_id, "device", device_id)
     return {"device_id": device_id, "revoked": True}
+
+
+def revoke_devices_of(conn: Any, user_id: str, caller: Caller) -> int:
+    """Sign ``user_id`` out of every device but the caller's own: each answers 401
+    ``device_revoked`` from now on. How many were revoked."""
+    return int(
+        conn.execute(
+            update(Device)
+            .where(
+                Device.user_id == user_id,
+                Device.revoked_at.is_(None),
+                Device.id != caller.device_id,
+            )
+            .values(revoked_at=utcnow(), revoked_by=caller.user_id)
+        ).rowcount
+    )
 
 
 def push(caller: Caller, envelope: dict[str, Any]) -> dict[str, Any]:

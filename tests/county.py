@@ -2,7 +2,7 @@
 
 青山县 → 东河镇 → 上村 (households h1..h3) and 下村 (h4); 西岭镇 → 岭村 (h5).
 Users: cadre_a and cadre_b cover 上村; cadre_c covers 下村 and, by 包保, h5;
-sup_east supervises 东河镇; admin has the county. Every password is "password123".
+sup_east supervises 东河镇; admin has the county. Every password is "qingshan-2026".
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from server.accounts import create_user
 from server.service import create_server_records
 
-PASSWORD = "password123"
+PASSWORD = "qingshan-2026"
 
 
 def uid() -> str:

@@ -347,7 +347,7 @@ def test_users_are_listed_with_phone_numbers_masked(county):
             "/users",
             {
                 "username": "cadre_d",
-                "password": "long-password",
+                "password": "a-long-password",
                 "role": "cadre",
                 "name": "丁",
                 "phone": "13905631299",
@@ -375,7 +375,7 @@ def test_a_user_that_cannot_be_created_is_422(county):
         "/users",
         {
             "username": "cadre_a",
-            "password": "long-password",
+            "password": "a-long-password",
             "role": "cadre",
             "region_ids": [county.regions["upper"]],
         },

@@ -444,6 +444,8 @@ MATRIX = [
           "403",              "403",              "403",              "200"),
     Row("POST",   "/admin/users/<user_id>/password",    two_users,       NEW_PASSWORD,
           "403",              "403",              "403",              "200"),
+    Row("POST",   "/admin/users/<user_id>/sign-out",    two_users,       None,
+          "403",              "403",              "403",              "200"),
     Row("PUT",    "/admin/users/<user_id>/assignment",  two_users,       ASSIGN,
           "403",              "403",              "403",              "200"),
     Row("POST",   "/admin/assignments/transfer",        two_users,       TRANSFER,

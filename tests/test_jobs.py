@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 
 from server.cli import main
 from server.db import db
@@ -31,7 +31,7 @@ from server.jobs import (
     previous_fire_time,
     run_now,
 )
-from server.models import AuditEntry, Device, JobRun, LoginAttempt, Problem, Snapshot
+from server.models import AuditEntry, Device, JobRun, LoginLimit, Problem, Snapshot
 from server.service import store
 from tests.conftest import app_for, sql_engine
 from tests.county import uid
@@ -493,18 +493,28 @@ def test_the_token_lifetime_is_configurable(app, county):
     assert device.client.get("/api/v1/me", headers=device.headers).status_code == 401
 
 
-def test_the_purge_forgets_failed_sign_ins_older_than_a_day(app, county):
+def test_the_purge_forgets_sign_in_counters_untouched_for_a_day(app, county):
     clock = use_clock(app)
     client = app.test_client()
-    wrong = {"username": "cadre_a", "password": "wrong-password"}
-    client.post("/api/v1/devices", json=wrong)
+    client.post("/api/v1/devices", json={"username": "cadre_a", "password": "wrong-password"})
     clock.advance(days=1, minutes=1)
-    client.post("/api/v1/devices", json=wrong)
+    client.post("/api/v1/devices", json={"username": "cadre_b", "password": "wrong-password"})
     with app.app_context():
-        assert run_now("token_purge").message.endswith("清理 1 条登录失败记录")
+        run_now("token_purge")
         with store().engine.connect() as conn:
-            left = conn.execute(select(func.count()).select_from(LoginAttempt)).scalar()
-    assert left == 1
+            left = {tuple(r) for r in conn.execute(select(LoginLimit.username, LoginLimit.ip))}
+    assert left == {("cadre_b", "127.0.0.1"), ("cadre_b", ""), ("", "127.0.0.1")}
+
+
+def test_the_purge_keeps_the_addresses_a_user_is_trusted_from(app, county):
+    clock = use_clock(app)
+    county.device("cadre_a")
+    clock.advance(days=2)
+    with app.app_context():
+        run_now("token_purge")
+        with store().engine.connect() as conn:
+            left = {tuple(r) for r in conn.execute(select(LoginLimit.username, LoginLimit.ip))}
+    assert left == {("cadre_a", "127.0.0.1")}
 
 
 # --- the dashboard API and the command line ------------------------------------------------

@@ -66,7 +66,7 @@ def synced(app, county, caplog):
         ]
     ).get_json()
     assert [r["status"] for r in answer["results"]] == ["conflict", "conflict"]
-    user = {"username": "cadre_d", "password": "password123", "role": "cadre"}
+    user = {"username": "cadre_d", "password": "a-long-password", "role": "cadre"}
     user |= {"phone": USER_PHONE, "region_ids": [county.regions["lower"]]}
     assert (
         admin.client.post("/api/v1/admin/users", json=user, headers=admin.headers).status_code

@@ -346,8 +346,11 @@ async function resetPassword(user) {
   const password = window.prompt(t("m.reset.prompt", { name: user.name || user.username }));
   if (!password) return;
   try {
-    await call(`/admin/users/${user.id}/password`, { method: "POST", body: { password } });
-    toast(t("m.reset.done"));
+    const answer = await call(`/admin/users/${user.id}/password`, {
+      method: "POST",
+      body: { password },
+    });
+    toast(t("m.reset.done", { n: answer.devices_revoked }));
   } catch (error) {
     report(error);
   }

@@ -126,7 +126,7 @@ def test_an_admin_imports_a_roster_and_manages_users_assignments_and_policy(
     page.fill(f"{form} [name=username]", "cadre_d")
     page.fill(f"{form} [name=name]", "丁干部")
     page.select_option(f"{form} [name=role]", "cadre")
-    page.fill(f"{form} [name=password]", "password456")
+    page.fill(f"{form} [name=password]", "a-long-password")
     page.select_option(f"{form} [name=regions]", live.county.regions["ridge"])
     page.click(f"{form} button[type=submit]")
     wait_toast(page, "已创建用户 cadre_d")

@@ -51,7 +51,7 @@ class Phone:
     def sign_in(self, username: str) -> None:
         self.open()
         self.page.get_by_label("用户名").fill(username)
-        self.page.get_by_label("密码").fill("password123")
+        self.page.get_by_label("密码").fill("qingshan-2026")
         before = self.synced_at()
         self.page.get_by_role("button", name="登录").click()
         assert self.next_sync(before) == "ok"
