@@ -15,7 +15,7 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, NamedTuple, TypeVar
 
 from sync.records import id_number_check_digit
@@ -99,9 +99,11 @@ def generate_demo_county(
     seed: int = 7,
     today: date | None = None,
     weeks_of_history: int = 4,
+    now: datetime | None = None,
 ) -> DemoCounty:
     """A realistic county of `households` households with `weeks_of_history` ISO weeks of
-    visits before the week of `today` (default: today in China), plus that week up to today.
+    visits before the week of `today` (default: today in China), plus that week up to `now`
+    (default: the end of `today`): a demo never holds a visit later than the moment it is made.
 
     The same arguments always give the same records: every random choice comes from one
     `random.Random(seed)`, drawn in a fixed order.
@@ -110,7 +112,10 @@ def generate_demo_county(
         raise ValueError(f"households must be between 0 and {MAX_HOUSEHOLDS}")
     if weeks_of_history < 0:
         raise ValueError("weeks_of_history must not be negative")
+    if now is not None:
+        today = now.astimezone(CHINA_TZ).date()
     today = today or datetime.now(CHINA_TZ).date()
+    now = now or datetime.combine(today, time.max, tzinfo=CHINA_TZ)
     rng = random.Random(seed)
 
     regions, villages = _regions(rng, households)
@@ -121,7 +126,7 @@ def generate_demo_county(
     users, cadres_by_household = _users(rng, regions, villages, household_records, today.year)
     schedule = _visit_schedule(rng, household_records, today, weeks_of_history)
     visits, problems = _visits_and_problems(
-        rng, schedule, people_by_household, cadres_by_household, today
+        rng, schedule, people_by_household, cadres_by_household, today, now
     )
     _void_and_correct(rng, visits, problems, people_by_household, household_records)
     measures = _measures(rng, household_records, people_by_household, cadres_by_household, today)
@@ -810,6 +815,7 @@ def _visits_and_problems(
     people_by_household: dict[str, list[dict[str, Any]]],
     cadres_by_household: dict[str, list[str]],
     today: date,
+    now: datetime,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """One visit per scheduled day, and the problems those visits logged."""
     visits = []
@@ -823,7 +829,7 @@ def _visits_and_problems(
             form_id = MONTHLY_FORM
             answers, found = _monthly_answers(rng)
         cadre_ids = cadres_by_household[household["id"]]
-        visit = _visit(rng, day, household, people, cadre_ids, form_id, answers)
+        visit = _visit(rng, day, household, people, cadre_ids, form_id, answers, now)
         visits.append(visit)
         if found is not None:
             problems.append(_problem(rng, visit, day, people, found, today))
@@ -839,8 +845,10 @@ def _visit(
     cadre_ids: list[str],
     form_id: str,
     answers: dict[str, Any],
+    now: datetime,
 ) -> dict[str, Any]:
-    """A visit by one of the household's cadres at a daytime hour, located when at home."""
+    """A visit by one of the household's cadres at a daytime hour, located when at home; a
+    visit of today made before `now` (its daytime hour scaled into the part of today gone)."""
     mode = _pick(rng, _MODES)
     person_ids = [person["id"] for person in people]
     if mode == "home":
@@ -848,11 +856,15 @@ def _visit(
     else:
         people_seen = [rng.choice(person_ids)]
     hour, minute, second = rng.randint(8, 18), rng.randrange(60), rng.randrange(60)
+    moment = datetime.combine(day, time(hour, minute, second), tzinfo=CHINA_TZ)
+    if moment > now:
+        midnight = datetime.combine(day, time(), tzinfo=CHINA_TZ)
+        moment = midnight + (moment - midnight) * ((now - midnight) / timedelta(days=1))
     return {
         "id": _new_id(rng),
         "household_id": household["id"],
         "visitor_id": rng.choice(cadre_ids),
-        "visited_at": f"{day.isoformat()}T{hour:02d}:{minute:02d}:{second:02d}+08:00",
+        "visited_at": moment.replace(microsecond=0).isoformat(),
         "mode": mode,
         "form_id": form_id,
         "form_version": 1,

@@ -13,6 +13,7 @@ from server.demo import generate_demo_county
 from server.forms_service import publish_forms
 from server.models import Region
 from server.service import create_server_records, store
+from server.timeutil import now
 
 
 class SeedError(RuntimeError):
@@ -26,7 +27,7 @@ def seed_demo_county(households: int, password: str, weeks: int) -> dict[str, An
     with store().engine.connect() as conn:
         if conn.execute(select(func.count()).select_from(Region)).scalar():
             raise SeedError("the database already holds data; seed-demo only fills an empty one")
-    county = generate_demo_county(households=households, weeks_of_history=weeks)
+    county = generate_demo_county(households=households, weeks_of_history=weeks, now=now())
     forms_published = publish_forms(actor=None)
     items: list[tuple[str, str, dict[str, Any]]] = []
     items += [("region", r["id"], _without(r, "id")) for r in county.regions]

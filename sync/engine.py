@@ -309,6 +309,7 @@ class _Batch:
         """What the server adds to a visit: who, from where, when it really was, what to review."""
         ctx = self.ctx
         corrects = op.data.get("corrects")
+        original = None
         if corrects is not None:
             original = self.get("visit", corrects)
             if original is None or original.household_id != household.id:
@@ -323,7 +324,13 @@ class _Batch:
             raise _reject("validation_failed", "answers do not fit the form", fields)
         visited_at = parse_offset_datetime(op.data["visited_at"])
         assert visited_at is not None  # checked when the op was parsed
-        effective, corrected = effective_visit_time(visited_at, ctx.device_time, ctx.received_at)
+        kept = _kept_time(original, op.data["visited_at"])
+        if kept is not None:
+            effective, corrected = kept
+        else:
+            effective, corrected = effective_visit_time(
+                visited_at, ctx.device_time, ctx.received_at
+            )
         review = []
         if corrected:
             review.append("clock_corrected")
@@ -481,6 +488,18 @@ def photos_in(answers: dict[str, Any]) -> list[str]:
             if isinstance(item, str) and SHA256.fullmatch(item):
                 found.add(item)
     return sorted(found)
+
+
+def _kept_time(original: Record | None, visited_at: str) -> tuple[datetime, bool] | None:
+    """A correction that keeps the time of the visit it corrects keeps that visit's effective
+    time — and so the week it counted in — however wrong the phone's clock is now (CONTRACT
+    §10). (effective time, whether it was clock-corrected), or None for any other visit."""
+    if original is None or original.data.get("visited_at") != visited_at:
+        return None
+    effective = parse_offset_datetime(original.data.get("visited_at_effective"))
+    if effective is None:
+        return None
+    return effective, "clock_corrected" in (original.data.get("review") or [])
 
 
 def _normal(name: str, value: Any) -> Any:

@@ -525,3 +525,11 @@ def test_counts_match_the_records(county):
 def test_negative_sizes_are_refused(arguments):
     with pytest.raises(ValueError):
         generate_demo_county(today=TODAY, **arguments)
+
+
+def test_no_visit_is_later_than_the_moment_the_demo_is_made():
+    """Seeded at 09:30 on a Wednesday, the demo holds no visit of 09:31 that day."""
+    now = datetime(2026, 11, 25, 9, 30, tzinfo=CHINA)
+    county = generate_demo_county(households=300, now=now)
+    assert max(visit_time(visit) for visit in county.visits) <= now
+    assert any(visit_time(visit).date() == now.date() for visit in county.visits)

@@ -123,6 +123,26 @@ def test_a_correction_that_moves_a_visit_to_another_week_moves_the_household(any
     assert figures(coverage(app, "2026-W48", upper, as_of=before))[1] == 1
 
 
+def test_a_correction_that_keeps_the_time_keeps_the_visits_week_whatever_the_clock_now(
+    any_county, cadre_a
+):
+    """A W47 visit corrected in W48 (入户 → 电话) from a phone whose clock has since jumped
+    two days: the correction keeps the visit's time, so W47 keeps the household."""
+    app, h, upper = any_county.app, any_county.households, any_county.regions["upper"]
+    original = visit(cadre_a, h["h1"], "2026-11-18T10:00:00+08:00")
+    push(app, cadre_a, "2026-11-18T18:00:00+08:00", [original])
+    correction = visit(
+        cadre_a, h["h1"], "2026-11-18T10:00:00+08:00", mode="phone", corrects=original["id"]
+    )
+    set_clock(app, "2026-11-25T09:00:00+08:00")
+    response = cadre_a.push([correction], device_time="2026-11-27T09:00:00+08:00")
+    assert response.get_json()["results"][0]["status"] == "applied"
+    assert figures(coverage(app, W47, upper))[1] == 1
+    assert figures(coverage(app, "2026-W48", upper))[1] == 0
+    (stored,) = [r for r in cadre_a.pull_all() if r["id"] == correction["id"]]
+    assert stored["data"]["visited_at_effective"] == "2026-11-18T10:00:00+08:00"
+
+
 def test_a_phone_clock_at_1970_lands_its_visit_in_the_week_the_server_received_it(
     any_county, cadre_a
 ):

@@ -376,6 +376,7 @@ def test_visits_are_corrected_and_voided_and_problems_move_on_as_new_ops(live, b
     phone.record_visit("户主1")
     phone.record_visit("户主1")
     card = phone.household("户主1")
+    phone.page.wait_for_timeout(1100)  # so that "now" is not the visit's time to the second
     card.get_by_role("link", name="更正").first.click()
     phone.page.get_by_text("电话", exact=True).click()
     phone.page.get_by_role("button", name="保存").click()
@@ -393,11 +394,14 @@ def test_visits_are_corrected_and_voided_and_problems_move_on_as_new_ops(live, b
     assert phone.sync().startswith("已上传 6 条")
 
     with live.app.app_context():
-        visits = [json.loads(v.data) for v in db.session.scalars(select(Visit))]
+        stored = {v.id: json.loads(v.data) for v in db.session.scalars(select(Visit))}
         problem = json.loads(db.session.scalars(select(Problem)).one().data)
+    visits = list(stored.values())
     corrections = [v for v in visits if v["corrects"]]
     assert len(visits) == 3 and len(corrections) == 1
     assert corrections[0]["mode"] == "phone"
+    # the correction keeps the time of the visit it corrects (CONTRACT §10)
+    assert corrections[0]["visited_at"] == stored[corrections[0]["corrects"]]["visited_at"]
     assert [v["void_reason"] for v in visits if v["voided"]] == ["重复录入"]
     assert problem["status"] == "in_progress"
     assert phone.errors == []

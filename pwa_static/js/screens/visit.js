@@ -50,7 +50,8 @@ export async function render(ctx, [householdId], query) {
     if (showErrors(fields.rows, errors)) return;
     const visit = {
       household_id: householdId,
-      visited_at: localIso(),
+      // a correction keeps the time of the visit it corrects (CONTRACT §10)
+      visited_at: original?.visited_at ?? localIso(),
       mode: state.mode,
       ...(form && { form_id: form.form_id, form_version: form.version, answers }),
       people_seen: [...state.seen],
