@@ -719,10 +719,12 @@ def users() -> Response:
                 .group_by(Device.user_id)
             ).all()
         )
+    every_household = [h for given in assignments.values() for h in given["household"]]
+    villages = {} if administers.everything else service.store().household_villages(every_household)
     items = []
     for row in rows:
         given = assignments.get(row.id, {"region": [], "household": []})
-        if not administers.user(Assignment.of(given["region"], given["household"])):
+        if not administers.user(Assignment.of(given["region"], given["household"]), villages):
             continue
         items.append(
             {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -80,12 +80,14 @@ class Administration:
     def household(self, village_id: str | None, household_id: str | None) -> bool:
         return self.scope.holds(village_id, household_id)
 
-    def user(self, assignment: Assignment) -> bool:
+    def user(self, assignment: Assignment, villages: Mapping[str, str] | None = None) -> bool:
         """Every region and household of the user's assignment is the admin's: no admin
-        reaches a user who also works elsewhere, nor gives anyone more than they hold."""
+        reaches a user who also works elsewhere, nor gives anyone more than they hold.
+        ``villages``: household → village for the assignment's households, if known."""
         if self.everything:
             return True
-        villages = store().household_villages(assignment.household_ids)
+        if villages is None:
+            villages = store().household_villages(assignment.household_ids)
         return all(self.region(r) for r in assignment.region_ids) and all(
             self.household(villages.get(h), h) for h in assignment.household_ids
         )
