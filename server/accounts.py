@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 from zxcvbn import zxcvbn
 
-from server.auth import ROLES, hash_password
+from server.auth import ROLES, assignment_of, hash_password
 from server.models import Assignment as AssignmentRow
 from server.models import Household, Region, User
 from server.service import audit, store
@@ -135,3 +137,26 @@ def reassign(
             details={"region_ids": region_ids, "household_ids": household_ids},
         )
     store().remember_assignment(Assignment.of(region_ids, household_ids))
+
+
+def _counties(conn: Connection) -> set[str]:
+    return set(
+        conn.execute(select(Region.id).where(Region.parent_id.is_(None), ~Region.deleted)).scalars()
+    )
+
+
+@contextmanager
+def global_admins_keep_every_county(actor: str | None) -> Iterator[None]:
+    """A county created in the block is added to every admin who had every county before, so
+    that an admin of the whole server stays one (CONTRACT §3) when the server grows."""
+    with store().engine.connect() as conn:
+        before = _counties(conn)
+        admins = conn.execute(select(User.id).where(User.role == "admin")).scalars().all()
+        held = {a: assignment_of(conn, a) for a in admins}
+    yield
+    with store().engine.connect() as conn:
+        added = _counties(conn) - before
+    for admin_id, given in held.items():
+        if added and before <= set(given.region_ids):
+            regions = sorted(set(given.region_ids) | added)
+            reassign(admin_id, regions, list(given.household_ids), actor)

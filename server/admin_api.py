@@ -3,9 +3,13 @@ people, the roster import, users and their 包保 assignments, devices, the visi
 the published form versions.
 
 Admins only, except that a supervisor may read the regions, households and people of their
-own regions. Every change is audited. Synced records change the way phones see them change:
-households and people through the sync engine (service.server_update), regions by a new
-version of the record; either way the next pull brings them.
+own regions. An admin administers the regions assigned to them and what lies below (one rule,
+service.administration, asked by every route): outside them a region, household, person, user
+or device answers 404 as if it did not exist; server-wide settings (new counties, the visit
+policy, running jobs) are for an admin of every county. Every change is audited. Synced
+records change the way phones see them change: households and people through the sync engine
+(service.server_update), regions by a new version of the record; either way the next pull
+brings them.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ from sqlalchemy import JSON, String, cast, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from server import service
-from server.accounts import MIN_PASSWORD, AccountError, check_password, create_user, reassign
+from server.accounts import (
+    MIN_PASSWORD,
+    AccountError,
+    check_password,
+    create_user,
+    global_admins_keep_every_county,
+    reassign,
+)
 from server.auth import (
     ROLES,
     Caller,
@@ -35,8 +46,8 @@ from server.errors import ApiError, wants_english
 from server.models import Assignment as AssignmentRow
 from server.models import Device, Form, Household, Person, Region, User
 from server.request_checks import checked_json
+from server.roster import MESSAGES as ROSTER_MESSAGES
 from server.roster import (
-    EVERYTHING,
     RosterRejected,
     check_visit_policy,
     derive_visit_policy,
@@ -44,11 +55,10 @@ from server.roster import (
     save_visit_policy,
     visit_policy,
 )
-from server.roster import MESSAGES as ROSTER_MESSAGES
 from server.schemas import load
-from server.service import mask_phone
+from server.service import Administration, mask_phone
 from sync.records import id_number_problem, normal_id_number
-from sync.scope import Scope
+from sync.scope import Assignment, Scope
 
 admin = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 
@@ -68,13 +78,25 @@ def _admin() -> Caller:
     return caller
 
 
+def _administrator() -> tuple[Caller, Administration]:
+    """An admin, and what they administer."""
+    caller = _admin()
+    return caller, service.administration(caller)
+
+
+def _everything() -> Caller:
+    """An admin of every county: server-wide settings are theirs alone."""
+    caller, administers = _administrator()
+    if not administers.everything:
+        raise ApiError("forbidden", "only an admin of every county may change this")
+    return caller
+
+
 def _reader() -> tuple[Caller, Scope]:
-    """An admin (sees everything) or a supervisor (sees their regions)."""
+    """An admin or a supervisor, and the households and regions they see: their regions."""
     caller = current_caller()
     require_role(caller, "admin", "supervisor")
-    if caller.role == "admin":
-        return caller, EVERYTHING
-    return caller, service.scope_of(caller.assignment)
+    return caller, service.administration(caller).scope
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -245,11 +267,13 @@ def regions() -> Response:
 
 @admin.post("/regions")
 def create_region() -> tuple[Response, int]:
-    caller = _admin()
+    """A township or village under a region the admin administers; a county (a new top-level
+    region) only by an admin of every county, who all keep every county."""
+    caller, administers = _administrator()
     body = _body(RegionCreate())
     with service.store().engine.connect() as conn:
         rows = _region_rows(conn)
-    levels = {r.id: r.level for r in rows}
+    levels = {r.id: r.level for r in rows if administers.region(r.id)}
     parent = body["parent_id"]
     wanted = PARENT_LEVEL[body["level"]]
     if (parent is None) != (wanted is None) or (
@@ -257,10 +281,15 @@ def create_region() -> tuple[Response, int]:
     ):
         message = f"a {body['level']} needs " + (f"a {wanted} as parent" if wanted else "no parent")
         raise _invalid("parent_id", message)
+    if parent is None and not administers.everything:
+        raise ApiError("forbidden", "only an admin of every county may add a county")
     _same_name_check(rows, parent, body["name"], None)
     region_id = str(uuid.uuid4())
     data = {"parent_id": parent, "level": body["level"], "name": body["name"], "code": body["code"]}
-    service.create_server_records([("region", region_id, data)], caller.user_id, "region_created")
+    with global_admins_keep_every_county(caller.user_id):
+        service.create_server_records(
+            [("region", region_id, data)], caller.user_id, "region_created"
+        )
     _audit(caller, "region_created", "region", region_id, name=body["name"], level=body["level"])
     return jsonify(_region(region_id)), 201
 
@@ -281,10 +310,12 @@ def _region(region_id: str) -> dict[str, Any]:
 @admin.patch("/regions/<region_id>")
 def edit_region(region_id: str) -> Response:
     """Rename a region (or change its code): a new version of the record, pulled by phones."""
-    caller = _admin()
+    caller, administers = _administrator()
     body = _body(RegionEdit())
     if not body:
         raise _invalid("_body", "nothing to change")
+    if not administers.region(region_id):
+        raise ApiError("not_found", "no such region")
     with service.store().write() as txn:
         record = txn.records("region", [region_id]).get(region_id)
         if record is None or record.deleted:
@@ -456,7 +487,7 @@ def household(household_id: str) -> Response:
 
 @admin.post("/households")
 def create_household() -> tuple[Response, int]:
-    caller = _admin()
+    caller, administers = _administrator()
     body = _body(HouseholdCreate())
     with service.store().engine.connect() as conn:
         village = conn.execute(
@@ -465,7 +496,7 @@ def create_household() -> tuple[Response, int]:
             )
         ).first()
         taken = conn.execute(select(Household.id).where(Household.code == body["code"])).first()
-    if village is None:
+    if village is None or not administers.region(village.id):
         raise _invalid("village_id", "no such village")
     if taken is not None:
         raise ApiError("conflict", f"a household with code {body['code']} exists")
@@ -482,27 +513,37 @@ def create_household() -> tuple[Response, int]:
         [("household", household_id, data)], caller.user_id, "household_created"
     )
     _audit(caller, "household_created", "household", household_id, code=body["code"])
-    return jsonify(_household_detail(household_id, caller, EVERYTHING)), 201
+    return jsonify(_household_detail(household_id, caller, administers.scope)), 201
+
+
+def _administered_household(household_id: str) -> tuple[Caller, Scope]:
+    """An admin and their scope, when it holds the household; 404 as for none otherwise."""
+    caller, administers = _administrator()
+    with service.store().engine.connect() as conn:
+        village_id = conn.execute(
+            select(Household.village_id).where(Household.id == household_id, ~Household.deleted)
+        ).scalar()
+    if not administers.household(village_id, household_id):
+        raise ApiError("not_found", "no such household")
+    return caller, administers.scope
 
 
 @admin.patch("/households/<household_id>")
 def edit_household(household_id: str) -> Response:
-    caller = _admin()
+    caller, scope = _administered_household(household_id)
     body = _body(HouseholdEdit())
-    service.server_update(caller.user_id, EVERYTHING, "household", household_id, body)
+    service.server_update(caller.user_id, scope, "household", household_id, body)
     _audit(caller, "household_edited", "household", household_id, fields=sorted(body))
-    return jsonify(_household_detail(household_id, caller, EVERYTHING))
+    return jsonify(_household_detail(household_id, caller, scope))
 
 
 @admin.post("/households/<household_id>/archive")
 def archive_household(household_id: str) -> Response:
     """Archived households are no longer due; their visits and problems stay."""
-    caller = _admin()
-    service.server_update(
-        caller.user_id, EVERYTHING, "household", household_id, {"status": "archived"}
-    )
+    caller, scope = _administered_household(household_id)
+    service.server_update(caller.user_id, scope, "household", household_id, {"status": "archived"})
     _audit(caller, "household_archived", "household", household_id)
-    return jsonify(_household_detail(household_id, caller, EVERYTHING))
+    return jsonify(_household_detail(household_id, caller, scope))
 
 
 def _check_person(body: dict[str, Any], household_id: str, person_id: str | None) -> None:
@@ -533,36 +574,35 @@ def _check_person(body: dict[str, Any], household_id: str, person_id: str | None
 
 @admin.post("/households/<household_id>/people")
 def add_person(household_id: str) -> tuple[Response, int]:
-    caller = _admin()
+    caller, scope = _administered_household(household_id)
     body = _body(PersonCreate())
-    _household_detail(household_id, caller, EVERYTHING)  # 404 for an unknown household
     _check_person(body, household_id, None)
     person_id = str(uuid.uuid4())
     data = {"household_id": household_id, **body}
-    service.server_update(caller.user_id, EVERYTHING, "person", person_id, data, action="create")
+    service.server_update(caller.user_id, scope, "person", person_id, data, action="create")
     _audit(caller, "person_added", "person", person_id, household_id=household_id)
-    return jsonify(_person(person_id)), 201
+    return jsonify(_person(person_id, scope)), 201
 
 
 @admin.patch("/people/<person_id>")
 def edit_person(person_id: str) -> Response:
-    caller = _admin()
+    caller, administers = _administrator()
     body = _body(PersonEdit())
-    found = _person(person_id)
+    found = _person(person_id, administers.scope)
     _check_person(body, found["household_id"], person_id)
-    service.server_update(caller.user_id, EVERYTHING, "person", person_id, body)
+    service.server_update(caller.user_id, administers.scope, "person", person_id, body)
     _audit(caller, "person_edited", "person", person_id, fields=sorted(body))
-    return jsonify(_person(person_id))
+    return jsonify(_person(person_id, administers.scope))
 
 
-def _person(person_id: str) -> dict[str, Any]:
+def _person(person_id: str, scope: Scope) -> dict[str, Any]:
     with service.store().engine.connect() as conn:
         row = conn.execute(
-            select(Person.id, Person.version, Person.data).where(
-                Person.id == person_id, ~Person.deleted
-            )
+            select(
+                Person.id, Person.version, Person.data, Person.village_id, Person.household_id
+            ).where(Person.id == person_id, ~Person.deleted)
         ).first()
-    if row is None:
+    if row is None or not scope.holds(row.village_id, row.household_id):
         raise ApiError("not_found", "no such person")
     return {"id": row.id, "version": row.version, **json.loads(row.data)}
 
@@ -580,8 +620,9 @@ def _flag(name: str) -> bool:
 @admin.post("/roster")
 def roster() -> Response:
     """Import a roster (multipart field ``file``), all rows or none; ``?dry_run=true`` checks
-    and counts without writing. Errors: 422 with every bad row in ``details.errors``."""
-    caller = _admin()
+    and counts without writing. Errors: 422 with every bad row in ``details.errors``; a row
+    of a village outside the admin's regions is one of them."""
+    caller, administers = _administrator()
     request.max_content_length = current_app.config.get("ROSTER_MAX_BYTES", ROSTER_MAX_BYTES)
     dry_run = _flag("dry_run")
     upload = request.files.get("file")
@@ -590,13 +631,15 @@ def roster() -> Response:
     county = request.form.get("county") or request.args.get("county") or None
     english = wants_english()
     try:
-        summary = import_roster(
-            upload.read(),
-            actor=caller.user_id,
-            county=county,
-            dry_run=dry_run,
-            source=upload.filename or "",
-        )
+        with global_admins_keep_every_county(caller.user_id):
+            summary = import_roster(
+                upload.read(),
+                actor=caller.user_id,
+                county=county,
+                dry_run=dry_run,
+                source=upload.filename or "",
+                within=administers,
+            )
     except RosterRejected as exc:
         by_row: dict[str, list[str]] = {}
         for issue in exc.errors:
@@ -618,11 +661,20 @@ def roster() -> Response:
 # --- users and 包保 assignments --------------------------------------------------------------
 
 
-def _user_row(conn: Connection, user_id: str) -> Any:
+def _user_row(conn: Connection, administers: Administration, user_id: str) -> Any:
+    """The user, when the admin administers their whole assignment; 404 as for none else."""
     row = conn.execute(select(User).where(User.id == user_id)).first()
-    if row is None:
+    if row is None or not administers.user(assignment_of(conn, user_id)):
         raise ApiError("not_found", "no such user")
     return row
+
+
+def _check_given(
+    administers: Administration, region_ids: list[str], household_ids: list[str]
+) -> None:
+    """No admin gives a user a region or household they do not administer themselves."""
+    if not administers.user(Assignment.of(region_ids, household_ids)):
+        raise ApiError("forbidden", "you may assign only regions and households you administer")
 
 
 def _user_json(row: Any, conn: Connection, masked: bool) -> dict[str, Any]:
@@ -642,8 +694,9 @@ def _user_json(row: Any, conn: Connection, masked: bool) -> dict[str, Any]:
 
 @admin.get("/users")
 def users() -> Response:
-    """Every user (filters: role, active, q on username and name), phone numbers masked."""
-    _admin()
+    """Every user the admin administers (filters: role, active, q on username and name),
+    phone numbers masked."""
+    _caller, administers = _administrator()
     query = select(User).order_by(User.username)
     if role := request.args.get("role"):
         query = query.where(User.role == role)
@@ -667,9 +720,13 @@ def users() -> Response:
                 .group_by(Device.user_id)
             ).all()
         )
+    every_household = [h for given in assignments.values() for h in given["household"]]
+    villages = {} if administers.everything else service.store().household_villages(every_household)
     items = []
     for row in rows:
         given = assignments.get(row.id, {"region": [], "household": []})
+        if not administers.user(Assignment.of(given["region"], given["household"]), villages):
+            continue
         items.append(
             {
                 "id": row.id,
@@ -688,8 +745,9 @@ def users() -> Response:
 
 @admin.post("/users")
 def add_user() -> tuple[Response, int]:
-    caller = _admin()
+    caller, administers = _administrator()
     body = _body(UserCreate())
+    _check_given(administers, body["region_ids"], body["household_ids"])
     try:
         user_id = create_user(
             body["username"],
@@ -705,46 +763,47 @@ def add_user() -> tuple[Response, int]:
         field = str(exc).split(":")[0] if ":" in str(exc) else "_body"
         raise _invalid(field, str(exc)) from None
     with service.store().engine.connect() as conn:
-        return jsonify(_user_json(_user_row(conn, user_id), conn, masked=False)), 201
+        return jsonify(_user_json(_user_row(conn, administers, user_id), conn, masked=False)), 201
 
 
 @admin.get("/users/<user_id>")
 def user(user_id: str) -> Response:
-    _admin()
+    _caller, administers = _administrator()
     with service.store().engine.connect() as conn:
-        out = _user_json(_user_row(conn, user_id), conn, masked=False)
+        out = _user_json(_user_row(conn, administers, user_id), conn, masked=False)
         out["devices"] = [_device_json(d) for d in conn.execute(_devices_query(user_id))]
     return jsonify(out)
 
 
 @admin.patch("/users/<user_id>")
 def edit_user(user_id: str) -> Response:
-    """Name, phone or role. An admin cannot take their own admin role away."""
-    caller = _admin()
+    """Name, phone or role. An admin cannot take their own admin role away; the admins they
+    make administer no more than they do (the user's assignment lies within theirs)."""
+    caller, administers = _administrator()
     body = _body(UserEdit())
     if not body:
         raise _invalid("_body", "nothing to change")
     if user_id == caller.user_id and body.get("role", "admin") != "admin":
         raise ApiError("conflict", "you cannot change your own role")
     with service.store().engine.begin() as conn:
-        _user_row(conn, user_id)
+        _user_row(conn, administers, user_id)
         conn.execute(update(User).where(User.id == user_id).values(**body))
         changed = {"fields": sorted(body), **({"role": body["role"]} if "role" in body else {})}
         service.audit(
             conn, "user_edited", caller.user_id, caller.device_id, "user", user_id, changed
         )
-        return jsonify(_user_json(_user_row(conn, user_id), conn, masked=False))
+        return jsonify(_user_json(_user_row(conn, administers, user_id), conn, masked=False))
 
 
 @admin.post("/users/<user_id>/deactivate")
 def deactivate_user(user_id: str) -> Response:
     """The user can sign in no more, and every device of theirs is revoked (the PWA then
     offers to export what was not sent, and wipes its data)."""
-    caller = _admin()
+    caller, administers = _administrator()
     if user_id == caller.user_id:
         raise ApiError("conflict", "you cannot deactivate yourself")
     with service.store().engine.begin() as conn:
-        _user_row(conn, user_id)
+        _user_row(conn, administers, user_id)
         conn.execute(update(User).where(User.id == user_id).values(active=False))
         revoked = service.revoke_devices_of(conn, user_id, caller)
         service.audit(
@@ -756,28 +815,28 @@ def deactivate_user(user_id: str) -> Response:
             user_id,
             {"devices_revoked": revoked},
         )
-        out = _user_json(_user_row(conn, user_id), conn, masked=False)
+        out = _user_json(_user_row(conn, administers, user_id), conn, masked=False)
     return jsonify({**out, "devices_revoked": revoked})
 
 
 @admin.post("/users/<user_id>/activate")
 def activate_user(user_id: str) -> Response:
-    caller = _admin()
+    caller, administers = _administrator()
     with service.store().engine.begin() as conn:
-        _user_row(conn, user_id)
+        _user_row(conn, administers, user_id)
         conn.execute(update(User).where(User.id == user_id).values(active=True))
         service.audit(conn, "user_activated", caller.user_id, caller.device_id, "user", user_id)
-        return jsonify(_user_json(_user_row(conn, user_id), conn, masked=False))
+        return jsonify(_user_json(_user_row(conn, administers, user_id), conn, masked=False))
 
 
 @admin.post("/users/<user_id>/password")
 def reset_password(user_id: str) -> Response:
     """A new password; failed sign-ins are forgiven, and the user is signed out of every
     device (the old password may be known to someone else) unless ``sign_out`` is false."""
-    caller = _admin()
+    caller, administers = _administrator()
     body = _body(PasswordReset())
     with service.store().engine.begin() as conn:
-        row = _user_row(conn, user_id)
+        row = _user_row(conn, administers, user_id)
         try:
             check_password(body["password"], row.username, row.name)
         except AccountError as exc:
@@ -805,9 +864,9 @@ def reset_password(user_id: str) -> Response:
 def sign_out_user(user_id: str) -> Response:
     """Every device of the user answers 401 ``device_revoked`` from now on (a lost phone with
     an unknown id, a shared password): they sign in again on the phones they still have."""
-    caller = _admin()
+    caller, administers = _administrator()
     with service.store().engine.begin() as conn:
-        _user_row(conn, user_id)
+        _user_row(conn, administers, user_id)
         revoked = service.revoke_devices_of(conn, user_id, caller)
         service.audit(
             conn,
@@ -836,11 +895,14 @@ def _reassign(user_id: str, region_ids: list[str], household_ids: list[str], act
 def set_assignment(user_id: str) -> Response:
     """包保: the regions (villages, a township…) and households a user covers. Their devices
     receive what enters and a delete for what leaves on their next pull."""
-    caller = _admin()
+    caller, administers = _administrator()
     body = _body(AssignmentSet())
+    with service.store().engine.connect() as conn:
+        _user_row(conn, administers, user_id)
+    _check_given(administers, body["region_ids"], body["household_ids"])
     _reassign(user_id, body["region_ids"], body["household_ids"], caller.user_id)
     with service.store().engine.connect() as conn:
-        return jsonify(_user_json(_user_row(conn, user_id), conn, masked=False))
+        return jsonify(_user_json(_user_row(conn, administers, user_id), conn, masked=False))
 
 
 @admin.post("/assignments/transfer")
@@ -850,12 +912,13 @@ def transfer_assignments() -> Response:
     Two steps, in the safe order: ``to_user`` gets the union first, then ``from_user`` is
     emptied; a failure between them leaves households covered twice, never uncovered.
     """
-    caller = _admin()
+    caller, administers = _administrator()
     body = _body(Transfer())
     if body["from_user"] == body["to_user"]:
         raise _invalid("to_user", "must be another user than from_user")
     with service.store().engine.connect() as conn:
-        source, target = _user_row(conn, body["from_user"]), _user_row(conn, body["to_user"])
+        source = _user_row(conn, administers, body["from_user"])
+        target = _user_row(conn, administers, body["to_user"])
         given, held = assignment_of(conn, source.id), assignment_of(conn, target.id)
     if not target.active:
         raise _invalid("to_user", "this user is deactivated")
@@ -924,11 +987,12 @@ def _device_json(row: Any) -> dict[str, Any]:
 
 @admin.get("/devices")
 def devices() -> Response:
-    """Every registered device, last seen first (filter: user_id)."""
-    _admin()
+    """Every device of the users the admin administers, last seen first (filter: user_id)."""
+    _caller, administers = _administrator()
     with service.store().engine.connect() as conn:
         rows = conn.execute(_devices_query(request.args.get("user_id"))).all()
-    return jsonify({"devices": [_device_json(r) for r in rows]})
+        owners = {u: administers.user(assignment_of(conn, u)) for u in {r.user_id for r in rows}}
+    return jsonify({"devices": [_device_json(r) for r in rows if owners[r.user_id]]})
 
 
 @admin.post("/devices/<device_id>/revoke")
@@ -942,12 +1006,16 @@ def revoke_device(device_id: str) -> Response:
 
 @admin.get("/visit-policy")
 def get_visit_policy() -> Response:
-    """The policy in force, and the categories households have, with their counts."""
-    _admin()
+    """The policy in force (server-wide), and the categories of the admin's households, with
+    their counts."""
+    _caller, administers = _administrator()
+    conditions = [~Household.deleted]
+    if (visible := _in_scope(administers.scope)) is not None:
+        conditions.append(visible)
     with service.store().engine.connect() as conn:
         rows = conn.execute(
             select(Household.category, func.count())
-            .where(~Household.deleted)
+            .where(*conditions)
             .group_by(Household.category)
             .order_by(Household.category)
         ).all()
@@ -966,8 +1034,9 @@ def get_visit_policy() -> Response:
 @admin.put("/visit-policy")
 def put_visit_policy() -> Response:
     """Replace the policy (``flagged``, ``categories``, ``default``); every active household's
-    visit_policy is derived anew by it, in the same transaction."""
-    caller = _admin()
+    visit_policy is derived anew by it, in the same transaction. Server-wide: an admin of every
+    county's."""
+    caller = _everything()
     request.max_content_length = BODY_MAX_BYTES
     payload = checked_json(request.get_json(silent=True))
     try:

@@ -207,6 +207,7 @@ def import_roster(file: str, county: str | None, dry_run: bool) -> None:
     import os
     from pathlib import Path
 
+    from server.accounts import global_admins_keep_every_county
     from server.roster import RosterRejected, summary_text
     from server.roster import import_roster as run_import
     from server.upgrade import upgrade
@@ -217,7 +218,7 @@ def import_roster(file: str, county: str | None, dry_run: bool) -> None:
     app = _app()
     upgrade(app)
     try:
-        with app.app_context():
+        with app.app_context(), global_admins_keep_every_county(None):
             summary = run_import(
                 path.read_bytes(), county=county, dry_run=dry_run, source=path.name
             )

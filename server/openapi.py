@@ -524,7 +524,8 @@ ENDPOINTS = [
         "post /api/v1/admin/regions",
         "admin",
         "新建区划",
-        "A township under the county or a village under a township.",
+        "A township under a county or a village under a township, within the admin's regions; "
+        "a county only by an admin of every county.",
         (409,),
         roles=ADMIN,
         body=RegionCreate,
@@ -629,7 +630,7 @@ ENDPOINTS = [
         "post /api/v1/admin/users",
         "admin",
         "新建用户",
-        "A user scoped to regions and households.",
+        "A user scoped to regions and households, within the admin's own.",
         roles=ADMIN,
         body=UserCreate,
         status=201,
@@ -728,7 +729,7 @@ ENDPOINTS = [
         "admin",
         "设置走访频次",
         "Replace the visit policy; every active household's visit_policy is derived anew in "
-        "the same transaction.",
+        "the same transaction. Server-wide: an admin of every county only.",
         roles=ADMIN,
         body="VisitPolicy",
     ),
@@ -750,7 +751,8 @@ ENDPOINTS = [
         "post /api/v1/admin/jobs/{name}/run",
         "jobs",
         "立即运行任务",
-        "Run a job now, in this request; 409 while it runs elsewhere.",
+        "Run a job now, in this request; 409 while it runs elsewhere. An admin of every "
+        "county only.",
         (409,),
         roles=ADMIN,
     ),

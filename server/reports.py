@@ -1074,13 +1074,14 @@ def user_names(conn: Connection, user_ids: Iterable[str | None]) -> dict[str, st
 
 def report_scope(caller: Caller, region_id: str) -> Scope | None:
     """The households a caller's report on ``region_id`` may show: None for all of them
-    (admins; supervisors inside their assignment), the cadre's own households for a cadre.
-    404 for an unknown region, 403 for a region outside the caller's assignment."""
+    (supervisors and admins inside their assignment), the cadre's own households for a cadre.
+    404 for an unknown region, 403 for a region outside the caller's assignment: an admin of
+    one county reports on that county only (CONTRACT §3)."""
     with service.store().report() as conn:
         regions = Regions.load(conn)
     regions.get(region_id)
     scope = service.scope_of(caller.assignment)
-    if caller.role == "admin" or scope.everything:
+    if scope.everything:
         return None
     if caller.role == "cadre":
         if region_id not in scope.region_ids:

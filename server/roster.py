@@ -31,7 +31,14 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from server.models import Household, Person, Region
-from server.service import SERVER_DEVICE, audit, mask_id_number, server_hlc, store
+from server.service import (
+    SERVER_DEVICE,
+    Administration,
+    audit,
+    mask_id_number,
+    server_hlc,
+    store,
+)
 from server.store import SqlTxn, read_setting, write_setting
 from server.timeutil import now
 from sync import engine
@@ -160,6 +167,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "household_moved": (
         "户编码 {code} 已登记在 {place}，导入不能迁移农户",
         "household {code} is registered in {place}; an import does not move households",
+    ),
+    "outside_regions": (
+        "{place} 不在您管理的区划内",
+        "{place} is outside the regions you administer",
+    ),
+    "household_elsewhere": (
+        "户编码 {code} 已登记在您管理的区划以外",
+        "household {code} is registered outside the regions you administer",
     ),
     "no_county": (
         "系统中还没有县级区划，请指定县名（--county）",
@@ -622,8 +637,14 @@ class _Planner:
     """Matches the roster against the database (docs/admin.md, "Matching") and lists the
     records to create and the fields to change."""
 
-    def __init__(self, conn: Connection, roster: Roster, policy: dict[str, Any]) -> None:
-        self.conn, self.roster, self.policy = conn, roster, policy
+    def __init__(
+        self,
+        conn: Connection,
+        roster: Roster,
+        policy: dict[str, Any],
+        within: Administration | None = None,
+    ) -> None:
+        self.conn, self.roster, self.policy, self.within = conn, roster, policy, within
         self.plan = Plan(warnings=list(roster.warnings))
         rows = conn.execute(
             select(Region.id, Region.parent_id, Region.level, Region.name)
@@ -632,7 +653,7 @@ class _Planner:
         ).all()
         self.names = {r.id: r.name for r in rows}
         self.parents = {r.id: r.parent_id for r in rows}
-        self.counties = [r.id for r in rows if r.level == "county"]
+        self.counties = [r.id for r in rows if r.level == "county" and self._visible(r.id)]
         self.children: dict[tuple[str | None, str, str], str] = {}
         for r in reversed(rows):  # the oldest wins when two share a name
             self.children[(r.parent_id, r.level, r.name)] = r.id
@@ -648,14 +669,34 @@ class _Planner:
                 self._region(county, "township", rows.township), "village", rows.village
             )
             stored = households.get(rows.code)
-            if stored is None:
+            if not self._mine(village):
+                place = {"place": f"{rows.township}/{rows.village}"}
+                self.plan.errors.append(Issue(rows.row, "村", "outside_regions", place))
+            elif stored is None:
                 self._new_household(rows, village)
+            elif not self._mine(stored.village_id):
+                params = {"code": rows.code}
+                self.plan.errors.append(Issue(rows.row, "户编码", "household_elsewhere", params))
             elif stored.village_id != village:
                 params = {"code": rows.code, "place": self._place(stored.village_id)}
                 self.plan.errors.append(Issue(rows.row, "户编码", "household_moved", params))
             else:
                 self._known_household(rows, stored, people.get(stored.id, []))
         return self.plan
+
+    def _visible(self, region_id: str) -> bool:
+        """A county an admin may name: one they administer or administer part of."""
+        within = self.within
+        return within is None or within.everything or region_id in within.scope.region_ids
+
+    def _mine(self, region_id: str | None) -> bool:
+        """The importing admin administers this region, stored or planned (a planned one is
+        theirs when its parent is; a new county only for an admin of every county)."""
+        if self.within is None or self.within.everything:
+            return True
+        while region_id is not None and region_id not in self.within.tree:
+            region_id = self.parents.get(region_id)
+        return region_id is not None and self.within.region(region_id)
 
     def _place(self, village_id: str | None) -> str:
         """乡镇/村 of a village, as a roster names it."""
@@ -683,6 +724,7 @@ class _Planner:
             data = {"parent_id": parent_id, "level": level, "name": name, "code": None}
             village = region_id if level == "village" else None
             self.plan.creates.append(Record("region", region_id, 0, False, data, village, None))
+            self.parents[region_id] = parent_id
             self.plan.counts["regions"]["created"] += 1
             self.children[key] = region_id
         return self.children[key]
@@ -835,10 +877,16 @@ class _Planner:
 
 
 def plan_import(
-    conn: Connection, roster: Roster, county: str | None, policy: dict[str, Any]
+    conn: Connection,
+    roster: Roster,
+    county: str | None,
+    policy: dict[str, Any],
+    within: Administration | None = None,
 ) -> Plan:
-    """What importing ``roster`` would create and change; RosterRejected when it cannot."""
-    plan = _Planner(conn, roster, policy).run(county)
+    """What importing ``roster`` would create and change; RosterRejected when it cannot.
+    ``within``: the importing admin's administration, whose regions alone the rows may fill
+    (None for the server's operator and an admin of every county)."""
+    plan = _Planner(conn, roster, policy, within).run(county)
     if plan.errors:
         raise RosterRejected(plan.errors, plan.warnings)
     return plan
@@ -908,6 +956,7 @@ def import_roster(
     county: str | None = None,
     dry_run: bool = False,
     source: str = "",
+    within: Administration | None = None,
 ) -> dict[str, Any]:
     """Import a roster file, all or nothing; its summary, or RosterRejected with every error.
 
@@ -919,10 +968,10 @@ def import_roster(
     policy = visit_policy()
     if dry_run:
         with store().engine.connect() as conn:
-            plan = plan_import(conn, roster, county, policy)
+            plan = plan_import(conn, roster, county, policy, within)
     else:
         with store().write() as txn:
-            plan = plan_import(txn.conn, roster, county, policy)
+            plan = plan_import(txn.conn, roster, county, policy, within)
             _write(txn, plan, actor)
             audit(
                 txn.conn,

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import current_app
@@ -33,7 +34,7 @@ from sync.effective import hlc_of
 from sync.hlc import Clock
 from sync.ops import parse_ops
 from sync.records import parse_offset_datetime
-from sync.scope import Assignment, Scope, expand
+from sync.scope import Assignment, RegionTree, Scope, expand
 from sync.store import Record
 
 
@@ -61,6 +62,56 @@ def user_scope(user_id: str) -> Scope | None:
             return None
         assignment = assignment_of(conn, user_id)
     return scope_of(assignment)
+
+
+@dataclass(frozen=True)
+class Administration:
+    """What an admin administers (CONTRACT §3, docs/admin.md "Who administers what"): the
+    regions assigned to them and every region below, the households their scope holds, and
+    the users whose whole assignment lies within. ``everything`` when they are assigned every
+    county (or the server has no region yet): server-wide settings are theirs alone."""
+
+    everything: bool
+    assigned: frozenset[str]
+    tree: RegionTree
+    scope: Scope
+
+    def region(self, region_id: str | None) -> bool:
+        """The region is assigned to the admin or lies below one that is."""
+        if self.everything:
+            return region_id in self.tree
+        while region_id is not None and region_id in self.tree:
+            if region_id in self.assigned:
+                return True
+            region_id = self.tree[region_id][0]
+        return False
+
+    def household(self, village_id: str | None, household_id: str | None) -> bool:
+        return self.scope.holds(village_id, household_id)
+
+    def user(self, assignment: Assignment, villages: Mapping[str, str] | None = None) -> bool:
+        """Every region and household of the user's assignment is the admin's: no admin
+        reaches a user who also works elsewhere, nor gives anyone more than they hold.
+        ``villages``: household → village for the assignment's households, if known."""
+        if self.everything:
+            return True
+        if villages is None:
+            villages = store().household_villages(assignment.household_ids)
+        return all(self.region(r) for r in assignment.region_ids) and all(
+            self.household(villages.get(h), h) for h in assignment.household_ids
+        )
+
+
+def administration(caller: Caller) -> Administration:
+    """The one rule of who administers what; every admin route and revoke_device ask it."""
+    s = store()
+    tree = s.region_tree()
+    scope = expand(caller.assignment, tree, s.household_villages(caller.assignment.household_ids))
+    no_regions = not any(parent is None for parent, _level in tree.values())
+    everything = caller.role == "admin" and (scope.everything or no_regions)
+    if everything:
+        scope = replace(scope, everything=True)
+    return Administration(everything, frozenset(caller.assignment.region_ids), tree, scope)
 
 
 def audit(
@@ -145,18 +196,23 @@ def user_summary(user: Any, assignment: Assignment) -> dict[str, Any]:
 
 
 def revoke_device(caller: Caller, device_id: str) -> dict[str, Any]:
-    with store().engine.begin() as conn:
+    """The device's own user, or an admin who administers that user, revokes it."""
+    with store().engine.connect() as conn:
         device = conn.execute(select(Device).where(Device.id == device_id)).first()
         if device is None or device_id == SERVER_DEVICE:
             raise ApiError("not_found", "no such device")
-        if caller.role != "admin" and device.user_id != caller.user_id:
-            raise ApiError("forbidden", "only an admin or the device's own user may revoke it")
-        if device.revoked_at is None:
-            conn.execute(
-                update(Device)
-                .where(Device.id == device_id)
-                .values(revoked_at=utcnow(), revoked_by=caller.user_id)
-            )
+        owner = assignment_of(conn, device.user_id)
+    if device.user_id != caller.user_id and not (
+        caller.role == "admin" and administration(caller).user(owner)
+    ):
+        raise ApiError("forbidden", "only the device's own user or their admin may revoke it")
+    with store().engine.begin() as conn:
+        revoked = conn.execute(
+            update(Device)
+            .where(Device.id == device_id, Device.revoked_at.is_(None))
+            .values(revoked_at=utcnow(), revoked_by=caller.user_id)
+        ).rowcount
+        if revoked:
             audit(conn, "device_revoked", caller.user_id, caller.device_id, "device", device_id)
     return {"device_id": device_id, "revoked": True}
 
