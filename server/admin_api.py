@@ -49,6 +49,7 @@ from server.roster import MESSAGES as ROSTER_MESSAGES
 from server.schemas import load
 from server.service import mask_phone
 from server.timeutil import utcnow
+from server.uploads import UploadTooLarge
 from sync.scope import Scope
 
 admin = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
@@ -589,14 +590,18 @@ def roster() -> Response:
         raise _invalid("file", "send the roster as multipart/form-data field 'file'")
     county = request.form.get("county") or request.args.get("county") or None
     english = wants_english()
+    content = upload.read()
+    upload.close()  # werkzeug keeps uploads over 500 KB in a temporary file
     try:
         summary = import_roster(
-            upload.read(),
+            content,
             actor=caller.user_id,
             county=county,
             dry_run=dry_run,
             source=upload.filename or "",
         )
+    except UploadTooLarge as exc:
+        raise exc.localize(english) from None
     except RosterRejected as exc:
         by_row: dict[str, list[str]] = {}
         for issue in exc.errors:

@@ -35,6 +35,7 @@ from server.models import Household, Person, Region
 from server.service import SERVER_DEVICE, audit, mask_id_number, server_hlc, store
 from server.store import SqlTxn, read_setting, write_setting
 from server.timeutil import now
+from server.uploads import bounded_rows, checked_workbook
 from sync import engine
 from sync.ops import parse_ops
 from sync.records import VISIT_POLICIES
@@ -227,7 +228,8 @@ Table = list[tuple[int, list[Any]]]
 
 
 def read_table(content: bytes) -> Table:
-    """The rows of a roster file as (file row number, cells), by content: .xlsx is a zip."""
+    """The rows of a roster file as (file row number, cells), by content: .xlsx is a zip.
+    UploadTooLarge if the file expands beyond the upload limits (server/uploads.py)."""
     if content.startswith(b"PK\x03\x04"):
         return _xlsx_rows(content)
     if content.startswith(b"\xd0\xcf\x11\xe0"):
@@ -240,8 +242,9 @@ def _xlsx_rows(content: bytes) -> Table:
     reported as such)."""
     from openpyxl import load_workbook
 
+    checked = checked_workbook(content)
     try:
-        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+        workbook = load_workbook(checked, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a damaged file
         reason = {"reason": type(exc).__name__}
         raise RosterRejected([Issue(None, None, "bad_xlsx", reason)]) from None
@@ -261,7 +264,8 @@ def _csv_rows(content: bytes) -> Table:
     except UnicodeDecodeError:
         raise RosterRejected([Issue(None, None, "not_utf8")]) from None
     try:
-        return [(number, row) for number, row in enumerate(csv.reader(io.StringIO(text)), 1)]
+        rows = bounded_rows(csv.reader(io.StringIO(text)))
+        return [(number, row) for number, row in enumerate(rows, 1)]
     except csv.Error as exc:
         raise RosterRejected([Issue(None, None, "bad_csv", {"reason": str(exc)})]) from None
 
