@@ -45,7 +45,7 @@ from server.auth import (
 from server.errors import ApiError, wants_english
 from server.models import Assignment as AssignmentRow
 from server.models import Device, Form, Household, Person, Region, User
-from server.request_checks import checked_json
+from server.request_checks import checked_json, nul_fields, refuse_nul
 from server.roster import MESSAGES as ROSTER_MESSAGES
 from server.roster import (
     RosterRejected,
@@ -57,6 +57,7 @@ from server.roster import (
 )
 from server.schemas import load
 from server.service import Administration, mask_phone
+from server.uploads import UploadTooLarge
 from sync.records import id_number_problem, normal_id_number
 from sync.scope import Assignment, Scope
 
@@ -629,17 +630,23 @@ def roster() -> Response:
     if upload is None:
         raise _invalid("file", "send the roster as multipart/form-data field 'file'")
     county = request.form.get("county") or request.args.get("county") or None
+    if county is not None:
+        refuse_nul(nul_fields(county, "county"))
     english = wants_english()
+    content = upload.read()
+    upload.close()  # werkzeug keeps uploads over 500 KB in a temporary file
     try:
         with global_admins_keep_every_county(caller.user_id):
             summary = import_roster(
-                upload.read(),
+                content,
                 actor=caller.user_id,
                 county=county,
                 dry_run=dry_run,
                 source=upload.filename or "",
                 within=administers,
             )
+    except UploadTooLarge as exc:
+        raise exc.localize(english) from None
     except RosterRejected as exc:
         by_row: dict[str, list[str]] = {}
         for issue in exc.errors:

@@ -211,6 +211,7 @@ def import_roster(file: str, county: str | None, dry_run: bool) -> None:
     from server.roster import RosterRejected, summary_text
     from server.roster import import_roster as run_import
     from server.upgrade import upgrade
+    from server.uploads import UploadTooLarge
 
     english = not os.environ.get("LANG", "").lower().startswith("zh")
     warning = "warning: " if english else "提示："
@@ -222,6 +223,8 @@ def import_roster(file: str, county: str | None, dry_run: bool) -> None:
             summary = run_import(
                 path.read_bytes(), county=county, dry_run=dry_run, source=path.name
             )
+    except UploadTooLarge as exc:
+        raise click.ClickException(f"{path.name}: {exc.text(english)}") from None
     except RosterRejected as exc:
         for issue in exc.warnings:
             click.echo(warning + issue.text(english), err=True)
@@ -306,6 +309,7 @@ def forms_import_xlsform(file: str, form_id: str | None, dry_run: bool) -> None:
 
     from forms.xlsform import XLSFormError
     from server.forms_service import import_xlsform
+    from server.uploads import UploadTooLarge
 
     path = Path(file)
     try:
@@ -313,6 +317,8 @@ def forms_import_xlsform(file: str, form_id: str | None, dry_run: bool) -> None:
             result = import_xlsform(path, form_id=form_id, dry_run=dry_run)
     except XLSFormError as exc:
         raise click.ClickException(f"{path.name}: {exc}") from exc
+    except UploadTooLarge as exc:
+        raise click.ClickException(f"{path.name}: {exc.text(english=True)}") from None
     form = result.form
     name = f"{form.form_id} version {form.version} ({len(form.fields)} fields)"
     if result.status == "dry_run":

@@ -130,7 +130,8 @@ def import_xlsform(
     dry_run: bool = False,
 ) -> ImportResult:
     """An XLSForm workbook published as the next version of its form (``form_id`` overrides
-    the settings sheet). Raises forms.xlsform.XLSFormError listing every problem."""
+    the settings sheet). Raises forms.xlsform.XLSFormError listing every problem, or
+    server.uploads.UploadTooLarge for a workbook that expands beyond the upload limits."""
     # The number in the settings sheet does not matter: publish_next_version numbers it.
     definition = convert_xlsform(read_xlsform(source), form_id=form_id, version=1)
     return publish_next_version(definition, actor, dry_run=dry_run)

@@ -606,7 +606,8 @@ ENDPOINTS = [
         "admin",
         "导入花名册",
         "Import a roster, all rows or none; dry_run checks and counts without writing. Every "
-        "bad row is in details.errors.",
+        "bad row is in details.errors. A file that unzips beyond the upload limits is 413, one "
+        "with too many rows, columns or cells or too long a cell 422 (docs/admin.md).",
         roles=ADMIN,
         query=(
             _query("dry_run", "check only", type="string", enum=TRUTH),

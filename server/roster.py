@@ -41,6 +41,7 @@ from server.service import (
 )
 from server.store import SqlTxn, read_setting, write_setting
 from server.timeutil import now
+from server.uploads import bounded_rows, checked_workbook
 from sync import engine
 from sync.ops import parse_ops
 from sync.records import FIRST_BIRTH_YEAR, VISIT_POLICIES, id_number_problem, normal_id_number
@@ -240,7 +241,8 @@ Table = list[tuple[int, list[Any]]]
 
 
 def read_table(content: bytes) -> Table:
-    """The rows of a roster file as (file row number, cells), by content: .xlsx is a zip."""
+    """The rows of a roster file as (file row number, cells), by content: .xlsx is a zip.
+    UploadTooLarge if the file expands beyond the upload limits (server/uploads.py)."""
     if content.startswith(b"PK\x03\x04"):
         return _xlsx_rows(content)
     if content.startswith(b"\xd0\xcf\x11\xe0"):
@@ -253,8 +255,9 @@ def _xlsx_rows(content: bytes) -> Table:
     reported as such)."""
     from openpyxl import load_workbook
 
+    checked = checked_workbook(content)
     try:
-        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+        workbook = load_workbook(checked, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a damaged file
         reason = {"reason": type(exc).__name__}
         raise RosterRejected([Issue(None, None, "bad_xlsx", reason)]) from None
@@ -274,20 +277,22 @@ def _csv_rows(content: bytes) -> Table:
     except UnicodeDecodeError:
         raise RosterRejected([Issue(None, None, "not_utf8")]) from None
     try:
-        return [(number, row) for number, row in enumerate(csv.reader(io.StringIO(text)), 1)]
+        rows = bounded_rows(csv.reader(io.StringIO(text)))
+        return [(number, row) for number, row in enumerate(rows, 1)]
     except csv.Error as exc:
         raise RosterRejected([Issue(None, None, "bad_csv", {"reason": str(exc)})]) from None
 
 
 def _text(value: Any) -> str:
-    """A cell as the text a person sees in it."""
+    """A cell as the text a person sees in it: without NUL, which no one can type or see and
+    PostgreSQL's text columns refuse (a damaged file's cell)."""
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, datetime | date):
         return value.isoformat()[:10]
-    return str(value).strip()
+    return str(value).replace("\x00", "").strip()
 
 
 # --- 2. check --------------------------------------------------------------------------------

@@ -15,12 +15,15 @@ from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 
 from forms.xlsform import SheetProblem, XLSFormError
+from server.uploads import checked_workbook
 
 
 def read_xlsform(source: Path | IO[bytes]) -> dict[str, list[dict[str, Any]]]:
-    """Every sheet of the workbook by name: its data rows under the headers of row 1."""
+    """Every sheet of the workbook by name: its data rows under the headers of row 1.
+    UploadTooLarge if it expands beyond the upload limits (server/uploads.py)."""
     try:
-        workbook = load_workbook(source, read_only=True, data_only=True)
+        content = source.read_bytes() if isinstance(source, Path) else source.read()
+        workbook = load_workbook(checked_workbook(content), read_only=True, data_only=True)
         sheets = workbook.worksheets
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as error:
         name = source.name if isinstance(source, Path) else "the file"

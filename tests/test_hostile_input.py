@@ -4,6 +4,7 @@ PostgreSQL, whose text columns refuse NUL."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -225,3 +226,15 @@ def test_the_served_app_still_answers_after_refusing(served):
     with urllib.request.urlopen(served.url + "/healthz", timeout=5) as answer:
         assert json.load(answer) == {"status": "ok"}
     assert uid()
+
+
+def test_a_nul_in_a_roster_uploads_county_field_is_refused(any_county):
+    admin = any_county.device("admin")
+    response = admin.client.post(
+        "/api/v1/admin/roster",
+        data={"county": f"青山县{NUL}", "file": (io.BytesIO(b"a,b\n"), "roster.csv")},
+        headers=admin.headers,
+        content_type="multipart/form-data",
+    )
+    error = assert_error(response, 422, "validation_failed")
+    assert "county" in error["details"]["fields"]

@@ -626,3 +626,10 @@ def test_the_cli_refuses_a_file_that_does_not_exist(tmp_path):
     result = cli(["import", "roster", str(tmp_path / "none.csv")], f"sqlite:///{tmp_path / 'z.db'}")
 
     assert result.exit_code == 2
+
+
+def test_a_nul_in_a_damaged_cell_is_dropped_not_stored(any_app):
+    """PostgreSQL's text columns refuse NUL; no one can type or see it in a cell."""
+    run(any_app, roster_csv([row(户主姓名="汪德\x00明", 人员姓名="汪德\x00明")]))
+    assert [h["head_name"] for h in records(any_app, "household")] == ["汪德明"]
+    assert [p["name"] for p in records(any_app, "person")] == ["汪德明"]
