@@ -100,8 +100,8 @@ def build_county(app: Any, cadres: int, per_cadre: int, history_weeks: int, seed
 
     from server import DEFAULTS
     from server.auth import hash_password
-    from server.models import Assignment, User
     from server.service import create_server_records, store
+    from server.storage.models import Assignment, User
 
     rng = random.Random(seed)
     households = cadres * per_cadre
@@ -195,8 +195,8 @@ def preregister(app: Any, cadres: list[tuple[str, str]]) -> dict[str, tuple[str,
     from sqlalchemy import insert
 
     from server.auth import new_token, token_hash
-    from server.models import Device
     from server.service import store
+    from server.storage.models import Device
     from server.timeutil import now as server_now
     from sync.effective import hlc_of
 
@@ -579,7 +579,7 @@ async def storm(
 def database_figures(url: str) -> dict[str, int]:
     from sqlalchemy import create_engine, text
 
-    from server.db import normalize_url
+    from server.storage.db import normalize_url
 
     engine = create_engine(normalize_url(url))
     try:
@@ -598,7 +598,7 @@ def table_bytes(url: str, tables: tuple[str, ...] = ("visits", "ops")) -> dict[s
     """Bytes on disk of each table with its indexes, for sizing a larger database."""
     from sqlalchemy import create_engine, text
 
-    from server.db import normalize_url
+    from server.storage.db import normalize_url
 
     engine = create_engine(normalize_url(url))
     out = {}
@@ -622,7 +622,7 @@ def stored_since(url: str, head: int) -> tuple[list[str], int]:
     """Ids of the visits stored after ``head``, and how many distinct op ids the ops log holds."""
     from sqlalchemy import create_engine, text
 
-    from server.db import normalize_url
+    from server.storage.db import normalize_url
 
     engine = create_engine(normalize_url(url))
     try:
@@ -645,7 +645,7 @@ def counter_hold(
     (Flask test client), timing ``SqlStore.write`` — the transaction that takes the counter
     first (``SELECT … FOR UPDATE`` / ``BEGIN IMMEDIATE``) and lets go at commit. Pushes of
     the whole database, on every app server, pass this one at a time."""
-    from server.store import SqlStore
+    from server.storage.store import SqlStore
 
     held: list[float] = []
     write = SqlStore.write
@@ -701,7 +701,7 @@ def run_backend(backend: Any, args: argparse.Namespace, workdir: Path) -> dict[s
     tokens = preregister(app, county.cadres) if args.preregistered else {}
     phones = [Phone(username, tokens.get(username)) for _, username in county.cadres]
     with app.app_context():
-        from server.db import db
+        from server.storage.db import db
 
         db.engine.dispose()
     seed_s = time.perf_counter() - started

@@ -73,8 +73,8 @@ def build_county(app: Any, households: int, seed: int) -> dict[str, Any]:
     from sqlalchemy import insert
 
     from server.auth import hash_password
-    from server.models import Assignment, User
     from server.service import create_server_records, store
+    from server.storage.models import Assignment, User
 
     rng = random.Random(seed)
     county = str(uuid.uuid4())
@@ -268,7 +268,7 @@ def load_average() -> str:
 def measure(app: Any, repeats: int) -> dict[str, dict[str, float]]:
     from sqlalchemy import text
 
-    from server import reports
+    from server.reports import coverage as reports
     from server.service import store
 
     today = datetime.now(CHINA).date()
@@ -333,7 +333,7 @@ def run_backend(name: str, url: str, workdir: Path, args: argparse.Namespace) ->
     from sqlalchemy import text
 
     from server.service import store
-    from server.upgrade import upgrade
+    from server.storage.upgrade import upgrade
 
     app = make_app(url, workdir)
     upgrade(app)

@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from server import create_app  # noqa: E402
-from server.demo import generate_demo_county  # noqa: E402
-from server.roster import FLAG_COLUMNS, import_roster  # noqa: E402
-from server.upgrade import upgrade  # noqa: E402
+from server.admin.demo import generate_demo_county  # noqa: E402
+from server.admin.roster import FLAG_COLUMNS, import_roster  # noqa: E402
+from server.storage.upgrade import upgrade  # noqa: E402
 
 README = ROOT / "bench" / "README.md"
 TARGET_S = 10.0
@@ -124,7 +124,7 @@ def run(rows: int, database_url: str | None) -> list[dict[str, Any]]:
             timed(app, to_csv(one_in_ten_changed(data)), "one person in ten changed"),
         ]
         with app.app_context():
-            from server.db import db
+            from server.storage.db import db
 
             db.engine.dispose()
     return results

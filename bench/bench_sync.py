@@ -749,7 +749,7 @@ def latency(times: list[float]) -> dict[str, float]:
 def store_visits(txn: Any, records: list[Any], postgres: bool) -> None:
     """Visits written as push stores them, but fast: the store's own insert on SQLite, COPY of
     the very same ``record_row()`` rows on PostgreSQL."""
-    from server.store import TABLES, record_row
+    from server.storage.store import TABLES, record_row
 
     if not postgres:
         txn.insert_records(records)
@@ -768,13 +768,13 @@ def bulk_load(url: str, count: int, seed: int) -> dict[str, Any]:
     The records are built like sync.engine's ``_create`` builds them (defaults, the fields the
     server adds, the household's scope keys) and get versions from the store's counter inside
     its write transaction; SQLite takes them through SqlStore's own insert, PostgreSQL through
-    COPY of the very same rows (server.store.record_row). The ops log is not filled: a pull
+    COPY of the very same rows (server.storage.store.record_row). The ops log is not filled: a pull
     never reads it.
     """
     from sqlalchemy import create_engine, text
 
-    from server.db import configure_engine, engine_options, normalize_url
-    from server.store import SqlStore
+    from server.storage.db import configure_engine, engine_options, normalize_url
+    from server.storage.store import SqlStore
     from sync.records import RECORD_TYPES, with_defaults
     from sync.store import Record
 

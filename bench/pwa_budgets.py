@@ -50,11 +50,11 @@ sys.path.insert(0, str(ROOT))
 from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
 
 from server import create_app  # noqa: E402
-from server.accounts import create_user  # noqa: E402
-from server.forms_service import publish_forms  # noqa: E402
+from server.admin.accounts import create_user  # noqa: E402
+from server.admin.forms_service import publish_forms  # noqa: E402
+from server.http.web import PWA, shell_urls  # noqa: E402
 from server.service import create_server_records  # noqa: E402
-from server.upgrade import upgrade  # noqa: E402
-from server.web import PWA, shell_urls  # noqa: E402
+from server.storage.upgrade import upgrade  # noqa: E402
 from tests.browser.conftest import ARGS, CHROMIUM, PHONE  # noqa: E402
 
 README = ROOT / "bench" / "README.md"

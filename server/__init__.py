@@ -10,12 +10,12 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from server.db import configure_engine, db, engine_options, normalize_url
-from server.errors import register_error_handlers
-from server.jsonio import OrjsonProvider, compress_json
-from server.request_checks import check_url
-from server.security import security_headers
-from server.store import SqlStore
+from server.http.errors import register_error_handlers
+from server.http.jsonio import OrjsonProvider, compress_json
+from server.http.request_checks import check_url
+from server.http.security import security_headers
+from server.storage.db import configure_engine, db, engine_options, normalize_url
+from server.storage.store import SqlStore
 from sync.hlc import Clock
 
 DEFAULTS: dict[str, Any] = {
@@ -59,7 +59,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         configure_engine(db.engine)
         app.extensions["zoufang_store"] = SqlStore(db.engine)
     app.extensions["zoufang_clock"] = Clock()
-    from server.forms_service import check_answers
+    from server.admin.forms_service import check_answers
 
     app.extensions["zoufang_answer_check"] = check_answers
 
@@ -70,25 +70,25 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.before_request(check_url)
     app.after_request(compress_json)
     app.after_request(security_headers)
-    from server.api import api
+    from server.http.api import api
 
     app.register_blueprint(api)
-    from server.blobs_api import blobs
+    from server.http.blobs_api import blobs
 
     app.register_blueprint(blobs)
-    from server.reports_api import reports_api
+    from server.http.reports_api import reports_api
 
     app.register_blueprint(reports_api)
-    from server.admin_api import admin
+    from server.http.admin_api import admin
 
     app.register_blueprint(admin)
-    from server.jobs_api import jobs_api
+    from server.http.jobs_api import jobs_api
 
     app.register_blueprint(jobs_api)
-    from server.openapi import openapi
+    from server.http.openapi import openapi
 
     app.register_blueprint(openapi)
-    from server.web import web
+    from server.http.web import web
 
     app.register_blueprint(web)
     return app

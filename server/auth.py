@@ -20,9 +20,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-from server.errors import ApiError
-from server.models import Assignment as AssignmentRow
-from server.models import Device, LoginLimit, User
+from server.http.errors import ApiError
+from server.storage.models import Assignment as AssignmentRow
+from server.storage.models import Device, LoginLimit, User
 from server.timeutil import utcnow
 from sync.scope import Assignment
 

@@ -9,7 +9,7 @@ import click
 from flask import Flask
 
 from server import create_app
-from server.db import db as database
+from server.storage.db import db as database
 
 
 def _app() -> Flask:
@@ -38,7 +38,7 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Create or migrate the schema of ZOUFANG_DATABASE_URL."""
-    from server.upgrade import upgrade
+    from server.storage.upgrade import upgrade
 
     app = _app()
     upgrade(app, revision)
@@ -65,9 +65,9 @@ def db_upgrade(revision: str) -> None:
 @click.option("--if-empty", is_flag=True, help="do nothing, successfully, if data exists")
 def seed_demo(households: int, password: str, weeks: int, as_json: bool, if_empty: bool) -> None:
     """A realistic demo county: townships, villages, households, cadres, visits, problems."""
-    from server.accounts import AccountError
-    from server.seed import SeedError, seed_demo_county
-    from server.upgrade import upgrade
+    from server.admin.accounts import AccountError
+    from server.admin.seed import SeedError, seed_demo_county
+    from server.storage.upgrade import upgrade
 
     app = _app()
     upgrade(app)
@@ -123,7 +123,7 @@ def users_add(
     password_stdin: bool,
 ) -> None:
     """Add a user scoped to regions and households."""
-    from server.accounts import AccountError, create_user
+    from server.admin.accounts import AccountError, create_user
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -207,11 +207,11 @@ def import_roster(file: str, county: str | None, dry_run: bool) -> None:
     import os
     from pathlib import Path
 
-    from server.accounts import global_admins_keep_every_county
-    from server.roster import RosterRejected, summary_text
-    from server.roster import import_roster as run_import
-    from server.upgrade import upgrade
-    from server.uploads import UploadTooLarge
+    from server.admin.accounts import global_admins_keep_every_county
+    from server.admin.roster import RosterRejected, summary_text
+    from server.admin.roster import import_roster as run_import
+    from server.admin.uploads import UploadTooLarge
+    from server.storage.upgrade import upgrade
 
     english = not os.environ.get("LANG", "").lower().startswith("zh")
     warning = "warning: " if english else "提示："
@@ -252,7 +252,7 @@ def export_sqlite(file: str) -> None:
     phone numbers masked, no password hashes."""
     from pathlib import Path
 
-    from server.exports import sqlite_snapshot
+    from server.reports.exports import sqlite_snapshot
 
     with _app().app_context():
         counts = sqlite_snapshot(Path(file))
@@ -265,7 +265,7 @@ def forms_group() -> None:
 
 
 def _publish_shipped_forms(app: Flask) -> None:
-    from server.forms_service import FormVersionConflict, publish_forms
+    from server.admin.forms_service import FormVersionConflict, publish_forms
 
     try:
         with app.app_context():
@@ -279,7 +279,7 @@ def _publish_shipped_forms(app: Flask) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the versions as JSON")
 def forms_list(as_json: bool) -> None:
     """Every form version: published to phones, or only shipped in forms/definitions."""
-    from server.forms_service import form_overview
+    from server.admin.forms_service import form_overview
 
     with _app().app_context():
         overview = form_overview()
@@ -308,8 +308,8 @@ def forms_import_xlsform(file: str, form_id: str | None, dry_run: bool) -> None:
     from pathlib import Path
 
     from forms.xlsform import XLSFormError
-    from server.forms_service import import_xlsform
-    from server.uploads import UploadTooLarge
+    from server.admin.forms_service import import_xlsform
+    from server.admin.uploads import UploadTooLarge
 
     path = Path(file)
     try:

@@ -31,13 +31,15 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from server import blobs_api, exports, reports, summary
 from server.auth import token_age_cutoff, token_expiry_cutoff
-from server.db import WRITE_OPTION
-from server.models import Device, JobRun, LoginLimit, Region, Snapshot
-from server.periods import week_label
+from server.http import blobs_api
+from server.reports import coverage as reports
+from server.reports import exports, problems, summary
+from server.reports.periods import week_label
 from server.service import SERVER_DEVICE, audit, store
-from server.store import dumps
+from server.storage.db import WRITE_OPTION
+from server.storage.models import Device, JobRun, LoginLimit, Region, Snapshot
+from server.storage.store import dumps
 from server.timeutil import now, utcnow
 
 log = logging.getLogger(__name__)
@@ -130,7 +132,7 @@ def overdue_digest(at: datetime) -> str:
 
 def problem_escalation(at: datetime) -> str:
     """督办: problems past their due date move up to the supervisors."""
-    escalated = reports.escalate_overdue_problems(at.date())
+    escalated = problems.escalate_overdue_problems(at.date())
     return f"{at.date().isoformat()}: 升级 {escalated} 个逾期问题"
 
 

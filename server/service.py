@@ -24,10 +24,10 @@ from server.auth import (
     token_hash,
     verify_password,
 )
-from server.db import WRITE_OPTION
-from server.errors import ApiError
-from server.models import AuditEntry, Device, User
-from server.store import SERVER_DEVICE, SqlStore, dumps
+from server.http.errors import ApiError
+from server.storage.db import WRITE_OPTION
+from server.storage.models import AuditEntry, Device, User
+from server.storage.store import SERVER_DEVICE, SqlStore, dumps
 from server.timeutil import now, utcnow
 from sync import engine
 from sync.effective import hlc_of
@@ -409,7 +409,7 @@ def _body_fields(details: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def conflict_list(caller: Caller, status: str | None) -> list[dict[str, Any]]:
-    from server.models import Conflict
+    from server.storage.models import Conflict
 
     scope = scope_of(caller.assignment)
     query = select(Conflict).where(~Conflict.deleted).order_by(Conflict.version.desc())
@@ -430,7 +430,7 @@ def resolve_conflict(
     """A supervisor picks the value: written over every concurrent value, conflict resolved.
     ``resolution`` is ``{"value": …}``, or ``{"choice": n}`` for the n-th of the values the
     conflict lists (0 the kept one, 1… the lost ones)."""
-    from server.models import Conflict
+    from server.storage.models import Conflict
 
     if caller.role not in ("supervisor", "admin"):
         raise ApiError("forbidden", "only supervisors and admins resolve conflicts")

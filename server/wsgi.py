@@ -14,9 +14,9 @@ import orjson
 from gunicorn.app.base import BaseApplication
 
 from server import create_app
-from server.db import db
-from server.errors import MESSAGES
+from server.http.errors import MESSAGES
 from server.jobs import start_scheduler
+from server.storage.db import db
 
 #: the longest request line gunicorn takes (its maximum): a pull with a cursor of the 4,096
 #: characters the contract allows, and its other parameters, fits with room to spare

@@ -18,9 +18,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from server import create_app
-from server.db import configure_engine, db, engine_options, normalize_url
-from server.forms_service import publish_forms
-from server.upgrade import upgrade
+from server.admin.forms_service import publish_forms
+from server.storage.db import configure_engine, db, engine_options, normalize_url
+from server.storage.upgrade import upgrade
 from tests import pgserver
 from tests.county import County, build_county
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from server.accounts import create_user
+from server.admin.accounts import create_user
 from server.service import create_server_records
 
 PASSWORD = "qingshan-2026"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from server.forms_service import publish_forms
-from server.models import AuditEntry, FieldWrite
+from server.admin.forms_service import publish_forms
+from server.storage.models import AuditEntry, FieldWrite
 from tests.county import PASSWORD
 
 SAMPLE = Path(__file__).parent / "samples" / "roster_example.csv"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from server.accounts import create_user
+from server.admin.accounts import create_user
 from server.service import create_server_records
 from tests.county import PASSWORD, County, Device, build_county, uid
 from tests.test_authz_matrix import household, region

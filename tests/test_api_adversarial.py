@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from server.accounts import reassign
+from server.admin.accounts import reassign
 from tests.county import uid
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -302,8 +302,8 @@ def test_a_void_is_idempotent_and_keeps_the_visit_with_its_reason(any_county):
 def test_every_applied_op_is_logged_with_who_which_device_and_when(any_app, any_county):
     from sqlalchemy import select
 
-    from server.db import db
-    from server.models import Op
+    from server.storage.db import db
+    from server.storage.models import Op
 
     a = any_county.device("cadre_a")
     hid = any_county.households["h1"]

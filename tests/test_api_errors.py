@@ -145,8 +145,8 @@ def test_api_answers_are_never_cached(county):
 def _failed_sign_in_ip(app, **headers):
     from sqlalchemy import select
 
-    from server.db import db
-    from server.models import AuditEntry
+    from server.storage.db import db
+    from server.storage.models import AuditEntry
 
     client = app.test_client()
     client.post(

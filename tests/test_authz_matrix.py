@@ -46,13 +46,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from server.accounts import create_user
+from server.admin.accounts import create_user
+from server.admin.forms_service import publish_next_version
+from server.admin.roster import EVERYTHING
 from server.auth import TOKEN_TTL_DAYS
-from server.db import db
-from server.forms_service import publish_next_version
-from server.models import AuditEntry, Conflict, Household
-from server.roster import EVERYTHING
 from server.service import create_server_records, server_update
+from server.storage.db import db
+from server.storage.models import AuditEntry, Conflict, Household
 from sync.scope import Assignment, expand
 from tests.conftest import migrated_app
 from tests.county import PASSWORD, County, Device, build_county, uid

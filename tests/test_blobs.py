@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from server.models import Blob
 from server.service import store
+from server.storage.models import Blob
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\xff\xd9"
 SHA = hashlib.sha256(JPEG).hexdigest()
@@ -65,7 +65,7 @@ PHOTO_FORM = {
 
 
 def test_a_photo_is_served_to_whoever_sees_a_visit_that_refers_to_it(app, county):
-    from server.forms_service import publish_next_version
+    from server.admin.forms_service import publish_next_version
 
     with app.app_context():
         publish_next_version(PHOTO_FORM, actor=None)
@@ -217,7 +217,7 @@ def stored(device, n: int) -> bool:
 def test_the_cleanup_deletes_only_unreferenced_photos_past_the_grace_period(any_county):
     """0 unreferenced, 1 referenced by a visit, 2 by a voided visit — all old; 3 unreferenced
     but recent, its visit may still be on the way."""
-    from server.forms_service import publish_next_version
+    from server.admin.forms_service import publish_next_version
 
     app = any_county.app
     clock = budget(app, PHOTO_GRACE_DAYS=2)
@@ -246,7 +246,7 @@ def test_the_cleanup_deletes_only_unreferenced_photos_past_the_grace_period(any_
 
 
 def test_a_photo_whose_visit_arrives_within_the_grace_period_is_kept(county):
-    from server.forms_service import publish_next_version
+    from server.admin.forms_service import publish_next_version
 
     clock = budget(county.app, PHOTO_GRACE_DAYS=2)
     with county.app.app_context():

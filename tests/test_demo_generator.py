@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from server.demo import DemoCounty, generate_demo_county, id_number_check_digit
+from server.admin.demo import DemoCounty, generate_demo_county, id_number_check_digit
 
 TODAY = date(2026, 11, 25)  # a Wednesday
 CHINA = timezone(timedelta(hours=8))
@@ -112,7 +112,7 @@ def test_same_seed_gives_identical_county_in_processes_with_other_hash_seeds():
     """`seed-demo` runs in its own process: nothing may depend on set or hash order."""
     script = (
         "import dataclasses, datetime, hashlib, json\n"
-        "from server.demo import generate_demo_county\n"
+        "from server.admin.demo import generate_demo_county\n"
         "county = generate_demo_county(households=300, today=datetime.date(2026, 11, 25))\n"
         "text = json.dumps(dataclasses.asdict(county), ensure_ascii=False, sort_keys=True)\n"
         "print(hashlib.sha256(text.encode()).hexdigest())\n"

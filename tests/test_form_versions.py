@@ -16,9 +16,7 @@ from click.testing import CliRunner
 from sqlalchemy import event
 
 from forms import FormVersion, load_definitions, parse_definition
-from server.cli import main
-from server.db import db
-from server.forms_service import (
+from server.admin.forms_service import (
     FormVersionConflict,
     check_answers,
     publish_forms,
@@ -27,8 +25,10 @@ from server.forms_service import (
     published_versions,
     shipped_versions,
 )
+from server.cli import main
 from server.service import store
-from server.upgrade import upgrade
+from server.storage.db import db
+from server.storage.upgrade import upgrade
 from tests.conftest import app_for
 from tests.county import build_county
 
@@ -232,7 +232,7 @@ def test_forms_publish_refuses_a_shipped_file_changed_after_it_was_published(
     assert cli(url, "db", "upgrade").exit_code == 0
     weekly = load_definitions().get("weekly_visit", 1)
     edited = (monthly(1, note_required=True), weekly)
-    monkeypatch.setattr("server.forms_service.shipped_versions", lambda: edited)
+    monkeypatch.setattr("server.admin.forms_service.shipped_versions", lambda: edited)
     for command in (["forms", "publish"], ["db", "upgrade"]):
         refused = cli(url, *command)
         assert refused.exit_code == 1
@@ -247,7 +247,7 @@ def test_forms_publish_adds_a_new_shipped_version_next_to_the_published_ones(
     url = f"sqlite:///{tmp_path / 'z.db'}"
     assert cli(url, "db", "upgrade").exit_code == 0
     with_v2 = (*shipped_versions(), monthly(2, note_required=True))
-    monkeypatch.setattr("server.forms_service.shipped_versions", lambda: with_v2)
+    monkeypatch.setattr("server.admin.forms_service.shipped_versions", lambda: with_v2)
     assert "not published" in cli(url, "forms", "list").output
     published = cli(url, "forms", "publish")
     assert published.exit_code == 0 and "newly published: 1" in published.output

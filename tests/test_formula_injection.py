@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from server import exports
-from server.accounts import create_user
+from server.admin.accounts import create_user
 from server.jobs import run_now
+from server.reports import exports
 from server.service import create_server_records
 from tests.county import PASSWORD, uid
 from tests.test_reports import push, set_clock

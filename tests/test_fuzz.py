@@ -31,8 +31,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from server.errors import STATUS
-from server.openapi import document
+from server.http.errors import STATUS
+from server.http.openapi import document
 from tests.conftest import _admin, _dispose, _with_database, migrated_app
 from tests.county import build_county, uid
 

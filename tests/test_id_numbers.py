@@ -10,9 +10,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from server.exports import sqlite_snapshot
-from server.models import Person
+from server.reports.exports import sqlite_snapshot
 from server.service import create_server_records
+from server.storage.models import Person
 from sync.records import id_number_check_digit, id_number_problem
 from tests.county import uid
 
@@ -41,7 +41,7 @@ def outcome(device, op) -> dict:
 
 def stored_id_number(app, person_id: str) -> str | None:
     with app.app_context():
-        from server.db import db
+        from server.storage.db import db
 
         with db.engine.connect() as conn:
             data = conn.execute(select(Person.data).where(Person.id == person_id)).scalar()

@@ -20,7 +20,6 @@ from click.testing import CliRunner
 from sqlalchemy import insert, select, update
 
 from server.cli import main
-from server.db import db
 from server.jobs import (
     JOBS,
     Job,
@@ -31,8 +30,9 @@ from server.jobs import (
     previous_fire_time,
     run_now,
 )
-from server.models import AuditEntry, Device, JobRun, LoginLimit, Problem, Snapshot
 from server.service import store
+from server.storage.db import db
+from server.storage.models import AuditEntry, Device, JobRun, LoginLimit, Problem, Snapshot
 from tests.conftest import app_for, sql_engine
 from tests.county import uid
 
@@ -289,7 +289,7 @@ def test_a_database_that_is_down_neither_stops_the_scheduler_nor_escapes_a_fire(
 
 
 def test_the_weekly_bulletin_keeps_last_weeks_coverage_of_the_county_and_each_township(app, county):
-    pytest.importorskip("server.exports", reason="server/exports.py has not landed yet")
+    pytest.importorskip("server.reports.exports", reason="server/exports.py has not landed yet")
     clock = use_clock(app)
     visit_week_48(county, clock)
     clock.set("2026-11-30T08:00:00+08:00")
@@ -312,7 +312,7 @@ def test_the_weekly_bulletin_keeps_last_weeks_coverage_of_the_county_and_each_to
 
 
 def test_a_bulletin_run_again_adds_a_snapshot_and_keeps_the_first(app, county):
-    pytest.importorskip("server.exports", reason="server/exports.py has not landed yet")
+    pytest.importorskip("server.reports.exports", reason="server/exports.py has not landed yet")
     clock = use_clock(app, local="2026-11-30T08:00:00+08:00")
     with app.app_context():
         run_now("weekly_bulletin")

@@ -13,9 +13,9 @@ from io import BytesIO
 import pytest
 from sqlalchemy import select
 
-from server.exports import sqlite_snapshot
-from server.models import AuditEntry
+from server.reports.exports import sqlite_snapshot
 from server.service import mask_id_number, mask_phone, store
+from server.storage.models import AuditEntry
 from tests.county import uid
 
 STORED_ID = "341823194110201790"  # 汪德明 of h1, tests/county.py

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from server.db import db
+from server.storage.db import db
 
 
 def test_the_migrated_schema_matches_the_models(any_app):

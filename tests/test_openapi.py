@@ -8,8 +8,8 @@ import jsonschema_rs
 import pytest
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
-from server.errors import STATUS
-from server.web import CSP
+from server.http.errors import STATUS
+from server.http.web import CSP
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}
 

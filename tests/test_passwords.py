@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from server.accounts import AccountError, check_password
-from server.db import db
+from server.admin.accounts import AccountError, check_password
+from server.storage.db import db
 from tests.conftest import migrated_app
 from tests.county import PASSWORD, build_county
 from tests.test_admin_api import audited, call, ok

@@ -8,7 +8,8 @@ from datetime import date
 
 import pytest
 
-from server import reports
+from server.reports import coverage as reports
+from server.reports import problems
 from tests.county import uid
 from tests.test_reports import push, set_clock
 
@@ -265,12 +266,12 @@ def test_concurrent_status_edits_keep_the_least_closed_and_list_the_problem_once
 
 def escalate(county, day: date) -> int:
     with county.app.app_context():
-        return reports.escalate_overdue_problems(day)
+        return problems.escalate_overdue_problems(day)
 
 
 def problem(county, problem_id: str) -> dict:
     with county.app.app_context():
-        return reports.problem_detail(reports.EVERYTHING, problem_id)
+        return problems.problem_detail(reports.EVERYTHING, problem_id)
 
 
 def test_a_problem_past_its_due_date_goes_to_the_township_supervisor_once(county):

@@ -11,9 +11,9 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import insert
 
-from server import reports
-from server.models import Snapshot
+from server.reports import coverage as reports
 from server.service import create_server_records, server_update, store
+from server.storage.models import Snapshot
 from tests.county import uid
 
 W47 = "2026-W47"

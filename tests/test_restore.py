@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from server.models import Visit
 from server.service import store
-from server.upgrade import upgrade
+from server.storage.models import Visit
+from server.storage.upgrade import upgrade
 from tests import pgserver
 from tests.conftest import _admin, _dispose, _with_database, migrated_app
 from tests.county import build_county

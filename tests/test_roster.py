@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
+from server.admin.demo import id_number_check_digit
+from server.admin.roster import RosterRejected, import_roster
 from server.cli import main
-from server.demo import id_number_check_digit
-from server.models import AuditEntry, Counter, FieldWrite, Op
-from server.roster import RosterRejected, import_roster
-from server.store import TABLES
+from server.storage.models import AuditEntry, Counter, FieldWrite, Op
+from server.storage.store import TABLES
 from tests.county import uid
 
 SAMPLE = Path(__file__).parent / "samples" / "roster_example.csv"
@@ -535,7 +535,7 @@ def test_a_failure_while_writing_leaves_nothing_half_imported(any_app, monkeypat
     def fail(*_args, **_kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("server.roster.audit", fail)  # the very last write of the import
+    monkeypatch.setattr("server.admin.roster.audit", fail)  # the very last write of the import
     with pytest.raises(RuntimeError, match="disk full"):
         run(any_app, text.encode())
 

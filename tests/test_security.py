@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from server.security import HSTS
-from server.web import ADMIN, PWA
+from server.http.security import HSTS
+from server.http.web import ADMIN, PWA
 from tests.conftest import app_for
 from tests.county import PASSWORD, build_county
 from tests.test_api_errors import assert_error_shape

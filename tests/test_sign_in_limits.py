@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import func, select
 
 from server.auth import ADDRESS_LIMIT, PAIR_LIMIT, USERNAME_LIMIT
-from server.db import db
-from server.models import AuditEntry
+from server.storage.db import db
+from server.storage.models import AuditEntry
 from tests.conftest import migrated_app
 from tests.county import PASSWORD, County, build_county
 from tests.test_api_errors import assert_error_shape

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert
 
-from server.store import DEVICES, SqlStore
+from server.storage.store import DEVICES, SqlStore
 from sync.merge import FieldWrite
 from sync.scope import Assignment, Scope
 from sync.store import DeviceState, MemoryStore, Record, StoredOp

@@ -15,10 +15,11 @@ import pytest
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
-from server import reports, summary
-from server.models import Snapshot
+from server.reports import coverage as reports
+from server.reports import summary
 from server.service import store
-from server.store import SETTINGS
+from server.storage.models import Snapshot
+from server.storage.store import SETTINGS
 from tests.test_reports import push, set_clock
 
 START = datetime(2026, 10, 26, tzinfo=UTC)  # Monday of 2026-W44 (08:00 in Shanghai)

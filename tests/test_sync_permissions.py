@@ -9,8 +9,8 @@ import json
 import pytest
 from sqlalchemy import select
 
-from server.models import AuditEntry
 from server.service import store
+from server.storage.models import AuditEntry
 from tests.county import uid
 
 

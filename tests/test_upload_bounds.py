@@ -18,9 +18,9 @@ import pytest
 from click.testing import CliRunner
 from openpyxl import Workbook
 
+from server.admin.uploads import UploadTooLarge, checked_workbook
+from server.admin.xlsform_io import read_xlsform
 from server.cli import main
-from server.uploads import UploadTooLarge, checked_workbook
-from server.xlsform_io import read_xlsform
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = Path(__file__).parent / "samples" / "roster_example.csv"
@@ -368,9 +368,9 @@ MEASURE = textwrap.dedent(
     # a run of the old code must fail, not take the machine down
     resource.setrlimit(resource.RLIMIT_AS, (3 * 1024**3, 3 * 1024**3))
     from server import create_app
-    from server.roster import import_roster
-    from server.upgrade import upgrade
-    from server.xlsform_io import read_xlsform
+    from server.admin.roster import import_roster
+    from server.storage.upgrade import upgrade
+    from server.admin.xlsform_io import read_xlsform
 
     kind, path = sys.argv[1], Path(sys.argv[2])
     content = path.read_bytes()

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from forms import parse_definition, parse_expression, validate_answers, validate_definition
 from forms.xlsform import SheetProblem, XLSFormError, convert_xlsform
+from server.admin.forms_service import publish_forms
+from server.admin.xlsform_io import read_xlsform
 from server.cli import main
-from server.forms_service import publish_forms
-from server.xlsform_io import read_xlsform
 from tests.samples import make_xlsforms
 
 SAMPLES = Path(__file__).parent / "samples"

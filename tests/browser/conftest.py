@@ -16,7 +16,7 @@ import pytest
 from flask import jsonify, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from server.forms_service import publish_forms
+from server.admin.forms_service import publish_forms
 from tests.county import County
 
 CHROMIUM = "/usr/bin/chromium"

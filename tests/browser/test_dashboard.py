@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from server.models import Device
 from server.service import store
+from server.storage.models import Device
 from tests.county import PASSWORD, uid
 
 pytestmark = pytest.mark.browser

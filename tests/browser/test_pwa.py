@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from server.db import db
-from server.models import Device, Problem, Visit
+from server.storage.db import db
+from server.storage.models import Device, Problem, Visit
 from tests.browser.conftest import PHONE
 
 pytestmark = pytest.mark.browser

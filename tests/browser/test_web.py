@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from server.web import PWA, shell_files
+from server.http.web import PWA, shell_files
 
 
 def precached(client) -> list[str]:

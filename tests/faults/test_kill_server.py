@@ -14,7 +14,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from server.models import Op, Visit
+from server.storage.models import Op, Visit
 from tests import pgserver
 from tests.conftest import IN_CI, sql_engine
 from tests.faults.harness import Phone, Server

@@ -23,8 +23,10 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import select
 
-from server import reports, service
-from server.periods import month_label, week_label
+from server import service
+from server.reports import coverage as reports
+from server.reports import problems
+from server.reports.periods import month_label, week_label
 from server.service import mask_id_number, mask_phone
 
 STATUS_NAMES = {
@@ -140,8 +142,8 @@ def weekly_bulletin_xlsx(period: str, region_id: str) -> bytes:
         book.create_sheet("未访户"), f"{title}未走访户", reports.period_unvisited(period, region_id)
     )
     open_problems = {"region_id": region_id, "status": list(reports.OPEN_STATUSES)}
-    problems = reports.problem_list(reports.EVERYTHING, {**open_problems, "limit": MAX_ROWS})
-    _problem_sheet(book.create_sheet("未办结问题"), f"{body['region']['name']}未办结问题", problems)
+    listed = problems.problem_list(reports.EVERYTHING, {**open_problems, "limit": MAX_ROWS})
+    _problem_sheet(book.create_sheet("未办结问题"), f"{body['region']['name']}未办结问题", listed)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -30,7 +30,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from server.models import Household, Person, Region
+from server.admin.uploads import bounded_rows, checked_workbook
 from server.service import (
     SERVER_DEVICE,
     Administration,
@@ -39,9 +39,9 @@ from server.service import (
     server_hlc,
     store,
 )
-from server.store import SqlTxn, read_setting, write_setting
+from server.storage.models import Household, Person, Region
+from server.storage.store import SqlTxn, read_setting, write_setting
 from server.timeutil import now
-from server.uploads import bounded_rows, checked_workbook
 from sync import engine
 from sync.ops import parse_ops
 from sync.records import FIRST_BIRTH_YEAR, VISIT_POLICIES, id_number_problem, normal_id_number

@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.db import db
+from server.storage.db import db
 
 ID = String(64)
 

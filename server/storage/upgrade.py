@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from flask import Flask
 
-from server.db import db
+from server.storage.db import db
 
 SCRIPTS = Path(__file__).parent / "migrations"
 

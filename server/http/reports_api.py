@@ -1,6 +1,6 @@
 """Supervisor endpoints under /api/v1: coverage, overdue households, the weekly bulletin as
 Excel and CSV, and the problem list with its workflow. Thin views over server.reports and
-server.exports; what each figure means is in docs/reports.md."""
+server.reports.exports; what each figure means is in docs/reports.md."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
-from server import exports, reports, service
-from server.api import json_body
+from server import service
 from server.auth import current_caller, require_role
-from server.schemas import load
+from server.http.api import json_body
+from server.http.schemas import load
+from server.reports import coverage as reports
+from server.reports import exports, problems
 from sync.records import MAX_TEXT, PROBLEM_STATUSES
 
 reports_api = Blueprint("reports", __name__, url_prefix="/api/v1")
@@ -146,7 +148,7 @@ def _download(content: bytes, mimetype: str, filename: str) -> Response:
 
 
 @reports_api.get("/problems")
-def problems() -> Response:
+def problem_list() -> Response:
     caller = current_caller()
     query = load(ProblemQuery(), request.args.to_dict())
     if query["status"]:
@@ -156,14 +158,14 @@ def problems() -> Response:
             raise reports.invalid("status", "one or more of " + ", ".join(PROBLEM_STATUSES))
         query["status"] = statuses
     scope = service.scope_of(caller.assignment)
-    items = reports.problem_list(scope, query)
+    items = problems.problem_list(scope, query)
     return jsonify({"problems": items, "count": len(items)})
 
 
 @reports_api.get("/problems/<problem_id>")
 def problem(problem_id: str) -> Response:
     caller = current_caller()
-    return jsonify(reports.problem_detail(service.scope_of(caller.assignment), problem_id))
+    return jsonify(problems.problem_detail(service.scope_of(caller.assignment), problem_id))
 
 
 @reports_api.post("/problems/<problem_id>/status")
@@ -171,7 +173,7 @@ def problem_status(problem_id: str) -> Response:
     caller = current_caller()
     body = load(StatusChange(), json_body(64 * 1024))
     return jsonify(
-        reports.change_problem_status(
+        problems.change_problem_status(
             caller, problem_id, body["status"], body["note"], body["resolution"]
         )
     )
@@ -183,11 +185,11 @@ def problem_update(problem_id: str) -> Response:
     body = load(ProblemChange(), json_body(64 * 1024))
     if body.get("due_date") is not None:
         body["due_date"] = body["due_date"].isoformat()
-    return jsonify(reports.update_problem(caller, problem_id, body))
+    return jsonify(problems.update_problem(caller, problem_id, body))
 
 
 @reports_api.get("/problems/<problem_id>/history")
 def problem_history(problem_id: str) -> Response:
     caller = current_caller()
-    entries = reports.problem_history(service.scope_of(caller.assignment), problem_id)
+    entries = problems.problem_history(service.scope_of(caller.assignment), problem_id)
     return jsonify({"problem_id": problem_id, "history": entries})

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import request
 
-from server.errors import ApiError
+from server.http.errors import ApiError
 
 NUL = "\x00"
 MESSAGE = "must not contain the NUL character (U+0000)"

@@ -22,9 +22,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from server.auth import Caller, current_caller
-from server.errors import ApiError
-from server.models import Blob, BlobRef, Device, Visit
+from server.http.errors import ApiError
 from server.service import scope_of, store
+from server.storage.models import Blob, BlobRef, Device, Visit
 from server.timeutil import utcnow
 
 blobs = Blueprint("blobs", __name__, url_prefix="/api/v1/blobs")

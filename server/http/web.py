@@ -15,7 +15,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, send_from_directory
 
-PWA = Path(__file__).resolve().parent.parent / "pwa_static"
+PWA = Path(__file__).resolve().parents[2] / "pwa_static"
 #: the folders of pwa_static/ whose files make up the shell, and the kinds of file served
 SHELL_FOLDERS = ("js", "css", "icons")
 SHELL_SUFFIXES = (".js", ".css", ".png", ".svg")

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from server import jobs, service
 from server.auth import current_caller, require_role
-from server.errors import ApiError
+from server.http.errors import ApiError
 
 jobs_api = Blueprint("jobs_api", __name__, url_prefix="/api/v1/admin/jobs")
 

@@ -33,8 +33,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from server.db import WRITE_OPTION
-from server.models import (
+from server.storage.db import WRITE_OPTION
+from server.storage.models import (
     SYNCED_MODELS,
     AssignmentSnapshot,
     AuditEntry,
@@ -44,7 +44,7 @@ from server.models import (
     Op,
     Setting,
 )
-from server.models import FieldWrite as FieldWriteRow
+from server.storage.models import FieldWrite as FieldWriteRow
 from server.timeutil import utcnow
 from sync.merge import FieldWrite
 from sync.records import parse_offset_datetime

@@ -11,9 +11,15 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from server import service
 from server.auth import current_caller
-from server.errors import ApiError
-from server.request_checks import checked_json
-from server.schemas import ConflictResolution, DeviceRegistration, PullQuery, PushEnvelope, load
+from server.http.errors import ApiError
+from server.http.request_checks import checked_json
+from server.http.schemas import (
+    ConflictResolution,
+    DeviceRegistration,
+    PullQuery,
+    PushEnvelope,
+    load,
+)
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from server.accounts import check_password, create_user
+from server.admin.accounts import check_password, create_user
+from server.admin.demo import generate_demo_county
+from server.admin.forms_service import publish_forms
 from server.auth import hash_password
-from server.demo import generate_demo_county
-from server.forms_service import publish_forms
-from server.models import Region
 from server.service import create_server_records, store
+from server.storage.models import Region
 from server.timeutil import now
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from server.db import db
+from server.storage.db import db
 
 config = context.config
 connection = config.attributes["connection"]

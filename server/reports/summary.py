@@ -32,10 +32,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
-from server.db import WRITE_OPTION
-from server.models import HouseholdPeriod
-from server.periods import Period, local_day, periods_of
-from server.store import COUNTERS, TABLES, chunks, read_setting, write_setting
+from server.reports.periods import Period, local_day, periods_of
+from server.storage.db import WRITE_OPTION
+from server.storage.models import HouseholdPeriod
+from server.storage.store import COUNTERS, TABLES, chunks, read_setting, write_setting
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from sqlalchemy.engine import Connection
 from zxcvbn import zxcvbn
 
 from server.auth import ROLES, assignment_of, hash_password
-from server.models import Assignment as AssignmentRow
-from server.models import Household, Region, User
 from server.service import audit, store
+from server.storage.models import Assignment as AssignmentRow
+from server.storage.models import Household, Region, User
 from server.timeutil import utcnow
 from sync.scope import Assignment
 

@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 
 from forms.xlsform import SheetProblem, XLSFormError
-from server.uploads import checked_workbook
+from server.admin.uploads import checked_workbook
 
 
 def read_xlsform(source: Path | IO[bytes]) -> dict[str, list[dict[str, Any]]]:

@@ -17,7 +17,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from server.errors import ApiError
+from server.http.errors import ApiError
 from sync.records import parse_offset_datetime
 
 CURRENT_SCHEMA = 1

@@ -22,7 +22,8 @@ from flask import Blueprint, Response, render_template
 from marshmallow import Schema
 
 from server import jobs
-from server.admin_api import (
+from server.auth import ROLES
+from server.http.admin_api import (
     AssignmentSet,
     HouseholdCreate,
     HouseholdEdit,
@@ -36,10 +37,9 @@ from server.admin_api import (
     UserCreate,
     UserEdit,
 )
-from server.auth import ROLES
-from server.blobs_api import IMAGE_TYPES
-from server.errors import MESSAGES, STATUS
-from server.reports_api import (
+from server.http.blobs_api import IMAGE_TYPES
+from server.http.errors import MESSAGES, STATUS
+from server.http.reports_api import (
     XLSX,
     BulletinQuery,
     CoverageQuery,
@@ -49,15 +49,15 @@ from server.reports_api import (
     StatusChange,
     TrendQuery,
 )
-from server.schemas import ConflictResolution, DeviceRegistration, PullQuery, PushEnvelope
-from server.web import CSP
+from server.http.schemas import ConflictResolution, DeviceRegistration, PullQuery, PushEnvelope
+from server.http.web import CSP
 from sync.ops import ACTIONS, MAX_SEQ
 from sync.records import PROBLEM_STATUSES, RECORD_TYPES, VISIT_POLICIES
 
 STATIC = Path(__file__).resolve().parent / "static"
 JSON = "application/json"
 
-openapi = Blueprint("openapi", __name__, url_prefix="/api/v1")
+openapi = Blueprint("openapi", __name__, url_prefix="/api/v1", template_folder="templates")
 
 # --- the §2 error answers ---------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from sqlalchemy import JSON, String, cast, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from server import service
-from server.accounts import (
+from server.admin.accounts import (
     MIN_PASSWORD,
     AccountError,
     check_password,
@@ -33,6 +33,16 @@ from server.accounts import (
     global_admins_keep_every_county,
     reassign,
 )
+from server.admin.roster import MESSAGES as ROSTER_MESSAGES
+from server.admin.roster import (
+    RosterRejected,
+    check_visit_policy,
+    derive_visit_policy,
+    import_roster,
+    save_visit_policy,
+    visit_policy,
+)
+from server.admin.uploads import UploadTooLarge
 from server.auth import (
     ROLES,
     Caller,
@@ -42,22 +52,12 @@ from server.auth import (
     hash_password,
     require_role,
 )
-from server.errors import ApiError, wants_english
-from server.models import Assignment as AssignmentRow
-from server.models import Device, Form, Household, Person, Region, User
-from server.request_checks import checked_json, nul_fields, refuse_nul
-from server.roster import MESSAGES as ROSTER_MESSAGES
-from server.roster import (
-    RosterRejected,
-    check_visit_policy,
-    derive_visit_policy,
-    import_roster,
-    save_visit_policy,
-    visit_policy,
-)
-from server.schemas import load
+from server.http.errors import ApiError, wants_english
+from server.http.request_checks import checked_json, nul_fields, refuse_nul
+from server.http.schemas import load
 from server.service import Administration, mask_phone
-from server.uploads import UploadTooLarge
+from server.storage.models import Assignment as AssignmentRow
+from server.storage.models import Device, Form, Household, Person, Region, User
 from sync.records import id_number_problem, normal_id_number
 from sync.scope import Assignment, Scope
 

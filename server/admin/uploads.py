@@ -32,7 +32,7 @@ from xml.parsers import expat
 
 from flask import current_app, has_app_context
 
-from server.errors import ApiError
+from server.http.errors import ApiError
 
 MB = 1024 * 1024
 #: the longest run of XML without a ``<``: a tag with its attributes, or a text node. A cell's

@@ -1,0 +1,1 @@
+"""Administration: accounts, the roster import, forms, uploads, and the demo county."""
