@@ -245,7 +245,7 @@ JOBS: tuple[Job, ...] = (
         "notice_delivery",
         {"minute": "*"},
         notice_delivery,
-        "发送通知：把通报、逾期提醒和督办消息发到企业微信、钉钉群和邮箱，失败后重试",
+        "发送通知：逾期提醒、督办和通报发到企业微信、钉钉群和邮箱，失败重试",
         "Notice delivery: bulletins, overdue digests and escalations to WeCom, DingTalk and "
         "e-mail, retried after a failure",
         lock_for=timedelta(minutes=30),
