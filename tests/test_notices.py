@@ -267,6 +267,7 @@ def test_no_notice_holds_an_id_number_a_phone_number_or_a_household(any_county, 
     assert len(texts) == 12 and all(d.status == "sent" for d in deliveries(any_county))
     received = [str(r.body) for r in wecom.received + dingtalk.received]
     assert len(received) == 12
+    assert all("走访" in d.title for d in deliveries(any_county))  # a DingTalk keyword
     assert any("问题督办" in text and "上村：1 个" in text for text in texts)
     assert any("2026-W48 走访覆盖率通报" in text and "应访 **5** 户" in text for text in texts)
     secrets = ["341823194110201790", "13905631201", "341823101001", "户主1", "汪德明", "药快"]

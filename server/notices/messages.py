@@ -90,7 +90,7 @@ def escalations(
     summary = f"今日有 **{total}** 个逾期未办结的问题已升级至乡镇督导，请督促办理。"
     parts = [f"{name}：{count} 个" for name, count in sorted(per_part.items())]
     link = dashboard_link(public_url, region=region_id)
-    return compose(f"{region_name} 问题督办 {day.isoformat()}", summary, parts, link)
+    return compose(f"{region_name} 走访问题督办 {day.isoformat()}", summary, parts, link)
 
 
 def ancestors(tree: RegionTree, region_id: str | None) -> list[str]:
