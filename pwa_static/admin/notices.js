@@ -73,16 +73,16 @@ async function save(form) {
     body.recipients = form.recipients.value.split(/\s+/).filter(Boolean);
   }
   await call(`/admin/regions/${region}/notices/${form.dataset.channel}`, { method: "PUT", body });
-  toast(t("n.saved"));
   await showRegion();
+  toast(t("n.saved"));
 }
 
 async function remove(form) {
   const channel = t(CHANNEL_NAMES[form.dataset.channel]);
   if (!window.confirm(t("n.confirm", { channel }))) return;
   await call(`/admin/regions/${region}/notices/${form.dataset.channel}`, { method: "DELETE" });
-  toast(t("n.removed"));
   await showRegion();
+  toast(t("n.removed"));
 }
 
 /** Wire the section; `report` shows an error the way the rest of the page does. */
