@@ -85,6 +85,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from server.http.jobs_api import jobs_api
 
     app.register_blueprint(jobs_api)
+    from server.http.notices_api import notices_api
+
+    app.register_blueprint(notices_api)
     from server.http.openapi import openapi
 
     app.register_blueprint(openapi)

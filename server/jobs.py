@@ -33,6 +33,8 @@ from sqlalchemy.exc import IntegrityError
 
 from server.auth import token_age_cutoff, token_expiry_cutoff
 from server.http import blobs_api
+from server.notices import notify
+from server.notices import queue as notices_queue
 from server.reports import coverage as reports
 from server.reports import exports, problems, summary
 from server.reports.periods import week_label
@@ -97,8 +99,9 @@ def weekly_bulletin(at: datetime) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     regions = _bulletin_regions()
     due = visited = 0
+    coverages = {}
     for region in regions:
-        coverage = reports.coverage(period, region.id)
+        coverage = coverages[region.id] = reports.coverage(period, region.id)
         _keep_snapshot("bulletin", period, region.id, coverage)
         _write_atomically(
             folder / f"{period}-{_file_code(region)}.xlsx",
@@ -109,16 +112,19 @@ def weekly_bulletin(at: datetime) -> str:
             visited += coverage["summary"]["visited"]
     townships = sum(1 for region in regions if region.level == "township")
     rate = f"{100 * visited / due:.1f}%" if due else "—"
-    return f"{period}: {townships} 个乡镇, 覆盖率 {rate}"
+    queued = notify.bulletin(period, coverages)
+    return f"{period}: {townships} 个乡镇, 覆盖率 {rate}" + _notices(queued)
 
 
 def overdue_digest(at: datetime) -> str:
     """日查岗: each township's overdue households of the day, kept as a snapshot."""
     today = at.date()
-    townships = [r for r in _bulletin_regions() if r.level == "township"]
+    regions = _bulletin_regions()
+    townships = [r for r in regions if r.level == "township"]
     total = 0
+    lists = {}
     for township in townships:
-        households = reports.overdue(township.id, today=today)
+        households = lists[township.id] = reports.overdue(township.id, today=today)
         total += len(households)
         digest = {
             "date": today.isoformat(),
@@ -127,13 +133,25 @@ def overdue_digest(at: datetime) -> str:
             "households": households,
         }
         _keep_snapshot("overdue_digest", today.isoformat(), township.id, digest)
-    return f"{today.isoformat()}: {len(townships)} 个乡镇, 逾期 {total} 户"
+    queued = notify.overdue(today, regions, lists)
+    return f"{today.isoformat()}: {len(townships)} 个乡镇, 逾期 {total} 户" + _notices(queued)
 
 
 def problem_escalation(at: datetime) -> str:
     """督办: problems past their due date move up to the supervisors."""
-    escalated = problems.escalate_overdue_problems(at.date())
-    return f"{at.date().isoformat()}: 升级 {escalated} 个逾期问题"
+    escalated = problems.escalate_overdue(at.date())
+    queued = notify.escalations(at.date(), escalated)
+    return f"{at.date().isoformat()}: 升级 {len(escalated)} 个逾期问题" + _notices(queued)
+
+
+def notice_delivery(at: datetime) -> str:
+    """Send the notices the jobs above queued, and retry those that failed (server/notices):
+    every minute, so that no job waits on a webhook or a mail server."""
+    return notices_queue.deliver_due()
+
+
+def _notices(queued: int) -> str:
+    return f", 待发通知 {queued} 条" if queued else ""
 
 
 def sqlite_backup(at: datetime) -> str:
@@ -224,6 +242,15 @@ JOBS: tuple[Job, ...] = (
         problem_escalation,
         "问题督办：逾期未解决的问题升级",
         "Problem escalation: problems past their due date are escalated",
+    ),
+    Job(
+        "notice_delivery",
+        {"minute": "*"},
+        notice_delivery,
+        "发送通知：逾期提醒、督办和通报发到企业微信、钉钉群和邮箱，失败重试",
+        "Notice delivery: bulletins, overdue digests and escalations to WeCom, DingTalk and "
+        "e-mail, retried after a failure",
+        lock_for=timedelta(minutes=30),
     ),
     Job(
         "sqlite_backup",

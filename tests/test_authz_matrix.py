@@ -50,6 +50,7 @@ from server.admin.accounts import create_user
 from server.admin.forms_service import publish_next_version
 from server.admin.roster import EVERYTHING
 from server.auth import TOKEN_TTL_DAYS
+from server.notices.queue import save_channel
 from server.service import create_server_records, server_update
 from server.storage.db import db
 from server.storage.models import AuditEntry, Conflict, Household
@@ -275,6 +276,18 @@ def new_photo_bytes(w: World, caller: str, where: str) -> dict[str, Any]:
     return {"sha256": hashlib.sha256(content).hexdigest(), "bytes": content}
 
 
+def a_channel(w: World, caller: str, where: str) -> dict[str, Any]:
+    """A region's WeCom robot, there to be deleted (server/notices)."""
+    region_id = w.county.regions[w.keys(caller, where)[1]]
+    with w.app.app_context():
+        save_channel(region_id, "wecom", ROBOT["url"], None, ["overdue_digest"], "matrix")
+    return {"region": region_id, "channel": "wecom"}
+
+
+def a_region_channel(w: World, caller: str, where: str) -> dict[str, Any]:
+    return {**a_region(w, caller, where), "channel": "wecom"}
+
+
 def a_job(w: World, caller: str, where: str) -> dict[str, Any]:
     return {"name": "problem_escalation" if where == "in" else "no_such_job"}
 
@@ -360,6 +373,7 @@ TRANSFER = {"from_user": "{user}", "to_user": "{user2}"}
 RESOLVE = {"value": "裁决"}
 DUE = {"due_date": "2026-12-31"}
 FORWARD = {"status": "in_progress"}
+ROBOT = {"url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=matrix"}
 NOBODY = ("201", "201", "201")  # sign-in needs no token: revoked, expired and anonymous too
 PUBLIC = ("200", "200", "200")  # the API's own description, for anyone
 LIST, SHOW = "listed/unlisted", "listed"
@@ -465,6 +479,14 @@ MATRIX = [
           "403",              "403",              "403",              "403"),
     Row("GET",    "/admin/forms",                       nothing,         None,
           "403",              "403",              "403",              "200"),
+    Row("GET",    "/admin/regions/<region_id>/notices", a_region,        None,
+          "403",              "403",              "403",              "200/404"),
+    Row("PUT",    "/admin/regions/<region_id>/notices/<channel>", a_region_channel, ROBOT,
+          "403",              "403",              "403",              "200/404"),
+    Row("DELETE", "/admin/regions/<region_id>/notices/<channel>", a_channel, None,
+          "403",              "403",              "403",              "200/404"),
+    Row("GET",    "/admin/notices/deliveries",          nothing,         None,
+          "403",              "200",              "200",              "200"),
     Row("GET",    "/admin/jobs",                        nothing,         None,
           "403",              "200",              "200",              "200"),
     Row("POST",   "/admin/jobs/<name>/run",             a_job,           None,

@@ -126,6 +126,7 @@ def test_each_job_fires_at_its_hour_in_the_configured_timezone(app):
         "weekly_bulletin": "2026-11-30T08:00:00+08:00",
         "overdue_digest": "2026-11-26T07:30:00+08:00",
         "problem_escalation": "2026-11-26T07:45:00+08:00",
+        "notice_delivery": "2026-11-25T12:00:00+08:00",
         "sqlite_backup": "2026-11-26T02:30:00+08:00",
         "visit_summary": "2026-11-25T12:00:00+08:00",
         "token_purge": "2026-11-26T03:00:00+08:00",

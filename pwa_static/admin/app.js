@@ -94,6 +94,7 @@ async function load() {
       ),
       call("/conflicts").then(renderConflicts),
       call("/admin/jobs").then(renderJobs),
+      call("/admin/notices/deliveries?limit=20").then(renderDeliveries),
     ];
     if (user.role === "admin") tasks.push(call("/admin/devices").then(renderDevices));
     const results = await Promise.allSettled(tasks);
@@ -400,6 +401,34 @@ function renderJobs(answer) {
         ),
         h("td", {}, when(job.last_finished_at ?? job.last_started_at)),
         h("td", {}, when(job.next_run_at)),
+      ),
+    ),
+  );
+}
+
+/** Every notice the jobs queued: sent, waiting for a retry (and when), or given up. */
+function renderDeliveries(answer) {
+  const channels = { wecom: "n.wecom", dingtalk: "n.dingtalk", email: "n.email" };
+  fill(
+    $("#deliveries tbody"),
+    answer.deliveries.map((delivery) =>
+      h(
+        "tr",
+        {},
+        h("td", {}, when(delivery.created_at)),
+        h("td", {}, state.regions.get(delivery.region_id)?.name ?? delivery.title.split(" ")[0]),
+        h("td", {}, t(channels[delivery.channel] ?? delivery.channel)),
+        h("td", { title: delivery.title }, delivery.job),
+        h("td", { className: `notice ${delivery.status}` }, t(`n.status.${delivery.status}`)),
+        h("td", { className: "num" }, delivery.attempts),
+        h(
+          "td",
+          {},
+          delivery.last_error ?? "",
+          delivery.next_attempt_at && delivery.status === "retrying"
+            ? h("small", {}, t("n.retry", { when: when(delivery.next_attempt_at) }))
+            : null,
+        ),
       ),
     ),
   );

@@ -1,6 +1,7 @@
 /**
  * The administration page (管理) at /admin/manage: roster import, households, users, 包保 and
- * its transfer, the visit policy and the form versions — all through /api/v1/admin, admins only.
+ * its transfer, the visit policy, the form versions and the notice channels (notices.js) — all
+ * through /api/v1/admin, admins only.
  *
  * @module admin/manage
  */
@@ -9,6 +10,7 @@ import { ApiError, call, forget, query, session } from "./api.js";
 import { signInHandler, signOutHandler } from "./signin.js";
 import { $, fill, h, toast } from "./dom.js";
 import { applyStatic, lang, pick, setLang, t } from "./i18n.js";
+import { loadNotices, wireNotices } from "./notices.js";
 
 const PER_PAGE = 20;
 const POLICIES = ["weekly", "monthly", "none"];
@@ -75,6 +77,7 @@ async function loadAll() {
       loadUsers(),
       loadPolicy(),
       loadForms(),
+      loadNotices(state.regions),
     ]);
     for (const result of results) if (result.status === "rejected") report(result.reason);
   } catch (error) {
@@ -554,6 +557,7 @@ function wire() {
   $("#assign-form [name=user]").addEventListener("change", () => showAssignment().catch(report));
   $("#transfer-form").addEventListener("submit", onTransfer);
   $("#policy-form").addEventListener("submit", onSavePolicy);
+  wireNotices(report);
   start();
 }
 

@@ -39,6 +39,7 @@ from server.http.admin_api import (
 )
 from server.http.blobs_api import IMAGE_TYPES
 from server.http.errors import MESSAGES, STATUS
+from server.http.notices_api import ChannelBody, DeliveryQuery
 from server.http.reports_api import (
     XLSX,
     BulletinQuery,
@@ -51,6 +52,7 @@ from server.http.reports_api import (
 )
 from server.http.schemas import ConflictResolution, DeviceRegistration, PullQuery, PushEnvelope
 from server.http.web import CSP
+from server.notices import channels
 from sync.ops import ACTIONS, MAX_SEQ
 from sync.records import PROBLEM_STATUSES, RECORD_TYPES, VISIT_POLICIES
 
@@ -294,6 +296,7 @@ QUERY_RULES: dict[tuple[str, str], dict[str, Any]] = {
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
     "name": {"type": "string", "enum": [job.name for job in jobs.JOBS]},
+    "channel": {"type": "string", "enum": list(channels.CHANNELS)},
 }
 
 # --- the table --------------------------------------------------------------------------------
@@ -341,6 +344,7 @@ TAGS = [
     ("photos", "照片", "Photos by content (CONTRACT §11)"),
     ("admin", "管理", "Regions, households, people, users, 包保, devices, policy, forms"),
     ("jobs", "定时任务", "The scheduled jobs"),
+    ("notices", "通知", "Notices to WeCom, DingTalk and e-mail, and their deliveries"),
     ("docs", "接口文档", "This document"),
 ]
 
@@ -756,6 +760,39 @@ ENDPOINTS = [
         "county only.",
         (409,),
         roles=ADMIN,
+    ),
+    Endpoint(
+        "get /api/v1/admin/regions/{region_id}/notices",
+        "notices",
+        "通知渠道",
+        "The region's WeCom robot, DingTalk robot and e-mail recipients; webhook URLs are "
+        "masked and secrets are never shown (secret_set says whether one is kept).",
+        roles=ADMIN,
+    ),
+    Endpoint(
+        "put /api/v1/admin/regions/{region_id}/notices/{channel}",
+        "notices",
+        "设置通知渠道",
+        "Create or change one channel of a county or township; a field left out keeps its "
+        "stored value. The webhook must be http(s); e-mail needs ZOUFANG_SMTP_HOST.",
+        roles=ADMIN,
+        body=ChannelBody,
+    ),
+    Endpoint(
+        "delete /api/v1/admin/regions/{region_id}/notices/{channel}",
+        "notices",
+        "删除通知渠道",
+        "The region stops receiving notices on this channel; its deliveries stay recorded.",
+        roles=ADMIN,
+    ),
+    Endpoint(
+        "get /api/v1/admin/notices/deliveries",
+        "notices",
+        "通知发送记录",
+        "The newest deliveries of the caller's regions: sent, queued, retrying (with the next "
+        "attempt) or failed, with attempts and the last error.",
+        roles=READERS,
+        query=DeliveryQuery,
     ),
     Endpoint("get /api/v1/openapi.json", "docs", "接口描述", "This document.", public=True),
     Endpoint(

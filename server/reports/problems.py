@@ -358,10 +358,16 @@ def _relayed_devices(conn: Connection, problem_id: str) -> dict[str, str]:
 
 
 def escalate_overdue_problems(today: date) -> int:
+    """How many problems ``escalate_overdue`` escalated now."""
+    return len(escalate_overdue(today))
+
+
+def escalate_overdue(today: date) -> list[str]:
     """Reassign every problem past its due date and not resolved or verified to the supervisor
     of its township (the nearest supervised region up the tree), once per due date; the
-    escalation is audited, and ``problem_list`` shows it as ``escalated``. Returns how many
-    were escalated now; a second run the same day escalates nothing."""
+    escalation is audited, and ``problem_list`` shows it as ``escalated``. Returns the village
+    of each problem escalated now (for the notices); a second run the same day escalates
+    nothing."""
     p = PROBLEMS.c
     with service.store().report() as conn:
         regions = Regions.load(conn)
@@ -379,7 +385,7 @@ def escalate_overdue_problems(today: date) -> int:
             ):
                 done.add((r.target_id, json.loads(r.details or "{}").get("due_date")))
         supervisors = _supervisors_by_region(conn)
-    count = 0
+    escalated: list[str] = []
     for problem in candidates:
         if (problem.id, problem.due_date) in done:
             continue
@@ -412,8 +418,8 @@ def escalate_overdue_problems(today: date) -> int:
                     "op_id": outcome["op_id"],
                 },
             )
-        count += 1
-    return count
+        escalated.append(problem.village_id)
+    return escalated
 
 
 def _supervisors_by_region(conn: Connection) -> dict[str, tuple[str, str]]:

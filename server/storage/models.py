@@ -285,6 +285,41 @@ class JobRun(db.Model):
     lock_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class NoticeChannel(db.Model):
+    """Where a region's notices go (server/notices, docs/admin.md): a WeCom or DingTalk group
+    robot, or e-mail; one of each kind per county or township. ``target`` is the webhook URL or
+    the e-mail recipients; it and ``secret`` are never shown back whole."""
+
+    __tablename__ = "notice_channels"
+    region_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)  # wecom | dingtalk | email
+    target: Mapped[str] = mapped_column(Text, nullable=False)
+    secret: Mapped[str | None] = mapped_column(Text)
+    jobs: Mapped[str] = mapped_column(Text, nullable=False)  # JSON list of job names
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    updated_by: Mapped[str | None] = mapped_column(ID)
+
+
+class NoticeDelivery(db.Model):
+    """One message of a job to one channel, and what became of it: the queue the job
+    ``notice_delivery`` works through, and the record the jobs view shows (docs/jobs.md)."""
+
+    __tablename__ = "notice_deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    region_id: Mapped[str] = mapped_column(ID, nullable=False)
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)
+    job: Mapped[str] = mapped_column(String(64), nullable=False)
+    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # queued retrying sent failed
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    __table_args__ = (Index("ix_notice_deliveries_due", "status", "next_attempt_at"),)
+
+
 class HouseholdPeriod(db.Model):
     """Which households were visited in which period: one row per (period, household) with a
     visit that counts now, for the weekly (ISO week) and the monthly period of each visit in
