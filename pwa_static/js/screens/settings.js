@@ -46,7 +46,7 @@ export async function render(ctx) {
           setContrast(!contrast());
           event.currentTarget.setAttribute("aria-pressed", String(contrast()));
         },
-        "",
+        "toggle",
         { "aria-pressed": String(contrast()) },
       ),
       h("p", { class: "hint" }, t("settings.contrastHint")),
