@@ -76,6 +76,9 @@ BARS_HEIGHT = """() => {
 }"""
 
 
+FONT_SIZE = "e => parseFloat(getComputedStyle(e).fontSize)"
+
+
 def axe(page: Any, rules: list[str] | None = None) -> list[str]:
     """axe-core's critical and serious violations on the page as it is now."""
     if not page.evaluate("typeof window.axe !== 'undefined'"):
@@ -284,6 +287,7 @@ def test_the_high_contrast_setting_gives_large_text_and_aaa_contrast_and_is_reme
     phone, screenshot
 ):
     page = phone.page
+    assert phone.screen("week").locator(".flag").first.evaluate(FONT_SIZE) >= 14  # even without
     phone.open("#/settings")
     toggle = phone.screen("settings").get_by_role("button", name="高对比度大字")
     assert toggle.get_attribute("aria-pressed") == "false"
@@ -302,8 +306,7 @@ def test_the_high_contrast_setting_gives_large_text_and_aaa_contrast_and_is_reme
              .map((e) => parseFloat(getComputedStyle(e).fontSize)))"""
     )
     assert smallest >= 14
-    tag = page.locator(".flag").first  # 老, 弱, 病, 孤
-    assert tag.evaluate("e => parseFloat(getComputedStyle(e).fontSize)") >= 14
+    assert page.locator(".flag").first.evaluate(FONT_SIZE) >= 14  # 老, 弱, 病, 孤
     below_7 = {name: axe(page, ["color-contrast-enhanced"]) for name in tour(phone)}
     assert {name: v for name, v in below_7.items() if v} == {}
 
@@ -338,9 +341,11 @@ def test_axe_finds_no_serious_violation_on_the_admin_pages_signed_in(live, brows
     sign_in(page, "admin")
     page.wait_for_selector("body[data-loaded]:not(.opening) #trend-canvas[data-weeks]")
     assert axe(page) == []
+    assert axe(page, ["empty-table-header"]) == []
     page.goto(f"{live.url}/admin/manage")
     page.wait_for_selector("body[data-loaded]:not(.opening) #policy select")
     assert axe(page) == []
+    assert axe(page, ["empty-table-header"]) == []
     assert errors == []
     context.close()
 
