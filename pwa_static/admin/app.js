@@ -7,9 +7,9 @@
 
 import { call, download, forget, query, session } from "./api.js";
 import { signInHandler, signOutHandler } from "./signin.js";
-import { $, fill, h, toast } from "./dom.js";
+import { $, fill, h, opening, toast } from "./dom.js";
 import { applyStatic, lang, pick, setLang, t } from "./i18n.js";
-import { drawTrend } from "./trend.js";
+import { drawTrend, trendTable } from "./trend.js";
 
 const STAGES = ["open", "in_progress", "resolved", "verified"];
 const state = { region: null, period: null, timezone: "Asia/Shanghai", regions: new Map() };
@@ -68,8 +68,9 @@ async function start() {
   state.regions = new Map();
   state.region = user.region_ids[0] ?? null;
   for (const id of user.region_ids) state.regions.set(id, { id, name: id, level: "", depth: 0 });
-  await load();
+  await opening(load);
 }
+
 
 // ---- loading ----------------------------------------------------------------------------
 
@@ -186,6 +187,7 @@ function renderCoverage(coverage) {
 
 function renderTrend(trend) {
   drawTrend($("#trend-canvas"), trend.weeks);
+  trendTable($("#trend-table"), trend.weeks);
   $("#trend-canvas").dataset.weeks = trend.weeks.length;
 }
 

@@ -29,6 +29,19 @@ export function fill(element, ...children) {
   for (const child of children.flat()) if (child) element.append(child);
 }
 
+/** The sections fill in as their answers arrive, in any order: keep them out of sight until
+ *  all have, so that nothing moves under the pointer (layout shift) on opening the page. */
+export async function opening(loadSections) {
+  document.body.classList.add("opening");
+  $("#main").ariaBusy = "true";
+  try {
+    await loadSections();
+  } finally {
+    document.body.classList.remove("opening");
+    $("#main").ariaBusy = null;
+  }
+}
+
 let toastTimer = 0;
 export function toast(message, kind = "info") {
   const element = document.getElementById("toast");

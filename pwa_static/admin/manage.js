@@ -8,7 +8,7 @@
 
 import { ApiError, call, forget, query, session } from "./api.js";
 import { signInHandler, signOutHandler } from "./signin.js";
-import { $, fill, h, toast } from "./dom.js";
+import { $, fill, h, opening, toast } from "./dom.js";
 import { applyStatic, lang, pick, setLang, t } from "./i18n.js";
 import { loadNotices, wireNotices } from "./notices.js";
 
@@ -65,7 +65,7 @@ async function start() {
   if (user.role !== "admin") return deny();
   $("#denied").hidden = true;
   $("#main").hidden = false;
-  await loadAll();
+  await opening(loadAll);
 }
 
 async function loadAll() {
@@ -447,10 +447,11 @@ async function onTransfer(event) {
 
 // ---- visit policy and forms -------------------------------------------------------------
 
-function policySelect(name, value) {
+/** A policy dropdown; `label` names it for screen readers where no <label> wraps it. */
+function policySelect(name, value, label = null) {
   return h(
     "select",
-    { name, className: "policy" },
+    { name, className: "policy", ...(label && { ariaLabel: label }) },
     POLICIES.map((policy) => h("option", { value: policy, selected: policy === value }, t(`policy.${policy}`))),
   );
 }
@@ -472,7 +473,15 @@ async function loadPolicy() {
         { dataset: { category } },
         h("td", {}, category || t("empty")),
         h("td", { className: "num" }, households),
-        h("td", {}, policySelect(`category`, policy.categories[category] ?? policy.default)),
+        h(
+          "td",
+          {},
+          policySelect(
+            "category",
+            policy.categories[category] ?? policy.default,
+            `${category || t("empty")} · ${t("m.col.policy")}`,
+          ),
+        ),
       ),
     ),
   );

@@ -5,6 +5,7 @@
  * @module admin/trend
  */
 
+import { h } from "./dom.js";
 import { t } from "./i18n.js";
 
 let chart = null;
@@ -15,6 +16,7 @@ export function drawTrend(canvas, weeks) {
   if (!Chart) throw new Error("Chart.js did not load");
   const labels = weeks.map((week) => week.period.replace(/^\d{4}-/, ""));
   const values = weeks.map((week) => Math.round(week.coverage * 1000) / 10);
+  canvas.ariaLabel = t("trend.title");
   if (chart) chart.destroy();
   chart = new Chart(canvas, {
     type: "line",
@@ -51,4 +53,36 @@ export function drawTrend(canvas, weeks) {
     },
   });
   return chart;
+}
+
+/** The trend as a table, for screen readers: a canvas has no text of its own. */
+export function trendTable(table, weeks) {
+  table.replaceChildren(
+    h("caption", {}, t("trend.title")),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ["col.week", "tile.due", "tile.visited", "tile.coverage"].map((key) =>
+          h("th", { scope: "col" }, t(key)),
+        ),
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      weeks.map((week) =>
+        h(
+          "tr",
+          {},
+          h("th", { scope: "row" }, week.period),
+          h("td", {}, week.due),
+          h("td", {}, week.visited),
+          h("td", {}, `${(Math.round(week.coverage * 1000) / 10).toFixed(1)}%`),
+        ),
+      ),
+    ),
+  );
 }

@@ -18,7 +18,7 @@ import * as visit from "./screens/visit.js";
 import * as week from "./screens/week.js";
 import * as sync from "./sync.js";
 import * as update from "./update.js";
-import { h, hideToast } from "./ui.js";
+import { contrast, h, hideToast, setContrast } from "./ui.js";
 
 /** Route pattern (the hash without "#/" and query) → screen, the tab it belongs to, and
  *  whether it is a view to redraw when a sync brings news (never a form being filled in). */
@@ -50,6 +50,7 @@ const app = {
 const $ = (id) => document.getElementById(id);
 
 async function start() {
+  setContrast(contrast());
   app.db = await open();
   await loadLang(app.db);
   $("update-button").addEventListener("click", update.accept);
@@ -145,6 +146,8 @@ async function route() {
   }
   const same = app.shown === path;
   window.scrollTo(0, same || REMEMBER_SCROLL.has(path) ? (app.scroll.get(path) ?? 0) : 0);
+  // a new screen is announced by its heading; a redraw of the same one keeps the user's place
+  if (!same && app.rendered) $("title").focus({ preventScroll: true });
   app.shown = path;
   if (!app.rendered) {
     app.rendered = true;

@@ -91,7 +91,7 @@ export function ask(title, body, actions) {
       resolve(name);
     };
     dialog.replaceChildren(
-      h("h2", {}, title),
+      h("h2", { id: "dialog-title" }, title),
       body,
       h(
         "div",
@@ -102,6 +102,21 @@ export function ask(title, body, actions) {
     dialog.onclose = () => resolve(null);
     dialog.showModal();
   });
+}
+
+const CONTRAST_KEY = "zoufang.contrast";
+
+/** Whether 高对比度大字 is on. A setting of the phone, not of the account: localStorage, read
+ *  synchronously before the first screen is drawn, and kept when someone signs out. */
+export function contrast() {
+  return localStorage.getItem(CONTRAST_KEY) === "on";
+}
+
+/** Turn 高对比度大字 on or off, now and on every later start. */
+export function setContrast(on) {
+  if (on) localStorage.setItem(CONTRAST_KEY, "on");
+  else localStorage.removeItem(CONTRAST_KEY);
+  document.documentElement.classList.toggle("contrast", on);
 }
 
 /** 11月24日 09:30 (zh) / 24 Nov 09:30 (en), on the Shanghai clock. */

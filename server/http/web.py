@@ -15,6 +15,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, send_from_directory
 
+from server.http.compression import compressed
+
 PWA = Path(__file__).resolve().parents[2] / "pwa_static"
 #: the folders of pwa_static/ whose files make up the shell, and the kinds of file served
 SHELL_FOLDERS = ("js", "css", "icons")
@@ -27,6 +29,8 @@ CSP = (
 )
 
 web = Blueprint("web", __name__)
+#: the shell and the admin pages go out in brotli or gzip (server/http/compression.py)
+web.after_request(compressed)
 
 
 def shell_files() -> list[str]:

@@ -98,7 +98,7 @@ export async function renderDetail(ctx, [id]) {
         h(
           "p",
           {},
-          h("a", { href: `#/h/${household.id}` }, household.head_name),
+          h("a", { class: "tap", href: `#/h/${household.id}` }, household.head_name),
           person && ` · ${person.name}`,
         ),
       h("p", {}, problem.description),

@@ -9,7 +9,7 @@ import { LANGUAGES, setLang, t } from "../i18n.js";
 import { waiting } from "../outbox.js";
 import { exportUnsent, signOut } from "../session.js";
 import * as update from "../update.js";
-import { ask, button, h, section, toast } from "../ui.js";
+import { ask, button, contrast, h, section, setContrast, toast } from "../ui.js";
 
 export async function render(ctx) {
   ctx.title(t("settings.title"));
@@ -37,6 +37,19 @@ export async function render(ctx) {
           ),
         ),
       ),
+    ),
+    section(
+      t("settings.display"),
+      button(
+        t("settings.contrast"),
+        (event) => {
+          setContrast(!contrast());
+          event.currentTarget.setAttribute("aria-pressed", String(contrast()));
+        },
+        "toggle",
+        { "aria-pressed": String(contrast()) },
+      ),
+      h("p", { class: "hint" }, t("settings.contrastHint")),
     ),
     section(
       t("settings.account"),

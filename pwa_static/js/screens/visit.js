@@ -99,17 +99,34 @@ function relevantAnswers(form, answers) {
   return kept;
 }
 
+/** Every invalid field says which it is and what is wrong, its controls are marked invalid and
+ *  described by that message, and focus goes to the first, so a screen reader reads it. */
 function showErrors(rows, errors) {
   let first = null;
   for (const row of rows) {
     const codes = errors[row.id];
-    row.error.textContent = codes ? codes.map((code) => describe(code, lang())).join("；") : "";
-    row.error.hidden = !codes;
-    row.element.classList.toggle("invalid", Boolean(codes));
+    const problem = codes?.map((code) => describe(code, lang())).join("；");
+    row.error.textContent = codes ? t("visit.fieldError", { field: pick(row.field.label), problem }) : "";
+    markInvalid(row.element, row.error, Boolean(codes));
     if (codes && !first) first = row.element;
   }
   first?.scrollIntoView({ block: "center" });
+  first?.querySelector("input, select, textarea")?.focus({ preventScroll: true });
   return first !== null;
+}
+
+function markInvalid(element, error, invalid) {
+  error.hidden = !invalid;
+  element.classList.toggle("invalid", invalid);
+  for (const control of element.querySelectorAll("input, select, textarea")) {
+    if (invalid) {
+      control.setAttribute("aria-invalid", "true");
+      control.setAttribute("aria-describedby", error.id);
+    } else {
+      control.removeAttribute("aria-invalid");
+      control.removeAttribute("aria-describedby");
+    }
+  }
 }
 
 function segmented(name, legend, options, current, onChange, className = "segmented") {
@@ -191,12 +208,11 @@ function formFields(form, state, people) {
         element: h("section", { class: "card" }, heading && h("h2", {}, heading)),
       });
     }
-    const error = h("p", { class: "error", role: "alert", hidden: true });
+    const error = h("p", { class: "error", id: `error-${f.id}`, role: "alert", hidden: true });
     const element = h("div", { class: f.problem ? "field problem-field" : "field" });
     element.append(
       input(f, state, people, () => {
-        error.hidden = true;
-        element.classList.remove("invalid");
+        markInvalid(element, error, false);
         update();
       }),
     );

@@ -83,7 +83,8 @@ function summary(households) {
 function jump(event) {
   event.preventDefault();
   const target = document.getElementById(`group-${event.currentTarget.dataset.group}`);
-  target?.scrollIntoView({ behavior: "smooth", block: "start" });
+  const still = matchMedia("(prefers-reduced-motion: reduce)").matches;
+  target?.scrollIntoView({ behavior: still ? "auto" : "smooth", block: "start" });
 }
 
 function controls(households, refresh) {
