@@ -8,6 +8,7 @@ import gzip
 
 import brotli
 import pytest
+
 from server.http.web import PWA
 
 DECOMPRESS = {"br": brotli.decompress, "gzip": gzip.decompress}
