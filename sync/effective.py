@@ -63,27 +63,36 @@ def visit_time_problem(
     backdate: timedelta,
 ) -> str | None:
     """What is wrong with a visit's time, or None: it may not be later than the moment the
-    phone recorded it, nor more than ``backdate`` before.
+    phone recorded it, nor more than ``backdate`` before (CONTRACT §10).
 
     That moment is the op's hlc, not the push: a phone offline for six days pushes visits
-    recorded six days ago. Both are readings of the phone's own clock, so a wrong clock cancels
-    out — except that an hlc never runs behind the server time the phone last saw, so on a
-    phone set back (to 1970, say) the hlc is ahead of its clock by about the skew. The backdate
-    bound therefore compares the visit moved by that skew, when the phone is behind; the
-    future bound needs no such help (an hlc is never behind its phone's clock).
+    recorded six days ago. Both are readings of the phone's own clock, so a wrong clock
+    cancels out. But an hlc is the phone's clock or the latest hlc it saw, whichever is later
+    — never behind its clock, sometimes ahead — so the future bound always holds for an honest
+    phone, and the backdate bound needs care where the hlc ran ahead (docs/sync.md):
+
+    - a phone behind the server (set to 1970) carries the server time it last saw: the visit
+      is moved by the phone's lag, measured at push, and compared in the server's time;
+    - an hlc ahead of the phone's clock at push was carried over from a clock once set ahead
+      and put right since: it says nothing of when the visit was recorded, so only the future
+      bound is checked.
     """
     try:
         recorded = EPOCH + timedelta(milliseconds=hlc_millis(op_hlc))
-    except OverflowError:  # a clock past year 9999 cannot have recorded a visit of ours
+    except OverflowError:  # a clock past year 9999
         recorded = datetime(9999, 1, 1, tzinfo=UTC)
     if visited_at > recorded + SKEW_TOLERANCE:
         return "after the phone recorded the visit: a visit cannot be in the future"
-    behind = received_at - device_time if device_time is not None else timedelta(0)
-    try:
-        placed = visited_at + max(behind, timedelta(0))
-    except OverflowError:
-        placed = received_at
+    placed = visited_at
+    if device_time is not None:
+        behind = received_at - device_time
+        if behind > SKEW_TOLERANCE:
+            try:
+                placed = visited_at + behind
+            except OverflowError:
+                return None
+        elif recorded > device_time + SKEW_TOLERANCE:
+            return None
     if placed < recorded - backdate - SKEW_TOLERANCE:
-        days = backdate.days
-        return f"more than {days} days before the phone recorded the visit"
+        return f"more than {backdate.days} days before the phone recorded the visit"
     return None

@@ -7,13 +7,16 @@ ISO week 2026-W47 is Mon 16 – Sun 22 November 2026, W48 Mon 23 – Sun 29 (Asi
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import insert
 
 from server.service import store
 from server.storage.models import Snapshot
+from sync.effective import hlc_of, visit_time_problem
 from tests.county import hlc_at
 from tests.test_reports import coverage, figures, push, set_clock
 
@@ -116,6 +119,15 @@ def test_a_phone_whose_clock_is_set_to_1970_has_its_visits_accepted(any_county, 
     assert figures(coverage(app, "2026-W48", upper))[1] == 1
 
 
+def test_a_phone_once_set_to_2035_and_put_right_has_its_visits_accepted(any_county, cadre_a):
+    """Its hlc stays in 2035 (an hlc never goes back), its clock is right again: the hlc says
+    nothing of when it recorded the visit, which is taken as dated right."""
+    app, h, upper = any_county.app, any_county.households, any_county.regions["upper"]
+    op = cadre_a.visit(h["h1"], "2026-11-25T09:00:00+08:00", recorded_at="2035-01-01T00:00+08:00")
+    push(app, cadre_a, "2026-11-25T09:30:00+08:00", [op])
+    assert figures(coverage(app, "2026-W48", upper))[1] == 1
+
+
 def test_a_correction_of_a_three_week_old_visit_keeps_its_time(any_county, cadre_a):
     app, h, upper = any_county.app, any_county.households, any_county.regions["upper"]
     original = cadre_a.visit(h["h1"], "2026-11-04T10:00:00+08:00")
@@ -169,3 +181,24 @@ def test_a_visit_entered_after_its_weeks_bulletin_is_late_in_coverage(any_county
     assert body["late"]["visits"] == 2
     assert body["late"]["households"] == 2
     assert body["late"]["basis"] == "bulletin"
+
+
+DAY_MS = 86_400_000
+SEVEN_DAYS = timedelta(days=7)
+
+
+@given(
+    offset=st.integers(-56 * 365 * DAY_MS, 9 * 365 * DAY_MS),  # the phone's clock: 1970 to 2035
+    since_sync=st.integers(0, 30 * DAY_MS),  # the server time it last saw, before recording
+    earlier=st.integers(0, 7 * DAY_MS),  # how long before recording the visit was made
+    offline=st.integers(0, 30 * DAY_MS),  # from recording to push
+)
+def test_an_honest_phone_is_never_refused_whatever_its_clock(offset, since_sync, earlier, offline):
+    """Any steady clock error, any time offline: a visit dated within the bound on the phone's
+    own clock passes (CONTRACT §7: the server never rejects for the clock)."""
+    recording = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # the server's time
+    phone = timedelta(milliseconds=offset)
+    hlc = max(hlc_of(recording + phone), hlc_of(recording - timedelta(milliseconds=since_sync)))
+    visited_at = recording + phone - timedelta(milliseconds=earlier)
+    pushed = recording + timedelta(milliseconds=offline)
+    assert visit_time_problem(visited_at, hlc, pushed + phone, pushed, SEVEN_DAYS) is None
