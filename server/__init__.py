@@ -29,6 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "PHOTO_BYTES_PER_DAY": 200 * 1024 * 1024,
     # days after its upload a photo no visit refers to is deleted (job photo_cleanup)
     "PHOTO_GRACE_DAYS": 30,
+    # how many days before the phone recorded it a visit may have happened (CONTRACT §10)
+    "BACKDATE_DAYS": 7,
     # reverse proxies in front of the app whose X-Forwarded-For/-Proto to trust (docs/deploy.md)
     "PROXY_HOPS": 0,
     # Argon2id, OWASP's recommended minimum (19 MiB, 2 passes)

@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
@@ -233,6 +234,12 @@ def revoke_devices_of(conn: Any, user_id: str, caller: Caller) -> int:
     )
 
 
+def backdate_days() -> int:
+    """How many days before the phone recorded it a visit may have happened (CONTRACT §10);
+    phones learn it from every pull's answer and offer no earlier date."""
+    return int(current_app.config["BACKDATE_DAYS"])
+
+
 def push(caller: Caller, envelope: dict[str, Any]) -> dict[str, Any]:
     """CONTRACT §5: the ops of one request, applied in order and committed before we answer."""
     if envelope["device_id"] != caller.device_id:
@@ -257,6 +264,7 @@ def push(caller: Caller, envelope: dict[str, Any]) -> dict[str, Any]:
         device_time=parse_offset_datetime(envelope.get("device_time")),
         check_answers=current_app.extensions.get("zoufang_answer_check"),
         scope_of_user=user_scope,
+        backdate=timedelta(days=backdate_days()),
     )
     result = engine.push(store(), ctx, ops)
     return {"results": result.results, "next_seq": result.next_seq, "server_hlc": hlc}
@@ -288,6 +296,7 @@ def pull(caller: Caller, cursor: str | None, limit: int) -> dict[str, Any]:
         "cursor": page.cursor,
         "more": page.more,
         "server_hlc": server_hlc(),
+        "backdate_days": backdate_days(),
     }
 
 

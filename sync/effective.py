@@ -3,16 +3,19 @@
 Phone clocks are wrong — months off, reset to 1970, changed by hand. The server never rejects
 for it. It ranks an op by its hlc clamped into what this device can honestly claim, and it
 places a visit in time by the skew between the phone's clock and its own at push time.
+It refuses only what no clock can explain: a visit recorded before it happened, or long after
+(CONTRACT §10), both measured on the phone's own clock.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sync.hlc import clamp, format_hlc
+from sync.hlc import clamp, format_hlc, hlc_millis
 
 #: a phone clock closer than this to the server's is taken as right
 SKEW_TOLERANCE = timedelta(minutes=10)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def effective_hlc(op_hlc: str, device_floor: str, previous: str, server_now: str) -> str:
@@ -50,3 +53,46 @@ def effective_visit_time(
         corrected = received_at
     corrected = corrected.astimezone(visited_at.tzinfo)
     return corrected, corrected != visited_at
+
+
+def visit_time_problem(
+    visited_at: datetime,
+    op_hlc: str,
+    device_time: datetime | None,
+    received_at: datetime,
+    backdate: timedelta,
+) -> str | None:
+    """What is wrong with a visit's time, or None: it may not be later than the moment the
+    phone recorded it, nor more than ``backdate`` before (CONTRACT §10).
+
+    That moment is the op's hlc, not the push: a phone offline for six days pushes visits
+    recorded six days ago. Both are readings of the phone's own clock, so a wrong clock
+    cancels out. But an hlc is the phone's clock or the latest hlc it saw, whichever is later
+    — never behind its clock, sometimes ahead — so the future bound always holds for an honest
+    phone, and the backdate bound needs care where the hlc ran ahead (docs/sync.md):
+
+    - a phone behind the server (set to 1970) carries the server time it last saw: the visit
+      is moved by the phone's lag, measured at push, and compared in the server's time;
+    - an hlc ahead of the phone's clock at push was carried over from a clock once set ahead
+      and put right since: it says nothing of when the visit was recorded, so only the future
+      bound is checked.
+    """
+    try:
+        recorded = EPOCH + timedelta(milliseconds=hlc_millis(op_hlc))
+    except OverflowError:  # a clock past year 9999
+        recorded = datetime(9999, 1, 1, tzinfo=UTC)
+    if visited_at > recorded + SKEW_TOLERANCE:
+        return "after the phone recorded the visit: a visit cannot be in the future"
+    placed = visited_at
+    if device_time is not None:
+        behind = received_at - device_time
+        if behind > SKEW_TOLERANCE:
+            try:
+                placed = visited_at + behind
+            except OverflowError:
+                return None
+        elif recorded > device_time + SKEW_TOLERANCE:
+            return None
+    if placed < recorded - backdate - SKEW_TOLERANCE:
+        return f"more than {backdate.days} days before the phone recorded the visit"
+    return None

@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sync.cursor import Cursor, decode_cursor, encode_cursor
-from sync.effective import effective_hlc, effective_visit_time
+from sync.effective import effective_hlc, effective_visit_time, visit_time_problem
 from sync.errors import DeviceRevoked, SyncError
 from sync.merge import ConflictRecord, FieldWrite, heads, merge_write, resolve
 from sync.ops import Op
@@ -38,6 +38,8 @@ class PushContext:
     check_answers: AnswerCheck | None = None
     #: user id → that user's scope, or None if no such active user (assignees, sync.permissions)
     scope_of_user: Callable[[str], Scope | None] | None = None
+    #: how long before the phone recorded it a visit may have happened (CONTRACT §10)
+    backdate: timedelta = timedelta(days=7)
 
 
 @dataclass
@@ -328,6 +330,8 @@ class _Batch:
         if kept is not None:
             effective, corrected = kept
         else:
+            if original is None or original.data.get("visited_at") != op.data["visited_at"]:
+                self._check_visit_time(op, visited_at)
             effective, corrected = effective_visit_time(
                 visited_at, ctx.device_time, ctx.received_at
             )
@@ -346,6 +350,19 @@ class _Batch:
             "void_reason": None,
             "review": review,
         }
+
+    def _check_visit_time(self, op: Op, visited_at: datetime) -> None:
+        """A visit happened before the phone recorded it, and at most ``backdate`` before
+        (CONTRACT §10). A correction that keeps the time of the visit it corrects is not asked:
+        a visit three weeks old must stay correctable."""
+        ctx = self.ctx
+        wrong = visit_time_problem(
+            visited_at, op.hlc, ctx.device_time, ctx.received_at, ctx.backdate
+        )
+        if wrong is not None:
+            raise _reject(
+                "validation_failed", "visit time out of bounds", {"data.visited_at": [wrong]}
+            )
 
     def _void(self, op: Op, hlc: str) -> tuple[str, int]:
         visit = self.get("visit", op.id)

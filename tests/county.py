@@ -22,6 +22,15 @@ def uid() -> str:
     return str(uuid.uuid4())
 
 
+def hlc_at(moment: Any) -> str | None:
+    """The hlc of a phone whose clock read ``moment`` (ISO 8601), None if it is not one."""
+    try:
+        millis = int(datetime.fromisoformat(moment).timestamp() * 1000)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+    return f"{millis:015d}-0000" if 0 <= millis < 10**15 else None
+
+
 @dataclass
 class Device:
     """A registered device as a test drives it: token, id and its own op counter."""
@@ -63,10 +72,18 @@ class Device:
         return op
 
     def visit(
-        self, household_id: str, visited_at: str = "2026-11-24T10:00:00+08:00", **data: Any
+        self,
+        household_id: str,
+        visited_at: str = "2026-11-24T10:00:00+08:00",
+        *,
+        recorded_at: str | None = None,
+        hlc: str | None = None,
+        **data: Any,
     ) -> dict[str, Any]:
+        """A visit the phone recorded at ``recorded_at`` (its hlc), by default when it happened."""
         body = {"household_id": household_id, "visited_at": visited_at, "mode": "home", **data}
-        return self.op("create", "visit", uid(), body)
+        recorded = hlc or hlc_at(recorded_at or visited_at)
+        return self.op("create", "visit", uid(), body, **({"hlc": recorded} if recorded else {}))
 
     def push(
         self, ops: list[dict[str, Any]], device_time: str | None = None, **headers: str

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sync import engine
+from sync.effective import EPOCH
 from sync.ops import parse_ops
 from sync.scope import Scope
 from sync.store import DeviceState, MemoryStore, Record
@@ -119,7 +120,8 @@ def plan_edits(data: st.DataObject, phones: list[Phone], bases: dict[str, int | 
                     data={
                         "household_id": HOUSEHOLD,
                         "mode": "home",
-                        "visited_at": "2026-11-23T09:00:00+08:00",
+                        # recorded as it happened, on the phone's own (random) clock
+                        "visited_at": (EPOCH + timedelta(milliseconds=ms)).isoformat(),
                     },
                 )
             else:

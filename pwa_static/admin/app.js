@@ -152,9 +152,17 @@ function renderCoverage(coverage) {
     start: coverage.start,
     end: coverage.end,
   });
+  // "W48：3 次走访在通报后补录": visits that changed a week after its bulletin went out
   const late = coverage.late?.visits ?? 0;
+  const lateKey = coverage.late?.basis === "bulletin" ? "late" : "lateAfterEnd";
   $("#late").hidden = !late;
-  $("#late").textContent = late ? t("late", { n: late }) : "";
+  $("#late").textContent = late
+    ? t(lateKey, {
+        period: coverage.period.replace(/^\d{4}-(?=W)/, ""),
+        n: late,
+        households: coverage.late.households,
+      })
+    : "";
   fill(
     $("#children tbody"),
     coverage.children.map((child) =>

@@ -247,6 +247,8 @@ function applyPage(db, page, conflicts, last) {
     }
     if (last) await forgetSent(t);
     t.put("meta", page.cursor, "cursor");
+    // how far back a visit may be dated (CONTRACT §10): the visit screen offers no earlier day
+    if (Number.isInteger(page.backdate_days)) t.put("meta", page.backdate_days, "backdate_days");
     await observe(t, page.server_hlc);
     return news;
   });

@@ -234,6 +234,11 @@ PULL_PAGE_SCHEMA = {
         "records": {"type": "array", "items": {"$ref": "#/components/schemas/Record"}},
         "cursor": {"type": "string", "description": "opaque and signed: send it back as is"},
         "more": {"type": "boolean"},
+        "server_hlc": HLC,
+        "backdate_days": {
+            "type": "integer",
+            "description": "how many days before the phone records it a visit may have happened",
+        },
     },
 }
 

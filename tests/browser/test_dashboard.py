@@ -5,15 +5,15 @@ and move a problem on — under the PWA's strict CSP, with no violation and no c
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from server.service import store
-from server.storage.models import Device
+from server.storage.models import Device, Snapshot
 from tests.county import PASSWORD, uid
 
 pytestmark = pytest.mark.browser
@@ -225,6 +225,41 @@ def test_admins_see_devices_and_revoke_one(live, browser):
         ).all()
     assert active == []
     assert page.evaluate("window.__violations") == []
+    assert errors == []
+    context.close()
+
+
+def test_the_dashboard_says_how_many_visits_were_entered_after_the_weeks_bulletin(live, browser):
+    """A bulletin went out for this week and for the last; then a phone pushed a visit of each
+    week (recorded then, offline since). Whichever week the dashboard opens on says it."""
+    county, h = live.county, live.county.households
+    now = datetime.now(SHANGHAI)
+    monday = (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0)
+    last_sunday = (monday - timedelta(hours=12)).isoformat()
+    weeks = {monday: this_week_moment(), monday - timedelta(days=7): last_sunday}
+    with county.app.app_context(), store().engine.begin() as conn:
+        for start in weeks:
+            year, week, _ = start.isocalendar()
+            conn.execute(
+                insert(Snapshot).values(
+                    kind="bulletin",
+                    period=f"{year}-W{week:02d}",
+                    region_id=None,
+                    taken_at=start.astimezone(UTC).replace(tzinfo=None),
+                    data="{}",
+                )
+            )
+    phone = county.device("cadre_a")
+    response = phone.push([phone.visit(h["h1"], when) for when in weeks.values()])
+    assert {r["status"] for r in response.get_json()["results"]} == {"applied"}
+    errors: list[str] = []
+    context, page = open_dashboard(live, browser, errors)
+    page.fill("#signin [name=username]", "sup_east")
+    page.fill("#signin [name=password]", PASSWORD)
+    page.click("#signin button[type=submit]")
+    page.wait_for_selector("body[data-loaded]:not(.loading)", state="attached")
+    week = re.search(r"W\d{2}", page.text_content("#period")).group(0)
+    assert page.text_content("#late") == f"{week}：1 次走访在通报后补录（1 户）"
     assert errors == []
     context.close()
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
+from server.reports.coverage import coverage
 from server.storage.db import db
 from server.storage.models import Device, Problem, Visit
 from tests.browser.conftest import PHONE
@@ -404,6 +407,38 @@ def test_visits_are_corrected_and_voided_and_problems_move_on_as_new_ops(live, b
     assert corrections[0]["visited_at"] == stored[corrections[0]["corrects"]]["visited_at"]
     assert [v["void_reason"] for v in visits if v["voided"]] == ["重复录入"]
     assert problem["status"] == "in_progress"
+    assert phone.errors == []
+
+
+def test_a_visit_made_days_ago_is_entered_with_its_time_and_never_in_the_future(live, browser):
+    """走访时间 on the visit screen: an earlier day lands in its own week on the server; a
+    time later than now is refused on the phone (and the picker offers none)."""
+    context = browser.new_context(**PHONE, timezone_id="Asia/Shanghai")
+    phone = Phone(context.new_page(), live.url)
+    phone.sign_in("cadre_a")
+    shanghai = ZoneInfo("Asia/Shanghai")
+    now = datetime.now(shanghai)
+    day = (now - timedelta(days=3)).date()
+    phone.household("户主1")
+    phone.tap(phone.page.get_by_role("link", name="记录走访"))
+    when = phone.screen("visit").get_by_label("走访时间")
+    assert when.get_attribute("max") <= now.strftime("%Y-%m-%dT%H:%M")
+    when.fill((now + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"))
+    phone.page.get_by_role("button", name="保存").click()
+    phone.screen("visit").get_by_text("走访时间不能晚于现在").wait_for()
+    when.fill(f"{day.isoformat()}T10:00")
+    phone.page.get_by_role("button", name="保存").click()
+    phone.screen("week")
+    assert phone.sync().startswith("已上传 1 条")
+
+    with live.app.app_context():
+        [visit] = [json.loads(v.data) for v in db.session.scalars(select(Visit))]
+        year, week, _ = day.isocalendar()
+        upper = live.county.regions["upper"]
+        visited = coverage(f"{year}-W{week:02d}", upper)["summary"]["visited"]
+    assert visit["visited_at"] == f"{day.isoformat()}T10:00:00+08:00"
+    assert visit["visited_at_effective"] == visit["visited_at"]
+    assert visited == 1
     assert phone.errors == []
 
 

@@ -1,7 +1,9 @@
 /**
  * Record a visit: mode, people seen, the form of the household's visit policy, notes, and a
  * location when the phone can give one. Everything is prefilled — the form's defaults, every
- * person seen, a home visit — so a routine "all fine" visit is one tap on 保存.
+ * person seen, a home visit, the time now — so a routine "all fine" visit is one tap on 保存.
+ * A visit made earlier gets its real time (走访时间), never in the future and at most the
+ * server's backdate bound before (CONTRACT §10).
  *
  * `?corrects=<visit id>` records a correction: a new visit prefilled from the earlier one
  * (visits are never edited in place, CONTRACT §5).
@@ -28,6 +30,8 @@ export async function render(ctx, [householdId], query) {
   const { household, people } = detail;
   const original = detail.visits.find((v) => v.id === query.get("corrects")) ?? null;
   const form = await formFor(ctx.db, household, original);
+  const backdate = await ctx.db.read(["meta"], (tx) => tx.get("meta", "backdate_days"));
+  const when = whenRow(original, Number.isInteger(backdate) ? backdate : BACKDATE_DAYS);
   ctx.title(
     t(original ? "visit.correctTitle" : "visit.title", { name: household.head_name }),
     `#/h/${householdId}`,
@@ -48,10 +52,11 @@ export async function render(ctx, [householdId], query) {
     const answers = form ? relevantAnswers(form, state.answers) : {};
     const errors = form ? validateAnswers(form, answers, peopleIds) : {};
     if (showErrors(fields.rows, errors)) return;
+    const visitedAt = when.value();
+    if (!visitedAt) return;
     const visit = {
       household_id: householdId,
-      // a correction keeps the time of the visit it corrects (CONTRACT §10)
-      visited_at: original?.visited_at ?? localIso(),
+      visited_at: visitedAt,
       mode: state.mode,
       ...(form && { form_id: form.form_id, form_version: form.version, answers }),
       people_seen: [...state.seen],
@@ -68,6 +73,7 @@ export async function render(ctx, [householdId], query) {
   return h(
     "form",
     { class: "screen form visit", novalidate: true, on: { submit: save } },
+    when.element,
     modePicker(state),
     people.length > 0 && peoplePicker(people, state),
     form ? fields.cards : h("p", { class: "card muted" }, t("visit.noForm")),
@@ -79,6 +85,57 @@ export async function render(ctx, [householdId], query) {
       h("button", { type: "submit", class: "primary big" }, t("action.save")),
     ),
   );
+}
+
+/** The bound until the first sync brings the server's (ZOUFANG_BACKDATE_DAYS). */
+const BACKDATE_DAYS = 7;
+const DAY = 86_400_000;
+
+/** "2026-11-24T09:31", the phone's own clock and zone, as a datetime-local input holds it. */
+function localMinute(date) {
+  return localIso(date).slice(0, 16);
+}
+
+/**
+ * 走访时间: prefilled, so a routine visit needs no tap — now, or for a correction the corrected
+ * visit's time, sent unchanged so the visit keeps its week (CONTRACT §10). A time the cadre
+ * picks may not be later than now nor more than `days` before, read on the phone's own clock
+ * as the server reads it (sync/effective.py); the picker offers nothing outside that.
+ */
+function whenRow(original, days) {
+  const now = new Date();
+  const prefill = localMinute(original ? new Date(original.visited_at) : now);
+  const input = h("input", {
+    type: "datetime-local",
+    name: "visited_at",
+    value: prefill,
+    min: localMinute(new Date(now.getTime() - days * DAY)),
+    max: localMinute(now),
+    required: true,
+  });
+  const error = h("p", { class: "error", role: "alert", hidden: true });
+  input.addEventListener("input", () => {
+    error.hidden = true;
+  });
+  return {
+    element: h("section", { class: "card when" }, field(t("visit.when"), input), error),
+    /** The visited_at to send, or null once it has shown why the chosen time cannot be. */
+    value() {
+      if (input.value === prefill) return original?.visited_at ?? localIso();
+      const chosen = new Date(input.value).getTime(); // datetime-local: the phone's zone
+      let problem = null;
+      if (Number.isNaN(chosen)) problem = "visit.whenMissing";
+      else if (chosen > Date.now()) problem = "visit.whenFuture";
+      else if (chosen < Date.now() - days * DAY - 60_000) problem = "visit.whenTooOld";
+      error.textContent = problem ? t(problem, { n: days }) : "";
+      error.hidden = !problem;
+      if (problem) {
+        input.focus();
+        return null;
+      }
+      return localIso(new Date(chosen));
+    },
+  };
 }
 
 /** The household's form: the version the corrected visit used, else the policy's latest. */
