@@ -138,7 +138,8 @@ def weekly_bulletin_xlsx(period: str, region_id: str) -> bytes:
     assert sheet is not None
     sheet.title = "覆盖率"
     late = body["late"]
-    subtitle = f"统计期间 {span}；截至 {human_time(body['as_of'])}；应访 {body['summary']['due']} 户"
+    as_of, due = human_time(body["as_of"]), body["summary"]["due"]
+    subtitle = f"统计期间 {span}；截至 {as_of}；应访 {due} 户"
     if late["visits"]:
         subtitle += f"；期后补报 {late['visits']} 次（{late['households']} 户）"
     _coverage_sheet(sheet, f"{title}走访覆盖率通报", subtitle, coverage_rows(villages))
