@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sqlite3
 import stat
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from server.cli import main
-from server.reports import exports
+from server.reports import exports, labels
 from tests.county import build_county, uid
 from tests.test_reports import push, set_clock
 
@@ -130,6 +132,13 @@ def test_the_bulletin_writes_times_as_people_do_in_the_county_time_zone(county):
 def test_the_problem_sheet_names_categories_in_chinese(county):
     sheet = bulletin(county)["未办结问题"]
     assert [row[4].value for row in sheet.iter_rows(min_row=4)] == ["住房安全"]
+
+
+def test_the_category_labels_are_the_words_the_app_shows():
+    source = (Path(__file__).resolve().parents[1] / "pwa_static/js/i18n.js").read_text("utf-8")
+    chinese = source[source.index("const zh = {") : source.index("const en = {")]
+    app = dict(re.findall(r'"category\.(\w+)": "([^"]+)"', chinese))
+    assert app == labels.CATEGORY_LABELS
 
 
 def test_the_unvisited_sheet_lists_the_households_missed_in_the_week_with_masked_phones(county):
