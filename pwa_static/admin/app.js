@@ -547,7 +547,11 @@ function renderJobs(answer) {
 function wire() {
   applyStatic();
   $("#signin").addEventListener("submit", signInHandler(start));
-  $("#signout").addEventListener("click", signOutHandler(showSignIn));
+  const signedOut = () => {
+    history.replaceState(null, "", location.pathname); // the next user starts on their own region
+    showSignIn();
+  };
+  $("#signout").addEventListener("click", signOutHandler(signedOut));
   $("#lang").addEventListener("click", () => {
     setLang(lang() === "en" ? "zh-CN" : "en");
     if (session()?.token) load();
