@@ -112,17 +112,26 @@ def test_a_supervisor_picks_last_week_and_the_tiles_address_and_bulletins_follow
     context.close()
 
 
-def test_the_dashboard_opens_on_this_week_or_on_a_monday_on_last_week(live, browser):
-    now = datetime.now(SHANGHAI)
-    opening = now.date() - timedelta(days=7 if now.weekday() == 0 else 0)
+@pytest.mark.parametrize(
+    ("moment", "opening"),
+    [("2026-11-30T09:00:00+08:00", "2026-W48"), ("2026-12-01T09:00:00+08:00", "2026-W49")],
+    ids=["monday-opens-last-week", "tuesday-opens-this-week"],
+)
+def test_the_dashboard_opens_on_this_week_but_on_a_monday_on_last_week(
+    live, browser, moment, opening
+):
+    fixed = datetime.fromisoformat(moment)
+    live.app.config["CLOCK"] = lambda: fixed  # the server's week …
     context = browser.new_context(**LAPTOP)
     page = context.new_page()
+    page.clock.set_fixed_time(fixed)  # … and the browser's day
     page.goto(f"{live.url}/admin")
     page.fill("#signin [name=username]", "sup_east")
     page.fill("#signin [name=password]", PASSWORD)
     page.click("#signin button[type=submit]")
     loaded(page, 1)
-    assert page.locator("#period-pick").input_value() == week_label(opening)
+    assert page.locator("#period-pick").input_value() == opening
+    assert parse_qs(urlparse(page.url).query)["period"] == [opening]
     context.close()
 
 
