@@ -185,10 +185,20 @@ async function load() {
     for (const result of results) if (result.status === "rejected") report(result.reason);
   } catch (error) {
     report(error);
+    fallBack(error);
   } finally {
     document.body.classList.remove("loading");
     document.body.dataset.loaded = String(Number(document.body.dataset.loaded ?? 0) + 1);
   }
+}
+
+/** An address naming a region this user may not read (403) or one that is gone (404): show
+ * their own region instead (the reason was shown). */
+function fallBack(error) {
+  const own = session()?.user?.region_ids ?? [];
+  if (![403, 404].includes(error?.status) || !own.length || own.includes(state.region)) return;
+  state.region = own[0];
+  setTimeout(load);
 }
 
 // ---- coverage ---------------------------------------------------------------------------

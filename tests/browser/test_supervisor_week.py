@@ -135,6 +135,21 @@ def test_the_dashboard_opens_on_this_week_but_on_a_monday_on_last_week(
     context.close()
 
 
+def test_an_address_naming_a_region_outside_the_assignment_opens_the_users_own(live, browser):
+    county = live.county
+    context = browser.new_context(**LAPTOP)
+    page = context.new_page()
+    page.goto(f"{live.url}/admin?region={county.regions['west']}&period=2026-W48")
+    page.fill("#signin [name=username]", "sup_east")
+    page.fill("#signin [name=password]", PASSWORD)
+    page.click("#signin button[type=submit]")
+    loaded(page, 2)  # refused, then 东河镇
+    assert page.locator("#region option:checked").text_content().strip() == "东河镇"
+    assert parse_qs(urlparse(page.url).query)["region"] == [county.regions["east"]]
+    assert page.locator("#period-pick").input_value() == "2026-W48"
+    context.close()
+
+
 def test_a_township_supervisor_signing_in_at_the_app_lands_on_the_dashboard(live, browser):
     context = browser.new_context(**LAPTOP)
     page = context.new_page()
