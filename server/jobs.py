@@ -35,8 +35,8 @@ from server.auth import token_age_cutoff, token_expiry_cutoff
 from server.http import blobs_api
 from server.notices import notify
 from server.notices import queue as notices_queue
+from server.reports import bulletins, exports, problems, summary
 from server.reports import coverage as reports
-from server.reports import exports, problems, summary
 from server.reports.periods import week_label
 from server.service import SERVER_DEVICE, audit, store
 from server.storage.db import WRITE_OPTION
@@ -95,7 +95,7 @@ def weekly_bulletin(at: datetime) -> str:
     """每周通报: coverage of the ISO week that ended last Sunday for the county and each
     township, kept as a snapshot (the figures as reported) and as the Excel bulletin."""
     period = week_label(at.date() - timedelta(days=at.isoweekday()))  # ended last Sunday
-    folder = Path(current_app.instance_path) / "bulletins"
+    folder = bulletins.folder()
     folder.mkdir(parents=True, exist_ok=True)
     regions = _bulletin_regions()
     due = visited = 0
@@ -104,7 +104,7 @@ def weekly_bulletin(at: datetime) -> str:
         coverage = coverages[region.id] = reports.coverage(period, region.id)
         _keep_snapshot("bulletin", period, region.id, coverage)
         _write_atomically(
-            folder / f"{period}-{_file_code(region)}.xlsx",
+            folder / bulletins.file_name(period, region),
             exports.weekly_bulletin_xlsx(period, region.id),
         )
         if region.parent_id is None:
@@ -583,10 +583,6 @@ def _keep_snapshot(kind: str, period: str, region_id: str, data: Any) -> None:
                 kind=kind, period=period, region_id=region_id, taken_at=utcnow(), data=dumps(data)
             )
         )
-
-
-def _file_code(region: Any) -> str:
-    return re.sub(r"[^0-9A-Za-z_-]", "_", region.code or region.id)
 
 
 def _write_atomically(path: Path, content: bytes) -> None:

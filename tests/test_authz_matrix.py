@@ -46,6 +46,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from server import jobs
 from server.admin.accounts import create_user
 from server.admin.forms_service import publish_next_version
 from server.admin.roster import EVERYTHING
@@ -82,6 +83,7 @@ class World:
     devices: dict[str, Device]  # caller → the device whose token it sends
     helper: Device  # a cadre with every household by 包保: makes problems, conflicts, photos
     photos: dict[str, str] = field(default_factory=dict)  # household key → sha256
+    bulletins: set[str] = field(default_factory=set)  # periods the Monday job has kept
 
     @property
     def app(self) -> Any:
@@ -288,6 +290,15 @@ def a_region_channel(w: World, caller: str, where: str) -> dict[str, Any]:
     return {**a_region(w, caller, where), "channel": "wecom"}
 
 
+def a_bulletin(w: World, caller: str, where: str) -> dict[str, Any]:
+    """A region in or out of scope whose week-40 bulletin the Monday job kept (run once)."""
+    if not w.bulletins:
+        with w.app.app_context():
+            jobs.weekly_bulletin(datetime(2026, 10, 5, 6, 0))  # keeps 2026-W40 of every region
+        w.bulletins.add("2026-W40")
+    return {**a_region(w, caller, where), "period": "2026-W40"}
+
+
 def a_job(w: World, caller: str, where: str) -> dict[str, Any]:
     return {"name": "problem_escalation" if where == "in" else "no_such_job"}
 
@@ -354,6 +365,7 @@ SIGN_IN = {"username": "{username}", "password": PASSWORD, "label": "matrix"}
 REPORT = {"period": PERIOD, "region_id": "{region}"}
 TREND = {"region_id": "{region}", "weeks": 2}
 OVERDUE = {"region_id": "{region}"}
+BULLETINS = {"region_id": "{region}"}
 ALL = {"limit": 5000, "per_page": 200}
 NOTES = {"notes": "{fresh}"}
 NEW_REGION = {"name": "{fresh}", "level": "village", "parent_id": "{township}"}
@@ -416,6 +428,10 @@ MATRIX = [
     Row("GET",    "/reports/coverage.xlsx",             a_region,        REPORT,
           "403",              "200/403",          "200/403",          "200/403"),
     Row("GET",    "/reports/coverage.csv",              a_region,        REPORT,
+          "403",              "200/403",          "200/403",          "200/403"),
+    Row("GET",    "/reports/bulletins",                 a_bulletin,      BULLETINS,
+          "403",              "200/403",          "200/403",          "200/403"),
+    Row("GET",    "/reports/bulletins/<period>.xlsx",   a_bulletin,      BULLETINS,
           "403",              "200/403",          "200/403",          "200/403"),
     Row("GET",    "/problems",                          a_problem,       None,
           LIST,               LIST,               LIST,               LIST),

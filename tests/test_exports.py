@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sqlite3
 import stat
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from server.cli import main
-from server.reports import exports
+from server.reports import exports, labels
 from tests.county import build_county, uid
 from tests.test_reports import push, set_clock
 
@@ -100,6 +102,45 @@ def test_the_coverage_sheet_freezes_its_header_and_sets_column_widths(county):
     assert [sheet.column_dimensions[c].width for c in "ABCDEF"] == [16, 16, 11, 11, 11, 10]
 
 
+def test_every_sheet_prints_on_a4_landscape_fit_to_width(county):
+    for sheet in bulletin(county):
+        setup = sheet.page_setup
+        assert (int(setup.paperSize), setup.orientation) == (9, "landscape"), sheet.title
+        assert sheet.sheet_properties.pageSetUpPr.fitToPage
+        assert (setup.fitToWidth, setup.fitToHeight) == (1, 0)
+
+
+def test_every_sheet_repeats_its_header_rows_on_each_printed_page_and_freezes_them(county):
+    for sheet in bulletin(county):
+        assert sheet.print_title_rows == "$1:$3", sheet.title
+        assert sheet.freeze_panes == "A4"
+
+
+def test_the_printed_header_names_region_and_period_and_the_footer_numbers_pages(county):
+    sheet = bulletin(county, "east")["未访户"]
+    assert sheet.oddHeader.left.text == "东河镇"
+    assert sheet.oddHeader.center.text == "未访户"
+    assert sheet.oddHeader.right.text == "2026年第47周"
+    assert sheet.oddFooter.center.text == "第 &P 页，共 &N 页"
+
+
+def test_the_bulletin_writes_times_as_people_do_in_the_county_time_zone(county):
+    sheet = bulletin(county)["覆盖率"]
+    assert "截至 2026年11月24日 09:00；" in sheet["A2"].value
+
+
+def test_the_problem_sheet_names_categories_in_chinese(county):
+    sheet = bulletin(county)["未办结问题"]
+    assert [row[4].value for row in sheet.iter_rows(min_row=4)] == ["住房安全"]
+
+
+def test_the_category_labels_are_the_words_the_app_shows():
+    source = (Path(__file__).resolve().parents[1] / "pwa_static/js/i18n.js").read_text("utf-8")
+    chinese = source[source.index("const zh = {") : source.index("const en = {")]
+    app = dict(re.findall(r'"category\.(\w+)": "([^"]+)"', chinese))
+    assert app == labels.CATEGORY_LABELS
+
+
 def test_the_unvisited_sheet_lists_the_households_missed_in_the_week_with_masked_phones(county):
     sheet = bulletin(county)["未访户"]
     assert [c.value for c in sheet[3]][:5] == ["乡镇", "村", "户编码", "户主", "联系电话"]
@@ -114,7 +155,7 @@ def test_the_problem_sheet_lists_only_open_problems(county):
     sheet = bulletin(county)["未办结问题"]
     rows = [[c.value for c in row] for row in sheet.iter_rows(min_row=4)]
     assert [(r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows] == [
-        ("户主1", "housing", "屋顶漏雨", "待处理", "甲干部", "2026-11-30")
+        ("户主1", "住房安全", "屋顶漏雨", "待处理", "甲干部", "2026-11-30")
     ]
 
 

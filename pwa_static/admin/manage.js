@@ -516,7 +516,7 @@ async function loadForms() {
         h("td", {}, form.form_id),
         h("td", { className: "num" }, form.version),
         h("td", {}, pick(form.title)),
-        h("td", { className: "num" }, Array.isArray(form.fields) ? form.fields.length : "—"),
+        h("td", { className: "num" }, Number.isInteger(form.fields) ? form.fields : "—"), // a count
       ),
     ),
   );

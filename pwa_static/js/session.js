@@ -25,6 +25,21 @@ export async function signIn(db, username, password) {
   return session;
 }
 
+/** Supervisors and admins work from the dashboard (/admin), cadres in the app. A supervisor
+ *  who also visits households opens the app on purpose, from the dashboard's link (/?app=1). */
+export function goesToDashboard(session) {
+  const onPurpose = new URLSearchParams(location.search).has("app");
+  return ["supervisor", "admin"].includes(session.user?.role) && !onPurpose;
+}
+
+/** Hand the sign-in just made to the dashboard (its tab session, as its own sign-in keeps it)
+ *  and leave; the app keeps no copy of the township's households on an office computer. */
+export async function toDashboard(db, session) {
+  sessionStorage.setItem("zoufang.admin.session", JSON.stringify(session));
+  await db.wipe();
+  location.assign("/admin");
+}
+
 /** "红米 9A · Android 10" when the browser says so; the admin sees it in the device list. */
 function deviceLabel() {
   const android = navigator.userAgent.match(/Android [\d.]+(?:; ([^;)]+))?/);

@@ -47,6 +47,7 @@ from server.http.reports_api import (
     OverdueQuery,
     ProblemChange,
     ProblemQuery,
+    RegionQuery,
     StatusChange,
     TrendQuery,
 )
@@ -299,6 +300,7 @@ QUERY_RULES: dict[tuple[str, str], dict[str, Any]] = {
     },
 }
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "period": {"type": "string", "pattern": r"^\d{4}-(W\d{2}|\d{2})$"},
     "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
     "name": {"type": "string", "enum": [job.name for job in jobs.JOBS]},
     "channel": {"type": "string", "enum": list(channels.CHANNELS)},
@@ -460,6 +462,26 @@ ENDPOINTS = [
         roles=SUPERVISING,
         query=BulletinQuery,
         media="text/csv",
+    ),
+    Endpoint(
+        "get /api/v1/reports/bulletins",
+        "reports",
+        "往期通报",
+        "The weekly bulletins the Monday job kept for a county or township, newest first, and "
+        "whether each one's Excel file is there to download.",
+        (404,),
+        roles=SUPERVISING,
+        query=RegionQuery,
+    ),
+    Endpoint(
+        "get /api/v1/reports/bulletins/{period}.xlsx",
+        "reports",
+        "下载往期通报",
+        "The Excel file of a kept bulletin as it went out; 404 when none was kept.",
+        (404,),
+        roles=SUPERVISING,
+        query=RegionQuery,
+        media=XLSX,
     ),
     Endpoint(
         "get /api/v1/problems",

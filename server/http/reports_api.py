@@ -13,8 +13,8 @@ from server import service
 from server.auth import current_caller, require_role
 from server.http.api import json_body
 from server.http.schemas import load
+from server.reports import bulletins, exports, problems
 from server.reports import coverage as reports
-from server.reports import exports, problems
 from sync.records import MAX_TEXT, PROBLEM_STATUSES
 
 reports_api = Blueprint("reports", __name__, url_prefix="/api/v1")
@@ -37,6 +37,13 @@ class BulletinQuery(Schema):
         unknown = EXCLUDE
 
     period = fields.String(required=True, validate=validate.Length(1, 10))
+    region_id = fields.String(required=True, validate=ID)
+
+
+class RegionQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
     region_id = fields.String(required=True, validate=ID)
 
 
@@ -139,6 +146,28 @@ def coverage_csv() -> Response:
     query = _bulletin_query()
     content = exports.weekly_bulletin_csv(query["period"], query["region_id"]).encode("utf-8")
     return _download(content, "text/csv; charset=utf-8", f"zoufang-{query['period']}.csv")
+
+
+def _supervised_region() -> str:
+    """The region of a bulletin list or kept file, for a supervisor or admin whose assignment
+    holds it (the same rule as the bulletin itself)."""
+    caller = current_caller()
+    require_role(caller, *reports.SUPERVISING_ROLES)
+    region_id: str = load(RegionQuery(), request.args.to_dict())["region_id"]
+    reports.report_scope(caller, region_id)
+    return region_id
+
+
+@reports_api.get("/reports/bulletins")
+def bulletin_list() -> Response:
+    region_id = _supervised_region()
+    return jsonify({"region_id": region_id, "bulletins": bulletins.kept(region_id)})
+
+
+@reports_api.get("/reports/bulletins/<period>.xlsx")
+def bulletin_file(period: str) -> Response:
+    path = bulletins.kept_file(period, _supervised_region())
+    return _download(path.read_bytes(), XLSX, path.name)  # a bulletin is some 10 to 100 kB
 
 
 def _download(content: bytes, mimetype: str, filename: str) -> Response:

@@ -9,7 +9,7 @@ import io
 import json
 import os
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from sqlalchemy import select
 from server import service
 from server.reports import coverage as reports
 from server.reports import problems
+from server.reports.labels import category_label
 from server.reports.periods import month_label, week_label
 from server.service import mask_id_number, mask_phone
 
@@ -48,6 +49,9 @@ LOW_FILL = PatternFill("solid", start_color="FFC7CE", end_color="FFC7CE")
 THIN = Side(style="thin", color="BFBFBF")
 BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 PERCENT = "0.0%"
+#: what a printed page says at its foot: "第 3 页，共 7 页" (Excel's page-number codes)
+PAGE_FOOTER = "第 &P 页，共 &N 页"
+HEADER_ROW = 3  # title, subtitle, column headers: frozen on screen, repeated on paper
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what Excel or LibreOffice may evaluate
 
 
@@ -134,7 +138,8 @@ def weekly_bulletin_xlsx(period: str, region_id: str) -> bytes:
     assert sheet is not None
     sheet.title = "覆盖率"
     late = body["late"]
-    subtitle = f"统计期间 {span}；截至 {body['as_of']}；应访 {body['summary']['due']} 户"
+    as_of, due = human_time(body["as_of"]), body["summary"]["due"]
+    subtitle = f"统计期间 {span}；截至 {as_of}；应访 {due} 户"
     if late["visits"]:
         subtitle += f"；期后补报 {late['visits']} 次（{late['households']} 户）"
     _coverage_sheet(sheet, f"{title}走访覆盖率通报", subtitle, coverage_rows(villages))
@@ -144,6 +149,8 @@ def weekly_bulletin_xlsx(period: str, region_id: str) -> bytes:
     open_problems = {"region_id": region_id, "status": list(reports.OPEN_STATUSES)}
     listed = problems.problem_list(reports.EVERYTHING, {**open_problems, "limit": MAX_ROWS})
     _problem_sheet(book.create_sheet("未办结问题"), f"{body['region']['name']}未办结问题", listed)
+    for each in book.worksheets:
+        _print_setup(each, body["region"]["name"], reports.Period.parse(period).title())
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -157,11 +164,39 @@ def _header(sheet: Worksheet, title: str, subtitle: str, headers: list[str]) -> 
     _put(sheet, 2, 1, subtitle)
     sheet.merge_cells(start_row=2, start_column=1, end_row=2, end_column=width)
     for column, text in enumerate(headers, start=1):
-        cell = _put(sheet, 3, column, text)
+        cell = _put(sheet, HEADER_ROW, column, text)
         cell.font, cell.fill, cell.border = BOLD, HEADER_FILL, BOX
         cell.alignment = Alignment(horizontal="center", vertical="center")
-    sheet.freeze_panes = "A4"
-    return 3
+    sheet.freeze_panes = f"A{HEADER_ROW + 1}"
+    return HEADER_ROW
+
+
+def human_time(iso: str | None) -> str:
+    """A time as a county office writes it: 2026年12月3日 15:51, in the report's time zone
+    (the ISO text the reports carry has its offset; a naive one is taken as that zone)."""
+    if not iso:
+        return ""
+    moment = datetime.fromisoformat(iso)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(reports.zone_of(None))
+    return f"{moment.year}年{moment.month}月{moment.day}日 {moment:%H:%M}"
+
+
+def _print_setup(sheet: Worksheet, region: str, period: str) -> None:
+    """How a county office prints the sheet: A4 landscape, as wide as the page, the title and
+    header rows on every page, the region and period at the top and the page numbers at the
+    foot ("&" doubled: Excel would read it as a code)."""
+    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+    sheet.page_setup.orientation = sheet.ORIENTATION_LANDSCAPE
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0  # as many pages down as the rows need
+    sheet.print_title_rows = f"1:{HEADER_ROW}"
+    sheet.print_options.horizontalCentered = True
+    sheet.oddHeader.left.text = spreadsheet_text(region).replace("&", "&&")
+    sheet.oddHeader.center.text = spreadsheet_text(sheet.title).replace("&", "&&")
+    sheet.oddHeader.right.text = period
+    sheet.oddFooter.center.text = PAGE_FOOTER
 
 
 def _widths(sheet: Worksheet, widths: list[int]) -> None:
@@ -211,7 +246,7 @@ def _unvisited_sheet(sheet: Worksheet, title: str, households: list[dict[str, An
             h["phone"],
             h["category"],
             "、".join(c["name"] for c in h["cadres"]),
-            (last.get("visited_at") or "")[:16].replace("T", " ") or "从未走访",
+            human_time(last.get("visited_at")) or "从未走访",
             MODE_NAMES.get(last.get("mode") or "", ""),
             "是" if h.get("overdue") else "否",
         ]
@@ -230,7 +265,7 @@ def _problem_sheet(sheet: Worksheet, title: str, problems: list[dict[str, Any]])
             (p["village"] or {}).get("name"),
             p["household"]["code"],
             p["household"]["head_name"],
-            p["category"],
+            category_label(p["category"]),
             p["description"],
             STATUS_NAMES.get(p["status"], p["status"]),
             (p["assignee"] or {}).get("name"),

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import insert, select
 
+from server.reports.periods import week_label
 from server.service import store
 from server.storage.models import Device, Snapshot
 from tests.county import PASSWORD, uid
@@ -75,7 +76,8 @@ def open_dashboard(live: Any, browser: Any, errors: list[str]) -> tuple[Any, Any
     page = context.new_page()
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     page.on("pageerror", lambda error: errors.append(str(error)))
-    response = page.goto(f"{live.url}/admin")
+    this_week = week_label(datetime.now(SHANGHAI).date())  # on a Monday it would open last week
+    response = page.goto(f"{live.url}/admin?period={this_week}")
     assert response.status == 200
     policy = response.headers["content-security-policy"]
     assert "script-src 'self';" in policy and "style-src 'self';" in policy
@@ -174,7 +176,7 @@ def test_a_supervisor_reads_the_week_and_acts_on_conflicts_and_problems(live, br
     # English on request
     page.click("#lang")
     page.wait_for_selector("html[lang=en]", state="attached")
-    assert page.text_content("#coverage h2") == "Coverage this week"
+    assert page.text_content("#coverage h2") == "Visit coverage"
     page.click("#lang")
     page.wait_for_selector("html[lang=zh-CN]", state="attached")
 

@@ -65,6 +65,8 @@ def test_an_admin_imports_a_roster_and_manages_users_assignments_and_policy(
     page.wait_for_selector("#main:not([hidden])")
     link = page.locator("#manage-link")
     link.wait_for(state="visible")
+    # loaded: the dashboard writes region and period into the address bar as it loads
+    page.wait_for_selector("body[data-loaded]:not(.loading)", state="attached")
     with page.expect_navigation() as navigation:
         link.click()
     response = navigation.value
@@ -166,6 +168,8 @@ def test_an_admin_imports_a_roster_and_manages_users_assignments_and_policy(
     answer = page.evaluate(API, ["/admin/visit-policy", None])
     assert answer["policy"]["categories"]["监测户"] == "weekly"
     assert page.locator("#forms tbody tr").count() >= 1
+    counts = page.locator("#forms tbody tr td:nth-child(4)").all_text_contents()
+    assert counts and all(count.isdigit() and int(count) > 0 for count in counts), counts
 
     page.evaluate("window.scrollTo(0, 0)")
     screenshot(page, "manage")

@@ -8,7 +8,7 @@
 import { ApiError, NetworkError } from "../api.js";
 import { t } from "../i18n.js";
 import { waiting } from "../outbox.js";
-import { exportUnsent, signIn } from "../session.js";
+import { exportUnsent, goesToDashboard, signIn, toDashboard } from "../session.js";
 import { ask, button, field, h } from "../ui.js";
 
 export function render(ctx) {
@@ -22,7 +22,8 @@ export function render(ctx) {
     submit.disabled = true;
     error.hidden = true;
     try {
-      await signIn(ctx.db, username.value.trim(), password.value);
+      const session = await signIn(ctx.db, username.value.trim(), password.value);
+      if (goesToDashboard(session)) return toDashboard(ctx.db, session);
       ctx.restart({ sync: true });
     } catch (failure) {
       error.textContent = loginError(failure);
