@@ -312,3 +312,28 @@ def test_a_list_answer_goes_to_the_repeats_sheet_keyed_by_visit():
         ["v1", "子女", 1, "age", 7],
         ["v1", "子女", 2, "name", "=2"],
     ]
+
+
+def test_a_visit_shows_its_void_and_its_photo_pending_until_the_bytes_arrive(any_county, clock):
+    from tests.test_blobs import PHOTO_FORM, SHA, put
+
+    c, h = any_county, any_county.households
+    with c.app.app_context():
+        publish_next_version(PHOTO_FORM, actor=None)
+    a = c.device("cadre_a")
+    visit = a.visit(h["h1"], at(23), form_id="house_photo", form_version=1, answers={"photo": SHA})
+    push(a, clock, visit)
+    sup = c.device("sup_east")
+
+    def shown() -> dict[str, Any]:
+        response = sup.client.get(f"/api/v1/reports/visits/{visit['id']}", headers=sup.headers)
+        return response.get_json()
+
+    assert shown()["photos"] == [{"sha256": SHA, "stored": False}]
+    put(a)
+    assert shown()["photos"] == [{"sha256": SHA, "stored": True}]
+    push(a, clock, a.op("void", "visit", visit["id"], {"reason": "录错了户"}))
+    body = shown()
+    assert body["voided"] is True
+    assert body["void"]["by_name"] == "甲干部" and body["void"]["reason"] == "录错了户"
+    assert body["void"]["at"].startswith("2026-11-27T12:00")
