@@ -337,3 +337,22 @@ def test_a_visit_shows_its_void_and_its_photo_pending_until_the_bytes_arrive(any
     assert body["voided"] is True
     assert body["void"]["by_name"] == "甲干部" and body["void"]["reason"] == "录错了户"
     assert body["void"]["at"].startswith("2026-11-27T12:00")
+
+
+def test_a_household_page_shows_its_problems_and_help_measures(any_county, clock):
+    from tests.county import uid
+
+    c, h = any_county, any_county.households
+    a = c.device("cadre_a")
+    problem = {"household_id": h["h1"], "category": "housing", "description": "屋顶漏雨"}
+    measure = {"household_id": h["h1"], "category": "medical", "description": "慢病签约"}
+    response = a.push(
+        [a.op("create", "problem", uid(), problem), a.op("create", "measure", uid(), measure)],
+        device_time=clock().isoformat(),
+    )
+    assert {r["status"] for r in response.get_json()["results"]} == {"applied"}, response.get_json()
+    sup = c.device("sup_east")
+    body = sup.client.get(f"/api/v1/reports/households/{h['h1']}", headers=sup.headers).get_json()
+    assert [p["description"] for p in body["problems"]] == ["屋顶漏雨"]
+    assert [m["description"] for m in body["measures"]] == ["慢病签约"]
+    assert body["head_name"] == "户主1" and body["phone"] == "139****1201"

@@ -182,6 +182,12 @@ function childLink(child, period) {
   return h("a", { href: "#", onclick: drill }, child.name);
 }
 
+/** A household's name leads to its page: visits, problems, measures and people over time. */
+function householdLink(row) {
+  const href = `/admin/visits?${query({ household: row.household_id })}`;
+  return h("a", { href }, h("b", {}, row.head_name));
+}
+
 function renderTrend(trend) {
   drawTrend($("#trend-canvas"), trend.weeks);
   $("#trend-canvas").dataset.weeks = trend.weeks.length;
@@ -203,7 +209,7 @@ function renderOverdue(answer) {
       h(
         "tr",
         { className: row.never_visited ? "never" : "" },
-        h("td", {}, h("b", {}, row.head_name), h("small", {}, row.code)),
+        h("td", {}, householdLink(row), h("small", {}, row.code)),
         h("td", {}, row.village?.name ?? ""),
         h(
           "td",

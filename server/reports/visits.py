@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 from openpyxl import Workbook
@@ -446,85 +447,96 @@ def household_detail(household_id: str, scope: Scope, role: str) -> dict[str, An
         if row is None or not scope.holds(row.village_id, row.id):
             raise ApiError("not_found", f"no household {household_id}")
         regions = Regions.load(conn)
-        zone = coverage.zone_of(None)
         names = user_names(conn)
-        data = json.loads(row.data)
-        v = VISITS.alias("v")
-        visits = conn.execute(
-            select(
-                v.c.id,
-                v.c.visitor_id,
-                v.c.visited_at_effective,
-                v.c.received_at,
-                v.c.voided,
-                v.c.corrects,
-                v.c.data,
-            )
-            .where(v.c.household_id == household_id, ~v.c.deleted)
-            .order_by(v.c.visited_at_effective.desc(), v.c.received_at.desc(), v.c.id.desc())
-            .limit(HOUSEHOLD_VISITS)
-        ).all()
+        visits = _latest_visits(conn, household_id, names, coverage.zone_of(None))
         people = _records(conn, PEOPLE, household_id)
         problems = _records(conn, PROBLEMS, household_id)
         measures = _records(conn, MEASURES, household_id)
+    data = json.loads(row.data)
     village = regions.by_id.get(row.village_id or "")
     township = regions.of_level(row.village_id, "township")
-    mask = role != "admin"
     return {
         "id": row.id,
         "code": row.code,
-        "head_name": data.get("head_name"),
-        "address": data.get("address"),
+        **{key: data.get(key) for key in HOUSEHOLD_FACTS},
         "phone": service.mask_phone(data.get("phone")),
-        "category": data.get("category"),
-        "status": data.get("status"),
-        "visit_policy": data.get("visit_policy"),
         "village": village.summary() if village else None,
         "township": township.summary() if township else None,
-        "people": [
-            {
-                "id": pid,
-                **{k: p.get(k) for k in ("name", "gender", "birth_year", "relation", "flags")},
-                "id_number": service.mask_id_number(p.get("id_number"))
-                if mask
-                else p.get("id_number"),
-            }
-            for pid, p in people
+        "people": [_person(pid, p, role) for pid, p in people],
+        "visits": visits,
+        "problems": [
+            {"id": pid, **_pick(p, PROBLEM_FACTS), "assignee_name": _named(names, p, "assignee_id")}
+            for pid, p in problems
         ],
-        "visits": [
+        "measures": [
+            {
+                "id": mid,
+                **_pick(m, MEASURE_FACTS),
+                "responsible_name": _named(names, m, "responsible_id"),
+            }
+            for mid, m in measures
+        ],
+    }
+
+
+HOUSEHOLD_FACTS = ("head_name", "address", "category", "status", "visit_policy")
+PERSON_FACTS = ("name", "gender", "birth_year", "relation", "flags")
+PROBLEM_FACTS = ("category", "description", "status", "due_date", "resolution")
+MEASURE_FACTS = ("category", "description", "status", "due_date")
+
+
+def _pick(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {key: data.get(key) for key in keys}
+
+
+def _named(names: dict[str, str], data: dict[str, Any], key: str) -> str | None:
+    return names.get(data.get(key) or "")
+
+
+def _person(person_id: str, data: dict[str, Any], role: str) -> dict[str, Any]:
+    """A member as the household page shows them: the ID number whole for admins only."""
+    id_number = data.get("id_number")
+    shown = id_number if role == "admin" else service.mask_id_number(id_number)
+    return {"id": person_id, **_pick(data, PERSON_FACTS), "id_number": shown}
+
+
+def _latest_visits(
+    conn: Connection, household_id: str, names: dict[str, str], zone: ZoneInfo
+) -> list[dict[str, Any]]:
+    """The household's latest visits, newest first; a correction before the visit it
+    corrects (same time, later arrival)."""
+    v = VISITS.alias("v")
+    rows = conn.execute(
+        select(
+            v.c.id,
+            v.c.visitor_id,
+            v.c.visited_at_effective,
+            v.c.received_at,
+            v.c.voided,
+            v.c.corrects,
+            v.c.data,
+        )
+        .where(v.c.household_id == household_id, ~v.c.deleted)
+        .order_by(v.c.visited_at_effective.desc(), v.c.received_at.desc(), v.c.id.desc())
+        .limit(HOUSEHOLD_VISITS)
+    )
+    out = []
+    for r in rows:
+        data = json.loads(r.data)
+        out.append(
             {
                 "id": r.id,
                 "visitor_id": r.visitor_id,
                 "visitor_name": names.get(r.visitor_id or ""),
                 "visited_at_effective": coverage.local_iso(r.visited_at_effective, zone),
                 "received_at": coverage.local_iso(r.received_at, zone),
-                "mode": json.loads(r.data).get("mode"),
-                "form_id": json.loads(r.data).get("form_id"),
+                "mode": data.get("mode"),
+                "form_id": data.get("form_id"),
                 "voided": bool(r.voided),
                 "corrects": r.corrects,
             }
-            for r in visits
-        ],
-        "problems": [
-            {
-                "id": pid,
-                **{
-                    k: p.get(k)
-                    for k in ("category", "description", "status", "due_date", "resolution")
-                },
-                "assignee_name": names.get(p.get("assignee_id") or ""),
-            }
-            for pid, p in problems
-        ],
-        "measures": [
-            {
-                "id": mid,
-                **{k: m.get(k) for k in ("category", "description", "status", "due_date")},
-                "responsible_name": names.get(m.get("responsible_id") or ""),
-            }
-            for mid, m in measures
-        ],
-    }
+        )
+    return out
 
 
 def _records(conn: Connection, table: Any, household_id: str) -> list[tuple[str, dict[str, Any]]]:
