@@ -46,6 +46,10 @@ def test_a_supervisor_opens_a_villages_visits_and_reads_one(live, browser, scree
     answers = page.text_content("#visit-answers")
     assert "饮水是否安全" in answers and "不安全" in answers and "水管冻裂" in answers
     screenshot(page, "visit")
+
+    page.click("#visit-facts a")  # the household: its visits over time
+    page.wait_for_selector("#household-visits li a")
+    assert page.text_content("#household-title") == "户主1"
     assert page.evaluate("window.__violations") == []
     assert errors == []
     context.close()
