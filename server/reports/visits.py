@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ERROR_CODES
 from sqlalchemy import JSON, and_, case, cast, false, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
@@ -626,12 +627,15 @@ def _questions(conn: Connection, sel: Selection, form_id: str) -> list[tuple[str
 
 
 def _text(sheet: Any, value: Any) -> Any:
-    """A write-only cell: text always a string cell, never a formula (spreadsheet_text)."""
+    """A write-only cell value: text never a formula (spreadsheet_text), and text that reads
+    like an error value (#N/A) made a string cell, the one case openpyxl would not write as
+    text; every other value as it is (a cell object per value would double the time)."""
     value = spreadsheet_text(value)
-    cell = WriteOnlyCell(sheet, value=value)
-    if isinstance(value, str):
+    if isinstance(value, str) and value in ERROR_CODES:
+        cell = WriteOnlyCell(sheet, value=value)
         cell.data_type = "s"
-    return cell
+        return cell
+    return value
 
 
 def _header(labels: list[str]) -> list[Any]:
