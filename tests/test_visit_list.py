@@ -276,7 +276,7 @@ def test_the_submissions_workbook_has_a_row_per_visit_and_a_column_per_question(
         publish_next_version({**CHECK_FORM, "versions": [SECOND_VERSION]}, actor=None)
     a = c.device("cadre_a")
     first = checked(a, h["h1"], at(23), water="no", remark='=HYPERLINK("x")', phone="13905631201")
-    second = checked(a, h["h2"], at(24), water="yes", income=1200)
+    second = checked(a, h["h2"], at(24), water="yes", income=1200, remark="#N/A")
     second["data"]["form_version"] = 2
     push(a, clock, first, second, a.visit(h["h3"], at(25)))
     response = submissions(c.device("sup_east"), c.regions["east"])
@@ -291,9 +291,10 @@ def test_the_submissions_workbook_has_a_row_per_visit_and_a_column_per_question(
     assert by_id[first["id"]]["联系电话"] == "139****1201"
     assert by_id[first["id"]]["备注"] == '\'=HYPERLINK("x")'
     assert by_id[second["id"]]["月收入"] == 1200
+    assert by_id[second["id"]]["备注"] == "#N/A"
     for sheet in book.worksheets:
         for row in sheet.iter_rows():
-            assert all(cell.data_type != "f" for cell in row)
+            assert all(cell.data_type not in ("f", "e") for cell in row)  # no formula, no error
 
 
 def test_a_cadre_may_not_download_the_submissions(any_county, clock):
