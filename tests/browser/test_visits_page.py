@@ -37,7 +37,7 @@ def test_a_supervisor_opens_a_villages_visits_and_reads_one(live, browser, scree
     assert rows.count() == 1
     assert "户主1" in rows.first.text_content() and "甲干部" in rows.first.text_content()
     assert "上村" in page.text_content("#list-title")
-    screenshot(page, "visits-list")
+    screenshot(page, "dashboard-visits")
 
     rows.first.locator("a").first.click()
     page.wait_for_url("**/admin/visits?visit=*")
@@ -45,7 +45,7 @@ def test_a_supervisor_opens_a_villages_visits_and_reads_one(live, browser, scree
     page.wait_for_selector("#visit-answers dt")
     answers = page.text_content("#visit-answers")
     assert "饮水是否安全" in answers and "不安全" in answers and "水管冻裂" in answers
-    screenshot(page, "visit")
+    screenshot(page, "dashboard-visit")
 
     page.click("#visit-facts a")  # the household: its visits over time
     page.wait_for_selector("#household-visits li a")
