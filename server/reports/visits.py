@@ -651,8 +651,8 @@ def _visit_row(
         item["household_name"],
         item["village_name"],
         item["visitor_name"],
-        item["visited_at_effective"],
-        item["received_at"],
+        _for_people(item["visited_at_effective"]),
+        _for_people(item["received_at"]),
         MODE_NAMES.get(item["mode"] or "", item["mode"]),
         item["form_version"],
         item["corrects"],
@@ -662,6 +662,11 @@ def _visit_row(
     answers = item["answers"]
     values = [_cell_value(field, answers.get(qid)) for qid, _, field in questions]
     return [_text(sheet, value) for value in fixed + values]
+
+
+def _for_people(iso: str | None) -> str | None:
+    """A local ISO time as a sheet shows it: 2026-11-24 10:00 (the zone is the server's)."""
+    return iso[:16].replace("T", " ") if iso else None
 
 
 def _cell_value(field: Any, value: Any) -> Any:
