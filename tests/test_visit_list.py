@@ -246,6 +246,7 @@ def test_a_visit_shows_its_answers_under_their_labels_and_its_correction(any_cou
     (original,) = push(a, clock, checked(a, h["h1"], at(23), water="no"))
     fix = checked(a, h["h1"], at(23), water="yes", remark="=1+1")
     fix["data"]["corrects"] = original
+    clock.at += timedelta(minutes=5)  # the correction arrives later
     (correction,) = push(a, clock, fix)
     sup = c.device("sup_east")
     body = sup.client.get(f"/api/v1/reports/visits/{original}", headers=sup.headers).get_json()
