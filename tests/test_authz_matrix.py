@@ -273,6 +273,13 @@ def a_photo(w: World, caller: str, where: str) -> dict[str, Any]:
     return {"sha256": w.photos[key]}
 
 
+def a_visit(w: World, caller: str, where: str) -> dict[str, Any]:
+    """A visit the helper made of the household in or out of the caller's scope."""
+    visit = w.helper.visit(w.county.households[w.keys(caller, where)[0]])
+    helper_push(w, [visit])
+    return {"visit": visit["id"]}
+
+
 def new_photo_bytes(w: World, caller: str, where: str) -> dict[str, Any]:
     content = b"\xff\xd8\xff" + fresh().encode() * 64 + b"\xff\xd9"
     return {"sha256": hashlib.sha256(content).hexdigest(), "bytes": content}
@@ -366,6 +373,7 @@ REPORT = {"period": PERIOD, "region_id": "{region}"}
 TREND = {"region_id": "{region}", "weeks": 2}
 OVERDUE = {"region_id": "{region}"}
 BULLETINS = {"region_id": "{region}"}
+SUBMISSIONS = {"form_id": "weekly_visit", "period": PERIOD, "region_id": "{region}"}
 ALL = {"limit": 5000, "per_page": 200}
 NOTES = {"notes": "{fresh}"}
 NEW_REGION = {"name": "{fresh}", "level": "village", "parent_id": "{township}"}
@@ -432,6 +440,14 @@ MATRIX = [
     Row("GET",    "/reports/bulletins",                 a_bulletin,      BULLETINS,
           "403",              "200/403",          "200/403",          "200/403"),
     Row("GET",    "/reports/bulletins/<period>.xlsx",   a_bulletin,      BULLETINS,
+          "403",              "200/403",          "200/403",          "200/403"),
+    Row("GET",    "/reports/visits",                    a_region,        REPORT,
+          "200/403",          "200/403",          "200/403",          "200/403"),
+    Row("GET",    "/reports/visits/<visit_id>",         a_visit,         None,
+          "200/404",          "200/404",          "200/404",          "200/404"),
+    Row("GET",    "/reports/households/<household_id>", a_household,     None,
+          "200/404",          "200/404",          "200/404",          "200/404"),
+    Row("GET",    "/reports/submissions.xlsx",          a_region,        SUBMISSIONS,
           "403",              "200/403",          "200/403",          "200/403"),
     Row("GET",    "/problems",                          a_problem,       None,
           LIST,               LIST,               LIST,               LIST),

@@ -156,3 +156,27 @@ def test_control_characters_a_phone_typed_do_not_break_the_bulletin(any_county):
 
 def test_spreadsheet_text_drops_control_characters_and_keeps_tab_lf_cr():
     assert exports.spreadsheet_text("a\x00b\x01c\x1fd\ne") == "abcd\ne"
+
+
+def test_no_typed_text_is_a_formula_in_the_submissions_workbook(hostile):
+    from server.admin.forms_service import publish_next_version
+    from tests.test_visit_list import CHECK_FORM
+
+    with hostile.app.app_context():
+        publish_next_version(CHECK_FORM, actor=None)
+    phone = hostile.device("evil_cadre")
+    answers = {"remark": DDE, "water": "no"}
+    visit = phone.visit(
+        hostile.households["evil"], "2026-11-20T17:00:00+08:00", notes="@SUM(1+1)",
+        form_id="household_check", form_version=1, answers=answers,
+    )  # fmt: skip
+    push(hostile.app, phone, "2026-11-20T18:00:00+08:00", [visit])
+    admin = hostile.device("admin")
+    query = {"form_id": "household_check", "period": W47, "region_id": hostile.regions["county"]}
+    response = admin.client.get(
+        "/api/v1/reports/submissions.xlsx", query_string=query, headers=admin.headers
+    )
+    assert response.status_code == 200, response.get_json()
+    assert_no_formula_in_workbook(response.data)
+    rows = list(load_workbook(io.BytesIO(response.data))["走访记录"].iter_rows(values_only=True))
+    assert "'" + HYPERLINK in rows[1] and "'" + DDE in rows[1]  # the head's name, the answer

@@ -20,6 +20,7 @@ PAGES = {
     "/": PWA / "index.html",
     "/admin": ADMIN / "index.html",
     "/admin/manage": ADMIN / "manage.html",
+    "/admin/visits": ADMIN / "visits.html",
 }
 
 

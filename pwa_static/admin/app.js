@@ -262,28 +262,33 @@ function renderCoverage(coverage) {
       h(
         "tr",
         {},
-        h(
-          "td",
-          {},
-          h(
-            "a",
-            {
-              href: "#",
-              onclick: (event) => {
-                event.preventDefault();
-                state.region = child.region_id;
-                load();
-              },
-            },
-            child.name,
-          ),
-        ),
+        h("td", {}, childLink(child, coverage.period)),
         h("td", { className: "num" }, child.due),
         h("td", { className: "num" }, child.visited),
         h("td", { className: "cov" }, bar(child.coverage), h("span", {}, percent(child.coverage))),
       ),
     ),
   );
+}
+
+/** A township drills down in place; a village opens its visits of the period (visits.js). */
+function childLink(child, period) {
+  if (child.level === "village") {
+    const href = `/admin/visits?${query({ region_id: child.region_id, period })}`;
+    return h("a", { href }, child.name);
+  }
+  const drill = (event) => {
+    event.preventDefault();
+    state.region = child.region_id;
+    load();
+  };
+  return h("a", { href: "#", onclick: drill }, child.name);
+}
+
+/** A household's name leads to its page: visits, problems, measures and people over time. */
+function householdLink(row) {
+  const href = `/admin/visits?${query({ household: row.household_id })}`;
+  return h("a", { href }, h("b", {}, row.head_name));
 }
 
 function renderTrend(trend) {
@@ -310,7 +315,7 @@ function renderOverdue(answer) {
       h(
         "tr",
         { className: row.never_visited ? "never" : "" },
-        h("td", {}, h("b", {}, row.head_name), h("small", {}, row.code)),
+        h("td", {}, householdLink(row), h("small", {}, row.code)),
         h("td", {}, row.village?.name ?? ""),
         h(
           "td",

@@ -49,7 +49,9 @@ from server.http.reports_api import (
     ProblemQuery,
     RegionQuery,
     StatusChange,
+    SubmissionsQuery,
     TrendQuery,
+    VisitQuery,
 )
 from server.http.schemas import ConflictResolution, DeviceRegistration, PullQuery, PushEnvelope
 from server.http.web import CSP
@@ -287,6 +289,8 @@ QUERY_RULES: dict[tuple[str, str], dict[str, Any]] = {
             "/api/v1/reports/coverage",
             "/api/v1/reports/coverage.xlsx",
             "/api/v1/reports/coverage.csv",
+            "/api/v1/reports/visits",
+            "/api/v1/reports/submissions.xlsx",
         )
     },
     ("/api/v1/reports/coverage", "as_of"): {
@@ -481,6 +485,43 @@ ENDPOINTS = [
         (404,),
         roles=SUPERVISING,
         query=RegionQuery,
+        media=XLSX,
+    ),
+    Endpoint(
+        "get /api/v1/reports/visits",
+        "reports",
+        "走访记录",
+        "Every visit of the period in the region and the caller's scope (a cadre: their own "
+        "villages and 包保 households), newest first, with filters; paged by an opaque signed "
+        "cursor (a forged one is 400 invalid_cursor). late: arrived after its week's bulletin. "
+        "ID and phone numbers in answers are masked but for admins.",
+        (400, 403, 404),
+        query=VisitQuery,
+    ),
+    Endpoint(
+        "get /api/v1/reports/visits/{visit_id}",
+        "reports",
+        "走访详情",
+        "One visit in the caller's scope: every answer under its label, people seen by name, "
+        "photos (stored or pending), its corrections and its void with who and when.",
+    ),
+    Endpoint(
+        "get /api/v1/reports/households/{household_id}",
+        "reports",
+        "户档案",
+        "One household in the caller's scope over time: people, latest visits, problems and "
+        "help measures.",
+    ),
+    Endpoint(
+        "get /api/v1/reports/submissions.xlsx",
+        "reports",
+        "表单数据 Excel",
+        "The visits of one form in the period and region: one row per visit, one column per "
+        "question of every version used (headed by its zh-CN label), repeated groups on a "
+        "sheet of their own keyed by visit id; personal numbers masked.",
+        (404,),
+        roles=SUPERVISING,
+        query=SubmissionsQuery,
         media=XLSX,
     ),
     Endpoint(

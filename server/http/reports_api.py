@@ -4,6 +4,7 @@ server.reports.exports; what each figure means is in docs/reports.md."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -13,7 +14,7 @@ from server import service
 from server.auth import current_caller, require_role
 from server.http.api import json_body
 from server.http.schemas import load
-from server.reports import bulletins, exports, problems
+from server.reports import bulletins, exports, problems, visits
 from server.reports import coverage as reports
 from sync.records import MAX_TEXT, PROBLEM_STATUSES
 
@@ -54,6 +55,31 @@ class TrendQuery(Schema):
     region_id = fields.String(required=True, validate=ID)
     weeks = fields.Integer(load_default=12, validate=validate.Range(1, 260))
     until = fields.String(load_default=None, validate=validate.Length(1, 10))
+
+
+class VisitQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    period = fields.String(required=True, validate=validate.Length(1, 10))
+    region_id = fields.String(required=True, validate=ID)
+    cadre_id = fields.String(load_default=None, validate=ID)
+    household_id = fields.String(load_default=None, validate=ID)
+    form_id = fields.String(load_default=None, validate=ID)
+    late = fields.Boolean(load_default=None, allow_none=True)
+    limit = fields.Integer(
+        load_default=visits.DEFAULT_LIMIT, validate=validate.Range(1, visits.MAX_LIMIT)
+    )
+    cursor = fields.String(load_default=None, validate=validate.Length(1, 1024))
+
+
+class SubmissionsQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    form_id = fields.String(required=True, validate=ID)
+    period = fields.String(required=True, validate=validate.Length(1, 10))
+    region_id = fields.String(required=True, validate=ID)
 
 
 class OverdueQuery(Schema):
@@ -123,6 +149,52 @@ def overdue() -> Response:
     scope = reports.report_scope(caller, query["region_id"])
     households = reports.overdue(query["region_id"], cadre_id=query["cadre_id"], scope=scope)
     return jsonify({"region_id": query["region_id"], "households": households})
+
+
+@reports_api.get("/reports/visits")
+def visit_list() -> Response:
+    caller = current_caller()
+    query = load(VisitQuery(), request.args.to_dict())
+    scope = reports.report_scope(caller, query["region_id"])
+    limit, cursor = query.pop("limit"), query.pop("cursor")
+    chosen = visits.VisitFilter(**query)
+    body = visits.visit_list(chosen, scope, caller.role, caller.user_id, limit, cursor)
+    return jsonify(body)
+
+
+@reports_api.get("/reports/visits/<visit_id>")
+def visit_detail(visit_id: str) -> Response:
+    caller = current_caller()
+    scope = service.scope_of(caller.assignment)
+    return jsonify(visits.visit_detail(visit_id, scope, caller.role))
+
+
+@reports_api.get("/reports/households/<household_id>")
+def household_detail(household_id: str) -> Response:
+    caller = current_caller()
+    scope = service.scope_of(caller.assignment)
+    return jsonify(visits.household_detail(household_id, scope, caller.role))
+
+
+@reports_api.get("/reports/submissions.xlsx")
+def submissions_xlsx() -> Response:
+    """The visits of one form as a workbook, sent from its temporary file in chunks."""
+    caller = current_caller()
+    require_role(caller, *reports.SUPERVISING_ROLES)
+    query = load(SubmissionsQuery(), request.args.to_dict())
+    scope = reports.report_scope(caller, query["region_id"])
+    content = visits.submissions_xlsx(visits.VisitFilter(**query), scope)
+    response = Response(_chunks(content), mimetype=XLSX)
+    form = re.sub(r"[^A-Za-z0-9_-]", "_", query["form_id"])
+    name = f"zoufang-{form}-{query['period']}.xlsx"
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+def _chunks(content: Any) -> Any:
+    with content:
+        while chunk := content.read(64 * 1024):
+            yield chunk
 
 
 def _bulletin_query() -> dict[str, Any]:

@@ -131,6 +131,14 @@ def admin_manage() -> Response:
     return _no_cache(response)
 
 
+@web.get("/admin/visits")
+def admin_visits() -> Response:
+    """The visits behind the coverage: a village's list, one visit, one household."""
+    response = send_from_directory(ADMIN, "visits.html", max_age=0)
+    response.headers["Content-Security-Policy"] = CSP
+    return _no_cache(response)
+
+
 @web.get("/admin/<path:name>")
 def admin_file(name: str) -> Response:
     path = (ADMIN / name).resolve()
