@@ -427,7 +427,7 @@ def conflict_list(caller: Caller, status: str | None) -> list[dict[str, Any]]:
     with store().engine.connect() as conn:
         rows = conn.execute(query.limit(1000)).all()
     return [
-        {"id": r.id, "version": r.version, **json.loads(r.data)}
+        {"id": r.id, "version": r.version, "household_id": r.household_id, **json.loads(r.data)}
         for r in rows
         if scope.holds(r.village_id, r.household_id)
     ]
@@ -475,7 +475,13 @@ def resolve_conflict(
             caller.device_id,
             "conflict",
             conflict_id,
-            {"field": conflict["field"], "value": masked_value(conflict["field"], value)},
+            {
+                "record_type": conflict["record_type"],
+                "record_id": conflict["record_id"],
+                "field": conflict["field"],
+                "choice": resolution.get("choice"),
+                "value": masked_value(conflict["field"], value),
+            },
         )
         row = conn.execute(select(Conflict).where(Conflict.id == conflict_id)).first()
     return {"id": conflict_id, "version": row.version, **json.loads(row.data), "result": outcome}

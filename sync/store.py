@@ -28,6 +28,9 @@ class Record:
     data: dict[str, Any]
     village_id: str | None = None
     household_id: str | None = None
+    #: a ``user`` record's reach: where the user works, as (region_id, None) for each region
+    #: assigned to them and (village_id, household_id) for each household (see ``visible``)
+    reach: tuple[tuple[str | None, str | None], ...] = ()
 
     def envelope(self) -> dict[str, Any]:
         return {
@@ -111,7 +114,18 @@ def visible(record: Record, scope: Scope) -> bool:
         return True
     if record.type == "region":
         return record.id in scope.region_ids
+    if record.type == "user":
+        return any(meets(scope, place, household) for place, household in record.reach)
     return scope.holds(record.village_id, record.household_id)
+
+
+def meets(scope: Scope, region_id: str | None, household_id: str | None) -> bool:
+    """Whether one place of a user's reach overlaps ``scope``: an assigned region does when
+    the device receives that region's record (it lies above, at or below the device's own
+    regions, so the two share villages); an assigned household when the scope holds it."""
+    if household_id is None:
+        return region_id in scope.region_ids
+    return scope.holds(region_id, household_id)
 
 
 @dataclass

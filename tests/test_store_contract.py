@@ -11,7 +11,7 @@ from sqlalchemy import insert
 
 from server.storage.store import DEVICES, SqlStore
 from sync.merge import FieldWrite
-from sync.scope import Assignment, Scope
+from sync.scope import Assignment, Scope, expand
 from sync.store import DeviceState, MemoryStore, Record, StoredOp
 from tests.conftest import sql_engine
 
@@ -223,6 +223,86 @@ def test_the_region_tree_and_household_villages_are_read_back(store):
         )
     assert store.region_tree() == {"c": (None, "county"), "v1": ("c", "village")}
     assert store.household_villages(["h1", "h2"]) == {"h1": "v1"}
+
+
+def user(id_: str, version: int, *reach: tuple[str | None, str | None], name: str = "") -> Record:
+    body = {"username": id_, "name": name or id_, "role": "cadre", "active": True}
+    return Record("user", id_, version, False, body, reach=tuple(reach))
+
+
+def _county_with_users(store) -> None:
+    """c ⊃ t1 ⊃ v1, v2 and c ⊃ t2 ⊃ v3; a cadre per village, a supervisor of t1, a 包保
+    cadre of household h2 alone, and the county's admin."""
+    with store.write() as txn:
+        v = txn.allocate_version
+        txn.insert_records(
+            [
+                region("c", v(), None, "county"),
+                region("t1", v(), "c", "township"),
+                region("t2", v(), "c", "township"),
+                region("v1", v(), "t1", "village"),
+                region("v2", v(), "t1", "village"),
+                region("v3", v(), "t2", "village"),
+                household("h1", v(), "v1"),
+                household("h2", v(), "v2"),
+                user("cadre_v1", v(), ("v1", None)),
+                user("cadre_v2", v(), ("v2", None)),
+                user("cadre_v3", v(), ("v3", None)),
+                user("supervisor_t1", v(), ("t1", None)),
+                user("baobao_h2", v(), ("v2", "h2")),
+                user("admin", v(), ("c", None)),
+            ]
+        )
+
+
+def _users_seen(store, regions=(), households=()) -> set[str]:
+    assignment = Assignment.of(regions, households)
+    scope = expand(assignment, store.region_tree(), store.household_villages(households))
+    return {r.id for r in store.changes(0, scope, 100) if r.type == "user"}
+
+
+def test_a_cadre_receives_the_users_of_their_village_and_above_not_other_villages(store):
+    _county_with_users(store)
+    assert _users_seen(store, ["v1"]) == {"cadre_v1", "supervisor_t1", "admin"}
+
+
+def test_a_supervisor_receives_every_user_working_below_them(store):
+    _county_with_users(store)
+    assert _users_seen(store, ["t1"]) == {
+        "cadre_v1",
+        "cadre_v2",
+        "supervisor_t1",
+        "baobao_h2",
+        "admin",
+    }
+
+
+def test_a_household_assigned_user_meets_only_who_covers_that_household(store):
+    _county_with_users(store)
+    assert _users_seen(store, households=["h2"]) == {
+        "cadre_v2",
+        "supervisor_t1",
+        "baobao_h2",
+        "admin",
+    }
+    assert "baobao_h2" not in _users_seen(store, households=["h1"])
+
+
+def test_a_user_record_keeps_its_reach_and_an_update_replaces_it(store):
+    with store.write() as txn:
+        txn.insert_records([user("u1", txn.allocate_version(), ("v1", None), ("v2", "h2"))])
+    with store.write() as txn:
+        stored = txn.records("user", ["u1"])["u1"]
+        assert stored.reach == (("v1", None), ("v2", "h2"))
+        moved = user("u1", txn.allocate_version(), ("v3", None), name="李鑫")
+        txn.update_records([moved])
+    with store.write() as txn:
+        again = txn.records("user", ["u1"])["u1"]
+    assert (again.reach, again.data["name"], again.version) == ((("v3", None),), "李鑫", 2)
+    only_v3 = Scope(False, frozenset({"v3"}), frozenset({"v3"}), frozenset(), "v3")
+    only_v1 = Scope(False, frozenset({"v1"}), frozenset({"v1"}), frozenset(), "v1")
+    assert [r.id for r in store.changes(0, only_v3, 10)] == ["u1"]
+    assert store.changes(0, only_v1, 10) == []
 
 
 JSON = st.recursive(

@@ -9,7 +9,7 @@
 import { call, download, forget, query, session } from "./api.js";
 import { signInHandler, signOutHandler } from "./signin.js";
 import { $, fill, h, opening, toast } from "./dom.js";
-import { applyStatic, lang, pick, setLang, t } from "./i18n.js";
+import { applyStatic, labelOf, lang, pick, setLang, t } from "./i18n.js";
 import { drawTrend, trendTable } from "./trend.js";
 
 const STAGES = ["open", "in_progress", "resolved", "verified"];
@@ -439,7 +439,11 @@ function problemItem(problem) {
       { className: "head" },
       h("span", { className: `pill ${problem.status}` }, t(`status.${problem.status}`)),
       h("b", {}, problem.household?.head_name ?? ""),
-      h("span", { className: "muted" }, `${problem.village?.name ?? ""} · ${problem.category}`),
+      h(
+        "span",
+        { className: "muted" },
+        `${problem.village?.name ?? ""} · ${labelOf("category", problem.category)}`,
+      ),
     ),
     h("p", {}, problem.description ?? ""),
     h(
@@ -455,9 +459,28 @@ function problemItem(problem) {
 
 // ---- conflicts --------------------------------------------------------------------------
 
-function shown(value) {
+function shown(value, conflict = {}) {
   if (value === null || value === undefined || value === "") return t("empty");
+  if (conflict.record_type === "problem" && conflict.field === "status") return labelOf("status", value);
+  if (conflict.field === "category" && conflict.record_type === "problem") return labelOf("category", value);
+  if (Array.isArray(value)) return value.join("、");
   return typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
+/** Who wrote one side of a conflict, from which device, when (the server's local time). */
+function writer(side) {
+  return t("conflicts.by", {
+    user: side.user_name ?? t("conflicts.unknown"),
+    device: side.device_label || side.by || "",
+    at: side.at ? side.at.slice(0, 16).replace("T", " ") : "",
+  });
+}
+
+/** The household (and person) a conflict is about, and the field by its label. */
+function conflictHeading(conflict) {
+  const whose = [conflict.household_name, conflict.person_name].filter(Boolean).join(" · ");
+  const field = lang() === "en" ? conflict.field : (conflict.field_label ?? conflict.field);
+  return whose ? `${whose} · ${field}` : `${conflict.record_type} · ${field}`;
 }
 
 function renderConflicts(answer) {
@@ -494,8 +517,7 @@ function conflictItem(conflict) {
     h(
       "div",
       { className: "head" },
-      h("b", {}, `${conflict.record_type} · ${conflict.field}`),
-      h("small", { className: "muted" }, conflict.record_id),
+      h("b", {}, conflictHeading(conflict)),
     ),
     h(
       "div",
@@ -507,7 +529,8 @@ function conflictItem(conflict) {
           "div",
           { className: "choice" },
           h("small", { className: "muted" }, choice.label),
-          h("div", { className: "value" }, shown(choice.value)),
+          h("div", { className: "value" }, shown(choice.value, conflict)),
+          h("small", { className: "muted writer" }, writer(choice)),
           button,
         );
       }),

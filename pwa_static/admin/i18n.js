@@ -74,6 +74,16 @@ const zh = {
   "conflicts.lost": "另一值",
   "conflicts.choose": "采用此值",
   "conflicts.resolved": "冲突已裁决",
+  "conflicts.by": "{user} · {device} · {at}",
+  "conflicts.unknown": "未知",
+  "category.food": "吃",
+  "category.clothing": "穿",
+  "category.education": "义务教育",
+  "category.medical": "基本医疗",
+  "category.housing": "住房安全",
+  "category.water": "饮水安全",
+  "category.income": "收入",
+  "category.other": "其他",
   "devices.title": "设备",
   "devices.revoke": "吊销",
   "devices.revoked": "已吊销",
@@ -271,6 +281,16 @@ const en = {
   "conflicts.lost": "Other value",
   "conflicts.choose": "Use this value",
   "conflicts.resolved": "Conflict resolved",
+  "conflicts.by": "{user} · {device} · {at}",
+  "conflicts.unknown": "unknown",
+  "category.food": "Food",
+  "category.clothing": "Clothing",
+  "category.education": "Education",
+  "category.medical": "Medical care",
+  "category.housing": "Housing",
+  "category.water": "Drinking water",
+  "category.income": "Income",
+  "category.other": "Other",
   "devices.title": "Devices",
   "devices.revoke": "Revoke",
   "devices.revoked": "Revoked",
@@ -412,6 +432,15 @@ export function lang() {
 export function t(key, params = {}) {
   const text = WORDS[current][key] ?? zh[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (match, name) => (name in params ? String(params[name]) : match));
+}
+
+/** The label of ``prefix.value`` (a problem category, a status), or the value itself when
+ *  there is none: a code never shows as a key. */
+export function labelOf(prefix, value) {
+  if (value === null || value === undefined || value === "") return "";
+  const key = `${prefix}.${value}`;
+  const text = t(key);
+  return text === key ? String(value) : text;
 }
 
 /** A {"zh-CN", "en"} label in the current language. */

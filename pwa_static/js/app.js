@@ -56,9 +56,12 @@ async function start() {
   $("update-button").addEventListener("click", update.accept);
   window.addEventListener("hashchange", route);
   window.addEventListener("online", () => {
+    showOffline();
     autoSync();
     update.check();
   });
+  window.addEventListener("offline", showOffline);
+  showOffline();
   sync.events.addEventListener("progress", refreshBadge);
   sync.events.addEventListener("done", ({ detail }) => {
     document.documentElement.dataset.sync = detail.ok ? "ok" : "failed";
@@ -183,8 +186,17 @@ function context(id) {
   };
 }
 
+/** 离线 in the header while the browser has no network: work goes on, records wait here. */
+function showOffline() {
+  const chip = $("offline");
+  chip.textContent = t("offline.chip");
+  chip.setAttribute("aria-label", t("offline.label"));
+  chip.hidden = navigator.onLine;
+}
+
 /** The header chip and the tab badge: how many changes wait, or that a sync runs. */
 async function refreshBadge() {
+  showOffline();
   const chip = $("sync-chip");
   const badge = $("tab-badge");
   if (!app.session) {

@@ -76,9 +76,21 @@ export function weekOverview(db, now) {
   });
 }
 
-/** Open conflicts: the records they touch are shown with both values. */
-function openConflicts(t) {
-  return all(t, "conflict").then((list) => list.filter((c) => c.status === "open"));
+/** User id → name, for every user the phone holds (CONTRACT §4 `user` records: the users
+ *  whose scope meets this phone's), so screens say who did what. */
+async function userNames(t) {
+  const users = await all(t, "user");
+  return new Map(users.map((u) => [u.id, u.name || u.username]));
+}
+
+/** Open conflicts: the records they touch are shown with both values, and each side with the
+ *  name of the user who wrote it when the phone knows them. */
+async function openConflicts(t) {
+  const [list, names] = await Promise.all([all(t, "conflict"), userNames(t)]);
+  const named = (side) => ({ ...side, name: names.get(side.user_id) });
+  return list
+    .filter((c) => c.status === "open")
+    .map((c) => ({ ...c, kept: named(c.kept), lost: (c.lost ?? []).map(named) }));
 }
 
 /** A household with its people, visits (newest first), problems, measures and open conflicts. */
@@ -86,13 +98,14 @@ export function householdDetail(db, id) {
   return db.read(["records"], async (t) => {
     const household = await t.get("records", ["household", id]);
     if (!household) return null;
-    const [people, visits, problems, measures, conflicts, villages] = await Promise.all([
+    const [people, visits, problems, measures, conflicts, villages, users] = await Promise.all([
       ofHousehold(t, "person", id),
       ofHousehold(t, "visit", id),
       ofHousehold(t, "problem", id),
       ofHousehold(t, "measure", id),
       openConflicts(t),
       villageNames(t),
+      userNames(t),
     ]);
     const ids = new Set([id, ...[...people, ...problems, ...measures].map((r) => r.id)]);
     visits.sort((a, b) => (visitTime(b) ?? 0) - (visitTime(a) ?? 0)); // not ISO strings: offsets differ
@@ -105,6 +118,7 @@ export function householdDetail(db, id) {
       problems,
       measures,
       conflicts: conflicts.filter((c) => ids.has(c.record_id)),
+      users,
     };
   });
 }
@@ -148,16 +162,18 @@ export function problemDetail(db, id) {
   return db.read(["records"], async (t) => {
     const problem = await t.get("records", ["problem", id]);
     if (!problem) return null;
-    const [household, people, conflicts] = await Promise.all([
+    const [household, people, conflicts, users] = await Promise.all([
       t.get("records", ["household", problem.data.household_id]),
       ofHousehold(t, "person", problem.data.household_id),
       openConflicts(t),
+      userNames(t),
     ]);
     return {
       problem: { id, version: problem.version, ...problem.data },
       household: household && { id: household.id, ...household.data },
       people,
       conflicts: conflicts.filter((c) => c.record_id === id),
+      assignee: problem.data.assignee_id ? (users.get(problem.data.assignee_id) ?? null) : null,
     };
   });
 }

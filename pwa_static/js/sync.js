@@ -82,7 +82,12 @@ async function run(db) {
     }
   }
   result.conflicts = conflicts.size;
-  await db.write(["meta"], (t) => t.put("meta", result, "last_sync"));
+  await db.write(["meta"], async (t) => {
+    const previous = await t.get("meta", "last_sync");
+    // when the last sync that succeeded was, kept across failures (the 同步 screen's 上次同步)
+    result.okAt = result.ok ? result.at : (previous?.okAt ?? (previous?.ok ? previous.at : null));
+    t.put("meta", result, "last_sync");
+  });
   events.dispatchEvent(new CustomEvent("done", { detail: result }));
   return result;
 }

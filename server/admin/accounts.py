@@ -15,8 +15,10 @@ from server.auth import ROLES, assignment_of, hash_password
 from server.service import audit, store
 from server.storage.models import Assignment as AssignmentRow
 from server.storage.models import Household, Region, User
+from server.storage.store import SqlTxn
 from server.timeutil import utcnow
 from sync.scope import Assignment
+from sync.store import Record
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{2,64}$")
 MIN_PASSWORD = 8
@@ -51,7 +53,8 @@ def create_user(
     if role != "admin" and not region_ids and not household_ids:
         raise AccountError("a cadre or supervisor needs at least one --region or --household")
     user_id = user_id or str(uuid.uuid4())
-    with store().engine.begin() as conn:
+    with store().write() as txn:
+        conn = txn.conn
         if conn.execute(select(User.id).where(User.username == username)).first():
             raise AccountError(f"user {username!r} exists")
         _check_targets(conn, region_ids, household_ids)
@@ -81,8 +84,36 @@ def create_user(
                 "household_ids": household_ids,
             },
         )
+        publish_user(txn, user_id)
     store().remember_assignment(Assignment.of(region_ids, household_ids))
     return user_id
+
+
+def publish_user(txn: SqlTxn, user_id: str) -> None:
+    """The user's ``user`` record (CONTRACT §4) as the account is now, at a new version, in
+    the transaction that changed the account: the next pull of every device whose scope meets
+    the user's brings it (docs/sync.md, "Users"). No phone number, no password data."""
+    conn = txn.conn
+    row = conn.execute(
+        select(User.username, User.name, User.role, User.active).where(User.id == user_id)
+    ).one()
+    assignment = assignment_of(conn, user_id)
+    villages = dict(
+        conn.execute(
+            select(Household.id, Household.village_id).where(
+                Household.id.in_(assignment.household_ids)
+            )
+        ).all()
+    )
+    reach = [(r, None) for r in assignment.region_ids]
+    reach += [(villages.get(h), h) for h in assignment.household_ids]
+    data = {"username": row.username, "name": row.name, "role": row.role}
+    data["active"] = bool(row.active)
+    record = Record("user", user_id, txn.allocate_version(), False, data, reach=tuple(reach))
+    if txn.records("user", [user_id]):
+        txn.update_records([record])
+    else:
+        txn.insert_records([record])
 
 
 def check_password(password: str, *personal: str) -> None:
@@ -123,7 +154,8 @@ def reassign(
     user_id: str, region_ids: list[str], household_ids: list[str], actor: str | None
 ) -> None:
     """Change what a user covers; their devices pick it up on the next pull (CONTRACT §8)."""
-    with store().engine.begin() as conn:
+    with store().write() as txn:
+        conn = txn.conn
         if conn.execute(select(User.id).where(User.id == user_id)).first() is None:
             raise AccountError("no such user")
         _check_targets(conn, region_ids, household_ids)
@@ -136,6 +168,7 @@ def reassign(
             target_id=user_id,
             details={"region_ids": region_ids, "household_ids": household_ids},
         )
+        publish_user(txn, user_id)
     store().remember_assignment(Assignment.of(region_ids, household_ids))
 
 

@@ -31,6 +31,7 @@ from server.admin.accounts import (
     check_password,
     create_user,
     global_admins_keep_every_county,
+    publish_user,
     reassign,
 )
 from server.admin.roster import MESSAGES as ROSTER_MESSAGES
@@ -792,9 +793,11 @@ def edit_user(user_id: str) -> Response:
         raise _invalid("_body", "nothing to change")
     if user_id == caller.user_id and body.get("role", "admin") != "admin":
         raise ApiError("conflict", "you cannot change your own role")
-    with service.store().engine.begin() as conn:
+    with service.store().write() as txn:
+        conn = txn.conn
         _user_row(conn, administers, user_id)
         conn.execute(update(User).where(User.id == user_id).values(**body))
+        publish_user(txn, user_id)
         changed = {"fields": sorted(body), **({"role": body["role"]} if "role" in body else {})}
         service.audit(
             conn, "user_edited", caller.user_id, caller.device_id, "user", user_id, changed
@@ -809,9 +812,11 @@ def deactivate_user(user_id: str) -> Response:
     caller, administers = _administrator()
     if user_id == caller.user_id:
         raise ApiError("conflict", "you cannot deactivate yourself")
-    with service.store().engine.begin() as conn:
+    with service.store().write() as txn:
+        conn = txn.conn
         _user_row(conn, administers, user_id)
         conn.execute(update(User).where(User.id == user_id).values(active=False))
+        publish_user(txn, user_id)
         revoked = service.revoke_devices_of(conn, user_id, caller)
         service.audit(
             conn,
@@ -829,9 +834,11 @@ def deactivate_user(user_id: str) -> Response:
 @admin.post("/users/<user_id>/activate")
 def activate_user(user_id: str) -> Response:
     caller, administers = _administrator()
-    with service.store().engine.begin() as conn:
+    with service.store().write() as txn:
+        conn = txn.conn
         _user_row(conn, administers, user_id)
         conn.execute(update(User).where(User.id == user_id).values(active=True))
+        publish_user(txn, user_id)
         service.audit(conn, "user_activated", caller.user_id, caller.device_id, "user", user_id)
         return jsonify(_user_json(_user_row(conn, administers, user_id), conn, masked=False))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -11,6 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from server import service
 from server.auth import current_caller
+from server.conflicts.readable import readable
 from server.http.errors import ApiError
 from server.http.request_checks import checked_json
 from server.http.schemas import (
@@ -120,7 +122,11 @@ def conflicts() -> Response:
             {"fields": {"status": ["must be open, resolved or all"]}},
         )
     items = service.conflict_list(caller, None if status == "all" else status)
-    return jsonify({"conflicts": [service.masked_conflict(item) for item in items]})
+    with service.store().engine.connect() as conn:
+        items = readable(conn, items, ZoneInfo(current_app.config["TIMEZONE"]))
+    if caller.role != "admin":  # admins choose between whole ID and phone numbers
+        items = [service.masked_conflict(item) for item in items]
+    return jsonify({"conflicts": items})
 
 
 @api.post("/conflicts/<conflict_id>/resolve")

@@ -410,7 +410,9 @@ ENDPOINTS = [
         "get /api/v1/conflicts",
         "sync",
         "冲突列表",
-        "Field conflicts in the caller's scope (CONTRACT §6).",
+        "Field conflicts in the caller's scope (CONTRACT §6), each with `household_name`,"
+        " `person_name`, `field_label` (zh-CN) and, per value, `user_name`, `device_label` and"
+        " `at` (the write's time); values whole for admins, masked for other roles.",
         query=(_query("status", "which ones", type="string", enum=["open", "resolved", "all"]),),
     ),
     Endpoint(

@@ -141,6 +141,25 @@ class User(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
 
 
+class UserRecord(SyncedColumns, db.Model):
+    """A user as phones see them (CONTRACT §4 ``user``): username, name, role and whether they
+    are active, written at a new version whenever an account or its assignment changes, so an
+    ordinary pull brings it. ``user_reach`` says which devices receive it (sync.store.meets)."""
+
+    __tablename__ = "user_records"
+
+
+class UserReach(db.Model):
+    """One place a user works, for the pull's scope rule: a region assigned to them
+    (``household_id`` empty) or a household assigned to them with its village."""
+
+    __tablename__ = "user_reach"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ID, nullable=False, index=True)
+    region_id: Mapped[str | None] = mapped_column(ID)
+    household_id: Mapped[str | None] = mapped_column(ID)
+
+
 class Assignment(db.Model):
     """包保: a user is given a region (and what lies below it) or a household."""
 
@@ -393,4 +412,5 @@ SYNCED_MODELS = {
     "measure": Measure,
     "form": Form,
     "conflict": Conflict,
+    "user": UserRecord,
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -19,6 +20,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    exists,
     false,
     insert,
     literal,
@@ -43,6 +45,7 @@ from server.storage.models import (
     Device,
     Op,
     Setting,
+    UserReach,
 )
 from server.storage.models import FieldWrite as FieldWriteRow
 from server.timeutil import utcnow
@@ -60,11 +63,14 @@ BLOB_REFS: Table = BlobRef.__table__  # type: ignore[assignment]
 SNAPSHOTS: Table = AssignmentSnapshot.__table__  # type: ignore[assignment]
 SETTINGS: Table = Setting.__table__  # type: ignore[assignment]
 AUDIT: Table = AuditEntry.__table__  # type: ignore[assignment]
+REACH: Table = UserReach.__table__  # type: ignore[assignment]
 #: the device whose ops are the server's own edits; whoever makes one audits it with its reason
 SERVER_DEVICE = "server"
 CHUNK = 500
 REPORT_WORK_MEM = "32MB"
 T = TypeVar("T")
+#: one place of a user record's reach (sync.store.Record.reach)
+Place = tuple[str | None, str | None]
 
 
 def dumps(value: Any) -> str:
@@ -304,12 +310,30 @@ def _visible(table: Table, type_: str, scope: Scope) -> ColumnElement[bool]:
         return true()
     if type_ == "region":
         return table.c.id.in_(sorted(scope.region_ids)) if scope.region_ids else false()
+    if type_ == "user":
+        return _meets(table, scope)
     clauses = []
     if scope.village_ids:
         clauses.append(table.c.village_id.in_(sorted(scope.village_ids)))
     if scope.household_ids:
         clauses.append(table.c.household_id.in_(sorted(scope.household_ids)))
     return or_(*clauses) if clauses else false()
+
+
+def _meets(table: Table, scope: Scope) -> ColumnElement[bool]:
+    """SQL for sync.store.meets: a user reaches the scope through one of their places."""
+    places = []
+    if scope.region_ids:
+        regions = sorted(scope.region_ids)
+        places.append(and_(REACH.c.household_id.is_(None), REACH.c.region_id.in_(regions)))
+    if scope.village_ids:
+        villages = sorted(scope.village_ids)
+        places.append(and_(REACH.c.household_id.is_not(None), REACH.c.region_id.in_(villages)))
+    if scope.household_ids:
+        places.append(REACH.c.household_id.in_(sorted(scope.household_ids)))
+    if not places:
+        return false()
+    return exists().where(REACH.c.user_id == table.c.id, or_(*places))
 
 
 class SqlTxn:
@@ -409,11 +433,36 @@ class SqlTxn:
                     r.village_id,
                     r.household_id,
                 )
+        if type_ == "user":
+            reach = self._reach(out)
+            out = {i: replace(r, reach=reach.get(i, ())) for i, r in out.items()}
         return out
+
+    def _reach(self, user_ids: Iterable[str]) -> dict[str, tuple[Place, ...]]:
+        found: dict[str, list[Place]] = {}
+        for chunk in chunks(user_ids):
+            query = select(REACH).where(REACH.c.user_id.in_(chunk)).order_by(REACH.c.id)
+            for r in self.conn.execute(query):
+                found.setdefault(r.user_id, []).append((r.region_id, r.household_id))
+        return {user_id: tuple(places) for user_id, places in found.items()}
+
+    def _write_reach(self, records: list[Record]) -> None:
+        """A user record's places replace the ones it had."""
+        users = [r for r in records if r.type == "user"]
+        for chunk in chunks([r.id for r in users]):
+            self.conn.execute(delete(REACH).where(REACH.c.user_id.in_(chunk)))
+        rows = [
+            {"user_id": r.id, "region_id": region_id, "household_id": household_id}
+            for r in users
+            for region_id, household_id in r.reach
+        ]
+        if rows:
+            self.conn.execute(insert(REACH), rows)
 
     def insert_records(self, records: list[Record]) -> None:
         for type_, rows in _rows_by_type(records).items():
             self.conn.execute(insert(TABLES[type_]), rows)
+        self._write_reach(records)
         refs = [
             {"sha256": sha, "visit_id": r.id}
             for r in records
@@ -432,6 +481,7 @@ class SqlTxn:
                 .values({k: bindparam(k) for k in rows[0] if k != "id"})
             )
             self.conn.execute(statement, [{**row, "_id": row["id"]} for row in rows])
+        self._write_reach(records)
 
     def field_writes(self, type_: str, ids: Iterable[str]) -> dict[str, list[FieldWrite]]:
         out: dict[str, list[FieldWrite]] = {i: [] for i in ids}

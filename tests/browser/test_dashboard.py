@@ -149,6 +149,8 @@ def test_a_supervisor_reads_the_week_and_acts_on_conflicts_and_problems(live, br
     # resolve the conflict with the second value shown
     conflict = page.locator("#conflicts li.conflict")
     assert conflict.count() == 1
+    read = conflict.text_content()  # whose, which field, who wrote each value
+    assert "户主2 · 地址" in read and "甲干部" in read and "乙干部" in read
     choice = conflict.locator(".choice").nth(1)
     chosen = choice.locator(".value").text_content()
     assert chosen in {"1组1号", "1组2号"}
@@ -164,6 +166,7 @@ def test_a_supervisor_reads_the_week_and_acts_on_conflicts_and_problems(live, br
     # move the problem from open to in progress, with a note
     problem = page.locator(f"#problems li[data-id='{seeded['problem_id']}']")
     assert problem.locator(".pill").text_content() == "待处理"
+    assert "住房安全" in problem.text_content()  # its category in Chinese, not "housing"
     problem.locator("select[name=status]").select_option("in_progress")
     problem.locator("input[name=note]").fill("已联系施工队")
     problem.locator("button[type=submit]").click()

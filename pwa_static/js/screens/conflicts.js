@@ -65,5 +65,5 @@ function value({ record_type: type, field }, v) {
 function who(side, session) {
   if (side.by === session.device_id) return t("conflict.thisPhone");
   if (side.user_id && side.user_id === session.user.id) return t("conflict.myOtherPhone");
-  return t("conflict.someoneElse");
+  return side.name ?? t("conflict.someoneElse");
 }

@@ -132,7 +132,7 @@ async function editFlags(ctx, person) {
   ctx.rerender();
 }
 
-function visits(ctx, { visits: list, corrected }, me) {
+function visits(ctx, { visits: list, corrected, users }, me) {
   const shown = list.slice(0, SHOWN_VISITS);
   return section(
     t("household.visits"),
@@ -158,7 +158,7 @@ function visits(ctx, { visits: list, corrected }, me) {
             " · ",
             t(`mode.${visit.mode}`),
             " · ",
-            mine ? t("visit.byMe") : t("visit.byOther"),
+            mine ? t("visit.byMe") : (users.get(visit.visitor_id) ?? t("visit.byOther")),
             visit.corrects && h("span", { class: "tag" }, t("visit.correction")),
           ),
           status && h("p", { class: "muted" }, status),

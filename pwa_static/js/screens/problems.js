@@ -102,6 +102,17 @@ export async function renderDetail(ctx, [id]) {
           person && ` · ${person.name}`,
         ),
       h("p", {}, problem.description),
+      problem.assignee_id &&
+        h(
+          "p",
+          { class: "muted assignee" },
+          t("problem.assignee", {
+            name:
+              problem.assignee_id === ctx.session.user.id
+                ? t("visit.byMe")
+                : (detail.assignee ?? t("visit.byOther")),
+          }),
+        ),
     ),
     conflictNotes(detail.conflicts, ctx.session),
     h(

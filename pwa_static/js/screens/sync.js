@@ -21,6 +21,8 @@ export async function render(ctx) {
     rejectedList(ctx.db),
     conflictList(ctx.db),
   ]);
+  // 上次同步 is the last sync that succeeded: a failed one is said below, never as a success
+  const lastOk = last?.ok ? last.at : last?.okAt;
   const progress = h("p", { class: "progress", role: "status", "aria-live": "polite" });
   const start = button(t("sync.now"), () => ctx.sync(), "primary big", { disabled: isRunning() });
   if (isRunning()) progress.textContent = t("sync.running");
@@ -40,7 +42,7 @@ export async function render(ctx) {
         {},
         t("sync.last"),
         " ",
-        h("b", {}, last ? `${formatTime(Date.parse(last.at))}（${ago(last.at)}）` : t("sync.never")),
+        h("b", {}, lastOk ? `${formatTime(Date.parse(lastOk))}（${ago(lastOk)}）` : t("sync.never")),
       ),
       h(
         "p",
@@ -86,14 +88,13 @@ function progressText(p) {
   return t("sync.pulling", { page: p.page, received: p.received }) + retry;
 }
 
-/** "已上传 47 条，收到 3 条更新，1 处冲突" — or what failed, and that the rest is kept. */
+/** "已上传 47 条，收到 3 条更新，1 处冲突" — or what failed, and that the rest is kept. The
+ *  conflicts this sync brought are named only when there are some: "0 处冲突" above the
+ *  list of open conflicts read as a contradiction. */
 function resultText(result, stillQueued) {
   if (result.ok) {
-    const text = t("sync.result", {
-      sent: result.sent,
-      received: result.received,
-      conflicts: result.conflicts,
-    });
+    let text = t("sync.result", { sent: result.sent, received: result.received });
+    if (result.conflicts) text += t("sync.resultConflicts", { n: result.conflicts });
     return result.rejected ? `${text}${t("sync.resultRejected", { n: result.rejected })}` : text;
   }
   const reason = known(`syncError.${result.error?.code}`) ?? result.error?.message ?? result.error?.code;

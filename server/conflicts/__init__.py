@@ -1,0 +1,1 @@
+"""Conflicts as a person reads them: whose record, which field, whose value and when."""
