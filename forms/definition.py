@@ -34,7 +34,10 @@ from forms.model import (
     CHOICE_TYPES,
     FIELD_TYPES,
     LANGUAGES,
+    NUMBER_TYPES,
+    ORDERED_TYPES,
     POLICIES,
+    PREFILLS,
     PROBLEM_CATEGORIES,
     FormVersion,
 )
@@ -58,11 +61,19 @@ _FIELD_KEYS = frozenset(
         "default",
         "problem",
         "group",
+        "name",
+        "required_message",
+        "constraint_message",
+        "read_only",
+        "step",
+        "prefill",
+        "group_label",
     }
 )
 _CHOICE_KEYS = frozenset({"value", "label"})
 _PROBLEM_KEYS = frozenset({"when", "category"})
-_ORDERED_TYPES = ("number", "date", "text")
+#: answers that are no text, number or boolean: a condition can only test them for null
+_UNCOMPARABLE_TYPES = ("note", "geopoint", "geotrace", "geoshape", "photo")
 
 FieldDocs = Mapping[str, Mapping[str, Any]]
 
@@ -149,8 +160,17 @@ def _field_errors(field: object, where: str) -> list[str]:
     if field_type not in FIELD_TYPES:
         errors.append(f"{where}: unknown type {field_type!r}")
     errors += _label_errors(field.get("label"), f"{where}.label")
-    if "hint" in field:
-        errors += _label_errors(field["hint"], f"{where}.hint")
+    for key in ("hint", "required_message", "constraint_message", "group_label"):
+        if key in field:
+            errors += _label_errors(field[key], f"{where}.{key}")
+    name = field.get("name", field_id)
+    if not isinstance(name, str) or not name or len(name) > 255:
+        errors.append(f"{where}: name (the XLSForm name) must be a non-empty string")
+    if not isinstance(field.get("read_only", False), bool):
+        errors.append(f"{where}: read_only must be true or false")
+    errors += _prefill_errors(field, where)
+    if field_type == "note" and (field.get("required", False) is not False or "default" in field):
+        errors.append(f"{where}: a note takes no answer, so it has no required or default")
     if not isinstance(field.get("required", False), bool | str):
         errors.append(f"{where}: required must be true, false or a condition")
     if not isinstance(field.get("relevant", ""), str):
@@ -185,13 +205,33 @@ def _choice_errors(field: Mapping[str, Any], where: str) -> list[str]:
     return errors
 
 
+def _prefill_errors(field: Mapping[str, Any], where: str) -> list[str]:
+    """``prefill`` asks the phone for the day or the time when the visit starts."""
+    if "prefill" not in field:
+        return []
+    fits = PREFILLS.get(field["prefill"]) if isinstance(field["prefill"], str) else None
+    if fits is None or field.get("type") not in fits or "default" in field:
+        return [
+            f"{where}: prefill is 'today' (date, datetime) or 'now' (time, datetime), "
+            "without a default"
+        ]
+    return []
+
+
 def _bound_errors(field: Mapping[str, Any], where: str) -> list[str]:
     errors: list[str] = []
     for key in ("min", "max"):
-        if key in field and (field.get("type") != "number" or not is_number(field[key])):
+        if key in field and (field.get("type") not in NUMBER_TYPES or not is_number(field[key])):
             errors.append(f"{where}: {key} must be a number, on number fields only")
     if not errors and "min" in field and "max" in field and field["min"] > field["max"]:
         errors.append(f"{where}: min must not be greater than max")
+    step = field.get("step")
+    if field.get("type") == "range" and not (
+        is_number(step) and step > 0 and "min" in field and "max" in field
+    ):
+        errors.append(f"{where}: a range needs min, max and a positive step")
+    elif field.get("type") != "range" and "step" in field:
+        errors.append(f"{where}: step belongs to range fields only")
     if "max_length" in field and (
         field.get("type") != "text" or not _is_positive_int(field["max_length"])
     ):
@@ -300,7 +340,7 @@ def _comparison_errors(node: Comparison, fields: FieldDocs) -> list[str]:
         if not isinstance(reference, Reference) or reference.field not in fields:
             continue
         field = fields[reference.field]
-        if node.op not in ("==", "!=") and field.get("type") not in _ORDERED_TYPES:
+        if node.op not in ("==", "!=") and field.get("type") not in ORDERED_TYPES:
             errors.append(
                 f"'{node.op}' on {field.get('type')} field '{reference.field}' is always false"
             )
@@ -329,8 +369,10 @@ def _literal_errors(
         return [] if fits else [f"{json.dumps(value)} is not a choice of {name}"]
     if field_type == "boolean":
         fits = isinstance(value, bool)
-    elif field_type == "number":
+    elif field_type in NUMBER_TYPES:
         fits = is_number(value)
+    elif field_type in _UNCOMPARABLE_TYPES:
+        fits = False
     else:
         fits = isinstance(value, str)
     return [] if fits else [f"{field_type} field {name} never equals {json.dumps(value)}"]

@@ -22,7 +22,22 @@ FIELD_TYPES = (
     "multiple_choice",
     "person",
     "photo",
+    "integer",
+    "range",
+    "time",
+    "datetime",
+    "note",
+    "hidden",
+    "geopoint",
+    "geotrace",
+    "geoshape",
 )
+#: types whose answers are numbers, bounded by ``min``/``max``
+NUMBER_TYPES = ("number", "integer", "range")
+#: types whose answers order: numbers numerically, ISO dates and times as text
+ORDERED_TYPES = (*NUMBER_TYPES, "date", "time", "datetime", "text")
+#: what ``prefill`` may ask the phone for, and the types it fits
+PREFILLS = {"today": ("date", "datetime"), "now": ("time", "datetime")}
 CHOICE_TYPES = ("single_choice", "multiple_choice")
 PROBLEM_CATEGORIES = (
     "food",
@@ -63,6 +78,7 @@ class Field:
     default: object = None
     problem: Problem | None = None
     group: str | None = None
+    step: int | float | None = None
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Field:
@@ -84,6 +100,7 @@ class Field:
             default=doc.get("default"),
             problem=problem,
             group=doc.get("group"),
+            step=doc.get("step"),
         )
 
 

@@ -25,11 +25,10 @@ from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
 
 import forms
-from forms.xlsform import convert_xlsform
 from server.models import Form
 from server.service import audit, store
 from server.store import SqlTxn
-from server.xlsform_io import read_xlsform
+from server.xlsform_io import convert_workbook
 from sync.store import Record
 
 FORM_NAMESPACE = uuid.UUID("0c7b9d3e-4f0a-4a55-8f57-6b1d7e2c9a10")
@@ -133,7 +132,7 @@ def import_xlsform(
     the settings sheet). Raises forms.xlsform.XLSFormError listing every problem, or
     server.uploads.UploadTooLarge for a workbook that expands beyond the upload limits."""
     # The number in the settings sheet does not matter: publish_next_version numbers it.
-    definition = convert_xlsform(read_xlsform(source), form_id=form_id, version=1)
+    definition = convert_workbook(source, form_id=form_id, version=1)
     return publish_next_version(definition, actor, dry_run=dry_run)
 
 
