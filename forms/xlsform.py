@@ -374,6 +374,8 @@ class _Converter:
         form_id = given if given is not None else settings.get("form_id", "")
         if not form_id and fallback:
             return snake_id(fallback) or "form"
+        if given is None and snake_id(form_id):
+            return snake_id(form_id)  # ODK's ids may be MyForm or tutorial-2
         if not form_id:
             self.problem(
                 "settings",
@@ -473,7 +475,8 @@ class _Converter:
             cells["label::chinese"] = _SPECIFY_OTHER_LABEL["zh-CN"]
             cells["label::english"] = _SPECIFY_OTHER_LABEL["en"]
         if not _localized(cells, "label"):
-            self.problem("survey", row, "label", f"question {name} has no label")
+            # pyxform accepts a question shown by its hint or its media alone
+            cells["label"] = cells.get("hint") or name
         question = _Question(row, name, ident, kind, field_type, cells, group, node=node)
         if kind in ("acknowledge", "trigger"):
             question.booleans = {"ok": True}
@@ -490,10 +493,8 @@ class _Converter:
             row = self.rows.choices.get((list_name, value))
             if row is None and value == "other":
                 label = _OTHER_LABEL  # the choice pyxform adds for or_other
-            elif not label:
-                self.problem(
-                    "choices", row, "label", f"choice {value!r} of {list_name!r} has no label"
-                )
+            elif not label:  # pyxform accepts a choice shown by its image alone
+                label = {"zh-CN": value, "en": value}
             choices.append({"value": value, "label": label})
         booleans = _yes_no([c["value"] for c in choices])
         if question.type == "single_choice" and booleans:
@@ -710,6 +711,8 @@ class _Converter:
             return text.split()
         if question.type == "geopoint":
             return self._point(question, text)
+        if question.type == "date" and re.fullmatch(r"[0-9-]{10}[ T]00:00:00", text):
+            return text[:10]  # an Excel date cell, which pyxform writes with its midnight
         if question.type in ("photo", "note", "geotrace", "geoshape"):
             self.problem("survey", question.row, "default", f"a {question.kind} has no default")
         return text

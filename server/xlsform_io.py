@@ -12,6 +12,7 @@ the row when pyxform names one: no input gives a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import warnings
@@ -30,6 +31,7 @@ _ZIP = b"PK\x03\x04"
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ROW = re.compile(r"\[row : (\d+)\]\s*")
 _SHEETS = ("survey", "choices", "settings")
+EXCEL_COLUMNS = 16_384
 
 
 def convert_workbook(
@@ -71,7 +73,10 @@ def read_xlsform(source: Path | IO[bytes], name: str = "the file") -> Definition
         name, content = source.name, source.read_bytes()
     else:
         content = source.read()
-    limits = upload_limits()
+    # A form has a column per language of every text column, and LibreOffice declares
+    # 1024 columns on every sheet: any width Excel allows. pyxform reads only the columns
+    # under a header, so the width costs nothing; the row, cell and size bounds stay.
+    limits = dataclasses.replace(upload_limits(), columns=EXCEL_COLUMNS)
     if len(content) > limits.uncompressed_bytes:
         raise UploadTooLarge("expands_too_far", limits.uncompressed_bytes)
     if content.startswith(_ZIP):

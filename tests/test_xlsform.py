@@ -773,3 +773,16 @@ def test_forms_list_counts_questions_and_notes(county: Any) -> None:
     listing = json.loads(cli(county.app, "forms", "list", "--json").output)
     counts = {(f["form_id"], f["version"]): f["fields"] for f in listing}
     assert counts[("xlsform_pyxform_yes_or_no", 1)] == 1
+
+
+def test_an_excel_date_default_is_the_day_pyxform_wrote_with_its_midnight() -> None:
+    doc = convert({"type": "date", "name": "dd", "label": "d", "default": "2024-01-05 00:00:00"})
+    assert field_of(doc, "dd")["default"] == "2024-01-05"
+
+
+def test_the_form_id_of_the_settings_sheet_is_made_snake_case() -> None:
+    sheets = {
+        "survey": [{"type": "text", "name": "q", "label": "q"}],
+        "settings": [{"form_id": "MyForm-2"}],
+    }
+    assert convert_sheets(sheets)["form_id"] == "myform_2"
