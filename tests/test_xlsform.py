@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from forms import parse_definition, parse_expression, validate_answers, validate_definition
 from forms.xlsform import SheetProblem, XLSFormError
@@ -786,3 +788,27 @@ def test_the_form_id_of_the_settings_sheet_is_made_snake_case() -> None:
         "settings": [{"form_id": "MyForm-2"}],
     }
     assert convert_sheets(sheets)["form_id"] == "myform_2"
+
+
+CELLS = st.sampled_from(
+    [
+        "text", "integer", "note", "select_one risk", "select_multiple kinds or_other",
+        "begin_group", "end_group", "begin_repeat", "end_repeat", "range", "geopoint",
+        "hidden", "calculate", "${n} > 1", ". >= 0", "today()", "yes", "q", "Q 1", "x", "",
+        "1", "selected(${kinds}, 'ill')", "'", "${", "not(", "start=5 end=1 step=0",
+    ]
+)  # fmt: skip
+COLUMNS = ["type", "name", "label", "relevant", "constraint", "required", "default", "parameters"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.fixed_dictionaries({}, optional=dict.fromkeys(COLUMNS, CELLS)), max_size=8))
+def test_any_survey_is_converted_or_refused_with_problems_never_an_exception(
+    rows: list[dict[str, str]],
+) -> None:
+    try:
+        doc = convert(*rows)
+    except XLSFormError as error:
+        assert error.problems and all(isinstance(p, SheetProblem) for p in error.problems)
+    else:
+        assert validate_definition(doc) == []
