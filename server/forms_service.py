@@ -28,7 +28,6 @@ import forms
 from server.models import Form
 from server.service import audit, store
 from server.store import SqlTxn
-from server.xlsform_io import convert_workbook
 from sync.store import Record
 
 FORM_NAMESPACE = uuid.UUID("0c7b9d3e-4f0a-4a55-8f57-6b1d7e2c9a10")
@@ -131,6 +130,9 @@ def import_xlsform(
     """An XLSForm workbook published as the next version of its form (``form_id`` overrides
     the settings sheet). Raises forms.xlsform.XLSFormError listing every problem, or
     server.uploads.UploadTooLarge for a workbook that expands beyond the upload limits."""
+    # pyxform takes half a second to import: only an import of a form pays for it
+    from server.xlsform_io import convert_workbook
+
     # The number in the settings sheet does not matter: publish_next_version numbers it.
     definition = convert_workbook(source, form_id=form_id, version=1)
     return publish_next_version(definition, actor, dry_run=dry_run)
