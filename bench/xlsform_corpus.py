@@ -58,8 +58,10 @@ def _count(nodes: list[Any]) -> int:
     total = 0
     for node in nodes:
         kind = _ALIASES.get(node.get("type", ""), node.get("type", ""))
-        if kind == "group" and node.get("name") == "meta" and node.get("control", {}).get(
-            "bodyless"
+        if (
+            kind == "group"
+            and node.get("name") == "meta"
+            and node.get("control", {}).get("bodyless")
         ):
             continue
         if kind in ("group", "repeat", "loop"):

@@ -72,7 +72,32 @@ def _field_error(
         return "not_relevant" if answered else None
     if not answered:
         return "required" if field.required.holds(answers) else None
-    return check_value(field, value, people)
+    code = check_value(field, value, people)
+    if code is None and field.choice_filter:
+        chosen = value if isinstance(value, list) else [value]
+        offered = offered_choices(field, answers)
+        return None if all(item in offered for item in chosen) else "not_offered"
+    return code
+
+
+def offered_choices(field: Field, answers: Mapping[str, object]) -> list[str]:
+    """The choices a cascading list offers given the other answers, in order: those whose
+    ``filter`` column equals, as text, each term's answer or literal (an unanswered question
+    is the empty text, as in XLSForm; an answer that is no text matches nothing)."""
+    expected: dict[str, str | None] = {}
+    for term in field.choice_filter:
+        if term.field is None:
+            expected[term.column] = term.value
+            continue
+        answer = answers.get(term.field)
+        if not is_answered(answer):
+            answer = ""
+        expected[term.column] = answer if isinstance(answer, str) else None
+    return [
+        value
+        for value, tags in field.choice_tags.items()
+        if all(tags.get(column, "") == want for column, want in expected.items())
+    ]
 
 
 def _check_text(field: Field, value: object, people: Collection[str] | None) -> str | None:

@@ -68,9 +68,12 @@ _FIELD_KEYS = frozenset(
         "step",
         "prefill",
         "group_label",
+        "choice_filter",
     }
 )
-_CHOICE_KEYS = frozenset({"value", "label"})
+_CHOICE_KEYS = frozenset({"value", "label", "filter"})
+#: the answers a cascading list may be filtered by: text, as its choices' filter columns are
+_FILTER_SOURCE_TYPES = ("single_choice", "text")
 _PROBLEM_KEYS = frozenset({"when", "category"})
 #: answers that are no text, number or boolean: a condition can only test them for null
 _UNCOMPARABLE_TYPES = ("note", "geopoint", "geotrace", "geoshape", "photo")
@@ -144,6 +147,7 @@ def _version_errors(version: object, where: str) -> list[str]:
     for index, field in enumerate(fields):
         if isinstance(field, dict):
             errors += _field_condition_errors(field, docs, f"{where}.fields[{index}]")
+            errors += _choice_filter_errors(field, docs, f"{where}.fields[{index}]")
     return errors
 
 
@@ -199,6 +203,11 @@ def _choice_errors(field: Mapping[str, Any], where: str) -> list[str]:
             continue
         errors += _unknown_keys(choice, _CHOICE_KEYS, choice_where)
         errors += _label_errors(choice.get("label"), f"{choice_where}.label")
+        tags = choice.get("filter", {})
+        if not isinstance(tags, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+        ):
+            errors.append(f"{choice_where}: filter must map column names to text")
         if not choice["value"] or choice["value"] in seen:
             errors.append(f"{choice_where}: value must be non-empty and unique")
         seen.add(choice["value"])
@@ -216,6 +225,28 @@ def _prefill_errors(field: Mapping[str, Any], where: str) -> list[str]:
             "without a default"
         ]
     return []
+
+
+def _choice_filter_errors(field: Mapping[str, Any], docs: FieldDocs, where: str) -> list[str]:
+    """A cascading list: terms ``{"column", "field"}`` (a single_choice or text field) or
+    ``{"column", "value"}``, on a choice field."""
+    if "choice_filter" not in field:
+        return []
+    where = f"{where} ({field.get('id')}).choice_filter"
+    terms = field["choice_filter"]
+    if field.get("type") not in CHOICE_TYPES or not isinstance(terms, list) or not terms:
+        return [f"{where}: a non-empty list of terms, on choice fields only"]
+    errors = []
+    for term in terms:
+        source = term.get("field") if isinstance(term, dict) else None
+        shape = isinstance(term, dict) and isinstance(term.get("column"), str)
+        if shape and set(term) == {"column", "value"} and isinstance(term["value"], str):
+            continue
+        if not shape or set(term) != {"column", "field"}:
+            errors.append(f"{where}: each term is {{column, field}} or {{column, value}}")
+        elif docs.get(str(source), {}).get("type") not in _FILTER_SOURCE_TYPES:
+            errors.append(f"{where}: '{source}' is no single_choice or text field")
+    return errors
 
 
 def _bound_errors(field: Mapping[str, Any], where: str) -> list[str]:

@@ -40,6 +40,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "wrong_type:geoshape": "应为至少 3 个位置围成的范围",
         "invalid_time": "一天中没有这个时间",
         "off_step": "须按 {0} 的间隔取值",
+        "not_offered": "根据前面的回答，不能选这一项",
     },
     "en": {
         "unknown_field": "is not a field of this form",
@@ -71,6 +72,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "wrong_type:geoshape": "must be an area of at least 3 locations",
         "invalid_time": "is not a time of the day",
         "off_step": "must be in steps of {0}",
+        "not_offered": "is not offered given the earlier answers",
     },
 }
 

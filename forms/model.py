@@ -63,6 +63,16 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class FilterTerm:
+    """One term of a cascading choice list: a choice is offered when its ``filter[column]``
+    equals the answer of ``field`` (or the literal ``value``)."""
+
+    column: str
+    field: str | None
+    value: str | None
+
+
+@dataclass(frozen=True)
 class Field:
     """One question of a form version."""
 
@@ -79,6 +89,8 @@ class Field:
     problem: Problem | None = None
     group: str | None = None
     step: int | float | None = None
+    choice_filter: tuple[FilterTerm, ...] = ()
+    choice_tags: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # value -> filter
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Field:
@@ -101,6 +113,13 @@ class Field:
             problem=problem,
             group=doc.get("group"),
             step=doc.get("step"),
+            choice_filter=tuple(
+                FilterTerm(term["column"], term.get("field"), term.get("value"))
+                for term in doc.get("choice_filter", ())
+            ),
+            choice_tags={
+                choice["value"]: choice.get("filter", {}) for choice in doc.get("choices", ())
+            },
         )
 
 

@@ -168,8 +168,6 @@ _UNSUPPORTED = {
 #: Columns whose meaning a Zoufang field cannot carry yet; presentation columns (appearance,
 #: media::image, …) and KoBo's bookkeeping ($kuid, …) are ignored.
 _UNSUPPORTED_COLUMNS = {
-    "choice_filter": "choice_filter (cascading choices) is not supported yet: "
-    "use one list of choices, or one question per case with its own relevant",
     "calculation": "calculation is not supported yet",
     "trigger": "trigger is not supported yet",
 }
@@ -206,6 +204,7 @@ _OTHER_LABEL = {"zh-CN": "其他", "en": "Other"}
 _SPECIFY_OTHER_LABEL = {"zh-CN": "请注明其他", "en": "Specify other"}
 _FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _COLUMN_OF_PATH = {
+    ".choice_filter": "choice_filter",
     ".relevant": "relevant",
     ".required": "required",
     ".problem.when": "problem_when",
@@ -495,9 +494,16 @@ class _Converter:
                 label = _OTHER_LABEL  # the choice pyxform adds for or_other
             elif not label:  # pyxform accepts a choice shown by its image alone
                 label = {"zh-CN": value, "en": value}
-            choices.append({"value": value, "label": label})
+            entry: dict[str, Any] = {"value": value, "label": label}
+            tags = {
+                column: value if column == "name" else _cell(choice.get(column))
+                for column, _, _ in _filter_terms(question.cells.get("choice_filter", "")) or ()
+            }
+            if any(tags.values()):
+                entry["filter"] = {column: tag for column, tag in tags.items() if tag}
+            choices.append(entry)
         booleans = _yes_no([c["value"] for c in choices])
-        if question.type == "single_choice" and booleans:
+        if question.type == "single_choice" and booleans and "choice_filter" not in question.cells:
             question.type, question.booleans = "boolean", booleans
         else:
             question.choices = choices
@@ -574,6 +580,8 @@ class _Converter:
             doc["relevant"] = relevant
         if question.choices:
             doc["choices"] = question.choices
+        if cells.get("choice_filter"):
+            doc.update(self._choice_filter(question, cells["choice_filter"]))
         doc.update(self._constraint(question))
         prefill = _DYNAMIC_DEFAULTS.get(cells.get("default", ""))
         if prefill is not None and question.type in PREFILLS[prefill]:
@@ -591,6 +599,32 @@ class _Converter:
             if cells.get(column):
                 self.problem("survey", row, column, message)
         return doc
+
+    def _choice_filter(self, question: _Question, text: str) -> dict[str, Any]:
+        """A cascading list: ``column = ${question}`` and ``column = 'text'`` terms joined with
+        ``and`` (``true()`` filters nothing)."""
+        terms = _filter_terms(text)
+        if terms is None:
+            self.problem(
+                "survey",
+                question.row,
+                "choice_filter",
+                f"choice_filter {text!r} is not supported yet: only column = ${{question}} "
+                "or column = 'text', joined with and",
+            )
+            return {}
+        doc: list[dict[str, str]] = []
+        for column, operand, is_reference in terms:
+            source = self.questions.get(operand) if is_reference else None
+            if is_reference and source is None:
+                message = f"${{{operand}}} is no question of this form"
+                self.problem("survey", question.row, "choice_filter", message)
+                return {}
+            if source is not None:
+                doc.append({"column": column, "field": source.id})
+            else:
+                doc.append({"column": column, "value": operand})
+        return {"choice_filter": doc} if doc else {}
 
     def _read_only(self, question: _Question) -> bool:
         text = question.cells.get("read_only", "")
@@ -822,6 +856,32 @@ def _cells(node: Mapping[str, Any]) -> dict[str, str]:
         elif key not in _STRUCTURE_KEYS:
             put(key, value)
     return _normalize(raw)
+
+
+_FILTER_TERM = re.compile(
+    r"""\s*(?:(?P<column>[A-Za-z_][\w.-]*)\s*=\s*(?P<operand>\$\{[^}]+\}|'[^']*'|"[^"]*")
+    |(?P<reference>\$\{[^}]+\})\s*=\s*(?P<column2>[A-Za-z_][\w.-]*))\s*""",
+    re.VERBOSE,
+)
+
+
+def _filter_terms(text: str) -> list[tuple[str, str, bool]] | None:
+    """The ``(column, question name or text, is a question)`` terms of a choice_filter that
+    Zoufang can check; [] for none (empty, ``true()``), None if it cannot."""
+    if text.strip() in ("", "true()"):
+        return []
+    terms = []
+    for part in re.split(r"\s+and\s+", text.strip()):
+        match = _FILTER_TERM.fullmatch(part)
+        if match is None:
+            return None
+        column = match["column"] or match["column2"]
+        operand = match["operand"] or match["reference"]
+        is_reference = operand.startswith("${")
+        terms.append(
+            (column, operand[2:-1].strip() if is_reference else operand[1:-1], is_reference)
+        )
+    return terms
 
 
 def _other_of(node: Mapping[str, Any], before: Sequence[_Question]) -> _Question | None:

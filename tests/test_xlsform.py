@@ -812,3 +812,46 @@ def test_any_survey_is_converted_or_refused_with_problems_never_an_exception(
         assert error.problems and all(isinstance(p, SheetProblem) for p in error.problems)
     else:
         assert validate_definition(doc) == []
+
+
+def test_a_cascading_select_keeps_its_filter_and_each_choice_s_column() -> None:
+    village = {"type": "select_one village", "label": "村"}
+    sheets = {
+        "survey": [
+            {"type": "select_one town", "name": "Town", "label": "乡镇"},
+            {**village, "name": "v", "choice_filter": "township=${Town}"},
+            {**village, "name": "w", "choice_filter": "${Town} = township and kind = 'big'"},
+        ],
+        "choices": [
+            {"list_name": "town", "name": "east", "label": "东乡"},
+            {"list_name": "town", "name": "west", "label": "西乡"},
+            {
+                "list_name": "village",
+                "name": "shang",
+                "label": "上",
+                "township": "east",
+                "kind": "big",
+            },
+            {"list_name": "village", "name": "xia", "label": "下", "township": "west"},
+        ],
+        "settings": [{"form_id": "t"}],
+    }
+    doc = convert_sheets(sheets)
+    v, w = field_of(doc, "v"), field_of(doc, "w")
+    assert v["choice_filter"] == [{"column": "township", "field": "town"}]
+    assert [c.get("filter") for c in v["choices"]] == [{"township": "east"}, {"township": "west"}]
+    assert w["choice_filter"] == [
+        {"column": "township", "field": "town"},
+        {"column": "kind", "value": "big"},
+    ]
+    assert w["choices"][0]["filter"] == {"township": "east", "kind": "big"}
+    (form,) = parse_definition(doc)
+    assert validate_answers(form, {"town": "east", "v": "xia"}) == {"v": ["not_offered"]}
+
+
+@pytest.mark.parametrize("text", ["name != 'other'", "starts-with(name, ${t})"])
+def test_a_choice_filter_zoufang_cannot_check_is_reported_at_its_row(text: str) -> None:
+    row = {"type": "select_one risk", "name": "q", "label": "q", "choice_filter": text}
+    (problem,) = problems_of(row)
+    assert (problem.row, problem.column) == (11, "choice_filter")
+    assert "is not supported yet" in problem.message

@@ -58,6 +58,7 @@ export const MESSAGES = {
     "wrong_type:geoshape": "应为至少 3 个位置围成的范围",
     invalid_time: "一天中没有这个时间",
     off_step: "须按 {0} 的间隔取值",
+    not_offered: "根据前面的回答，不能选这一项",
   },
   en: {
     unknown_field: "is not a field of this form",
@@ -89,6 +90,7 @@ export const MESSAGES = {
     "wrong_type:geoshape": "must be an area of at least 3 locations",
     invalid_time: "is not a time of the day",
     off_step: "must be in steps of {0}",
+    not_offered: "is not offered given the earlier answers",
   },
 };
 
@@ -248,7 +250,45 @@ function fieldError(field, answers, people) {
   if (!answered) {
     return field.required.holds(answers) ? "required" : null;
   }
-  return CHECKS[field.type](field, value, people);
+  const code = CHECKS[field.type](field, value, people);
+  if (code === null && field.doc.choice_filter) {
+    const offers = new Set(offered(field.doc, answers));
+    return (Array.isArray(value) ? value : [value]).every((item) => offers.has(item))
+      ? null
+      : "not_offered";
+  }
+  return code;
+}
+
+/**
+ * The choices a cascading list offers given the other answers, in order (all of them for a
+ * list without `choice_filter`): those whose `filter` column equals, as text, each term's
+ * answer or literal. An unanswered question is the empty text, as in XLSForm; an answer that
+ * is no text matches nothing.
+ * @param {object} formVersion
+ * @param {string | object} field its id, or its definition from formVersion.fields
+ * @param {object} answers
+ * @returns {string[]} the values of the choices offered
+ */
+export function offeredChoices(formVersion, field, answers) {
+  return offered(fieldOf(formVersion, field).doc, answers);
+}
+
+function offered(doc, answers) {
+  const expected = new Map();
+  for (const term of doc.choice_filter ?? []) {
+    if (term.field === undefined) {
+      expected.set(term.column, term.value);
+      continue;
+    }
+    let answer = answerOf(answers, term.field);
+    if (!isAnswered(answer)) answer = "";
+    expected.set(term.column, typeof answer === "string" ? answer : null);
+  }
+  return (doc.choices ?? [])
+    .filter((choice) => [...expected].every(([column, want]) =>
+      (Object.hasOwn(choice.filter ?? {}, column) ? choice.filter[column] : "") === want))
+    .map((choice) => choice.value);
 }
 
 /**

@@ -108,7 +108,7 @@ UNSUPPORTED_SURVEY: list[list[Any]] = [
     ["barcode", "id_card", "身份证条码", "ID card barcode"],  # row 7
     ["integer", "age", "年龄", "Age", None, "regex(., '^[0-9]+$')"],  # row 8: constraint
     ["select_one village", "village", "村", "Village", None, None, None,
-     "township = 'east'"],  # row 9: choice_filter
+     "name != 'xia'"],  # row 9: choice_filter
     ["audio", "voice", "录音", "Recording"],  # row 10
     ["select_one_from_file villages.csv", "village_b", "村", "Village"],  # row 11
     ["text", "remark", "备注", "Remark", None, None, None, None, "${head_name}"],  # row 12

@@ -9,7 +9,15 @@
  * @module screens/visit
  */
 
-import { defaults, isAnswered, isRelevant, messageFor, problemsFound, validateAnswers } from "../forms.js";
+import {
+  defaults,
+  isAnswered,
+  isRelevant,
+  messageFor,
+  offeredChoices,
+  problemsFound,
+  validateAnswers,
+} from "../forms.js";
 import { known, lang, pick, t } from "../i18n.js";
 import * as outbox from "../outbox.js";
 import { formVersion, get, householdDetail, latestForm } from "../queries.js";
@@ -181,8 +189,10 @@ function formFields(form, state, people) {
   const rows = [];
   const cards = [];
   const update = () => {
-    for (const row of rows)
+    for (const row of rows) {
       row.element.hidden = row.field.type === "hidden" || !isRelevant(form, row.field, state.answers);
+      if (row.field.choice_filter) offerChoices(form, row, state.answers);
+    }
   };
   for (const f of form.fields) {
     if (cards.length === 0 || f.group !== cards.at(-1).group) {
@@ -211,6 +221,19 @@ function formFields(form, state, people) {
   }
   update();
   return { rows, cards: cards.map((c) => c.element) };
+}
+
+/** A cascading list shows only the choices the earlier answers offer, and drops an answer
+ *  they no longer offer (a village of the township chosen before). */
+function offerChoices(form, row, answers) {
+  const offers = new Set(offeredChoices(form, row.field, answers));
+  for (const box of row.element.querySelectorAll("input[type=radio], input[type=checkbox]")) {
+    box.closest("label").hidden = !offers.has(box.value);
+    if (!offers.has(box.value)) box.checked = false;
+  }
+  const current = answers[row.id];
+  if (Array.isArray(current)) answers[row.id] = current.filter((value) => offers.has(value));
+  else if (isAnswered(current) && !offers.has(current)) answers[row.id] = null;
 }
 
 /** The control of one field type, bound to `state.answers`. */
@@ -254,6 +277,7 @@ function input(f, state, people, changed) {
             { class: "check" },
             h("input", {
               type: "checkbox",
+              value: c.value,
               checked: chosen.has(c.value),
               on: {
                 change: (e) => {
