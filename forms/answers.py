@@ -76,7 +76,9 @@ def _field_error(
     if code is None and field.choice_filter:
         chosen = value if isinstance(value, list) else [value]
         offered = offered_choices(field, answers)
-        return None if all(item in offered for item in chosen) else "not_offered"
+        code = None if all(item in offered for item in chosen) else "not_offered"
+    if code is None and not field.constraint.holds(answers):
+        return "constraint"
     return code
 
 

@@ -69,6 +69,7 @@ _FIELD_KEYS = frozenset(
         "prefill",
         "group_label",
         "choice_filter",
+        "constraint",
     }
 )
 _CHOICE_KEYS = frozenset({"value", "label", "filter"})
@@ -177,8 +178,9 @@ def _field_errors(field: object, where: str) -> list[str]:
         errors.append(f"{where}: a note takes no answer, so it has no required or default")
     if not isinstance(field.get("required", False), bool | str):
         errors.append(f"{where}: required must be true, false or a condition")
-    if not isinstance(field.get("relevant", ""), str):
-        errors.append(f"{where}: relevant must be a condition")
+    for key in ("relevant", "constraint"):
+        if not isinstance(field.get(key, ""), str):
+            errors.append(f"{where}: {key} must be a condition")
     if "group" in field and not _is_id(field["group"]):
         errors.append(f"{where}: group must be a snake_case id")
     errors += _choice_errors(field, where)
@@ -300,6 +302,7 @@ def _field_condition_errors(field: Mapping[str, Any], docs: FieldDocs, where: st
     conditions = [
         ("required", field.get("required")),
         ("relevant", field.get("relevant")),
+        ("constraint", field.get("constraint")),
         ("problem.when", problem.get("when") if isinstance(problem, dict) else None),
     ]
     errors: list[str] = []

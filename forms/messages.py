@@ -41,6 +41,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "invalid_time": "一天中没有这个时间",
         "off_step": "须按 {0} 的间隔取值",
         "not_offered": "根据前面的回答，不能选这一项",
+        "constraint": "不符合本题的要求",
     },
     "en": {
         "unknown_field": "is not a field of this form",
@@ -73,6 +74,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "invalid_time": "is not a time of the day",
         "off_step": "must be in steps of {0}",
         "not_offered": "is not offered given the earlier answers",
+        "constraint": "does not meet the question's condition",
     },
 }
 

@@ -90,6 +90,7 @@ class Field:
     group: str | None = None
     step: int | float | None = None
     choice_filter: tuple[FilterTerm, ...] = ()
+    constraint: Expression = TRUE
     choice_tags: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # value -> filter
 
     @classmethod
@@ -117,6 +118,7 @@ class Field:
                 FilterTerm(term["column"], term.get("field"), term.get("value"))
                 for term in doc.get("choice_filter", ())
             ),
+            constraint=parse_expression(doc.get("constraint", "true")),
             choice_tags={
                 choice["value"]: choice.get("filter", {}) for choice in doc.get("choices", ())
             },

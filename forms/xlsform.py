@@ -704,16 +704,25 @@ class _Converter:
         if not text:
             return {}
         try:
-            return _bounds(_Parser(text).parse(), question)
+            node = _Parser(text).parse()
         except _Untranslatable as error:
             self.problem(
-                "survey",
-                question.row,
-                "constraint",
-                f"cannot translate {text!r}: {error}. Zoufang forms check only '. >= n' and "
-                "'. <= n' on numbers and 'string-length(.) <= n' on text, joined with 'and'",
+                "survey", question.row, "constraint", f"cannot translate {text!r}: {error}"
             )
             return {}
+        try:
+            return _bounds(node, question)
+        except _Untranslatable:
+            pass  # no bounds: a condition on the answer then, checked once it is answered
+        try:
+            condition = _Translator(self.questions, current=question).condition(node)
+            parse_expression(condition)
+        except (_Untranslatable, ExpressionError) as error:
+            self.problem(
+                "survey", question.row, "constraint", f"cannot translate {text!r}: {error}"
+            )
+            return {}
+        return {"constraint": condition}
 
     def _default(self, question: _Question, text: str) -> object:
         """The default as an answer of the field's type; ``validate_definition`` then checks it
@@ -1150,8 +1159,11 @@ class _Translator:
     type. XLSForm compares unanswered questions as empty text and Zoufang as null, so ``!=``
     becomes ``(x == null or x != v)`` and a bare ``${x}`` becomes ``x != null``."""
 
-    def __init__(self, questions: Mapping[str, _Question]) -> None:
+    def __init__(
+        self, questions: Mapping[str, _Question], current: _Question | None = None
+    ) -> None:
         self.questions = questions
+        self.current = current  # the question whose constraint this is: what '.' reads
 
     def condition(self, node: _Node) -> str:
         return self._term(node)[0]
@@ -1209,8 +1221,13 @@ class _Translator:
 
     def _comparison(self, node: _Node) -> tuple[str, str]:
         op, (left, right) = node.value, node.args
-        if "current" in (left.kind, right.kind):
+        if "current" in (left.kind, right.kind) and self.current is None:
             raise _Untranslatable("'.' (the question itself) belongs in constraints only")
+        if self.current is not None:
+            itself = _Node("ref", self.current.name)
+            left, right = (itself if n.kind == "current" else n for n in (left, right))
+            if left.kind == right.kind == "ref":
+                return self._two_questions(op, left, right)
         if left.kind in ("string", "number") and right.kind in ("ref", "call"):
             op, left, right = _FLIPPED[op], right, left
         if left.kind == "call" and left.value == "count-selected" and len(left.args) == 1:
@@ -1231,6 +1248,25 @@ class _Translator:
         if op == "!=":
             return f"{question.id} == null or {question.id} != {value}", "or"
         return f"{question.id} {op} {value}", ""
+
+    def _two_questions(self, op: str, left: _Node, right: _Node) -> tuple[str, str]:
+        """``. <= ${x}`` in a constraint: the answer against another question of the same
+        kind. The answer itself is there (constraints are checked on answers), so only the
+        other may be unanswered, which XLSForm compares as empty text."""
+        first, second = self._question(left), self._question(right)
+        current = self.current
+        if current is None or current.name not in (first.name, second.name):
+            raise _Untranslatable("comparing two questions is supported in constraints only")
+        other = second if first.name == current.name else first
+        if _kind_of(first) != _kind_of(second):
+            raise _Untranslatable(f"${{{first.name}}} and ${{{second.name}}} are of other kinds")
+        if op not in ("==", "!=") and first.type not in _ORDERED:
+            raise _Untranslatable(f"${{{first.name}}} cannot be compared with < <= > >=")
+        if first.type in ("multiple_choice", "photo", "note", "geopoint", "geotrace", "geoshape"):
+            raise _Untranslatable(f"${{{first.name}}} cannot be compared with another question")
+        if op == "!=":
+            return f"{other.id} == null or {first.id} != {second.id}", "or"
+        return f"{first.id} {op} {second.id}", ""
 
     def _literal(self, question: _Question, node: _Node, *, ordered: bool) -> str:
         """A value compared with a question, as that question's answers are written."""
@@ -1257,12 +1293,19 @@ class _Translator:
         return _quoted(node.value)
 
     def _question(self, node: _Node) -> _Question:
+        if node.kind == "current" and self.current is not None:
+            return self.current  # selected(., 'x'), count-selected(.) in a constraint
         if node.kind != "ref":
             raise _Untranslatable(f"{_show(node)} is no ${{…}} reference to a question")
         question = self.questions.get(node.value)
         if question is None:
             raise _Untranslatable(f"${{{node.value}}} is no question of this form")
         return question
+
+
+def _kind_of(question: _Question) -> str:
+    """What a question's answers are compared as: numbers, or their own type."""
+    return "number" if question.type in NUMBER_TYPES else question.type
 
 
 def _bounds(node: _Node, question: _Question) -> dict[str, Any]:

@@ -509,14 +509,48 @@ def test_simple_constraints_become_bounds(
 
 
 @pytest.mark.parametrize(
+    ("xls_type", "constraint", "condition"),
+    [
+        ("decimal", ". > 0", "q > 0"),
+        ("integer", ". != 0", "q == null or q != 0"),
+        ("integer", ". >= ${x}", "q >= x"),
+        ("integer", "${n} >= .", "n >= q"),
+        ("date", ". != ${d}", "d == null or q != d"),
+        ("select_one risk", "not(. = 'low')", "not (q == 'low')"),
+        ("integer", ". <= ${n} and . >= 1", "q <= n and q >= 1"),
+        ("select_multiple kinds", "count-selected(.) <= 2", "count(q) <= 2"),
+        (
+            "select_multiple kinds",
+            "not(selected(., 'ill') and selected(., 'flood'))",
+            "not (selected(q, 'ill') and selected(q, 'flood'))",
+        ),
+    ],
+)
+def test_other_constraints_become_a_condition_on_the_answer(
+    xls_type: str, constraint: str, condition: str
+) -> None:
+    doc = convert({"type": xls_type, "name": "q", "label": "q", "constraint": constraint})
+    assert field_of(doc, "q")["constraint"] == condition
+
+
+def test_a_constraint_against_another_question_validates_on_both_sides() -> None:
+    doc = convert(
+        {"type": "integer", "name": "q", "label": "q", "constraint": ". <= ${n}"},
+    )
+    (form,) = parse_definition(doc)
+    assert validate_answers(form, {"n": 3, "q": 4}) == {"q": ["constraint"]}
+    assert validate_answers(form, {"n": 3, "q": 3}) == {}
+    assert validate_answers(form, {"q": 3}) == {"q": ["constraint"]}  # as ODK: '' is no bound
+
+
+@pytest.mark.parametrize(
     ("xls_type", "constraint"),
     [
-        ("decimal", ". > 0"),
-        ("integer", ". != 0"),
         ("text", "string-length(.) >= 2"),
         ("text", ". >= 2"),
-        ("integer", ". >= ${x}"),
-        ("select_one risk", ". != 'low'"),
+        ("integer", ". >= ${t}"),
+        ("text", "regex(., '^[0-9]+$')"),
+        ("integer", "${n} >= ${x}"),
     ],
 )
 def test_constraints_without_an_equivalent_are_reported(xls_type: str, constraint: str) -> None:

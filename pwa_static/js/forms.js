@@ -59,6 +59,7 @@ export const MESSAGES = {
     invalid_time: "一天中没有这个时间",
     off_step: "须按 {0} 的间隔取值",
     not_offered: "根据前面的回答，不能选这一项",
+    constraint: "不符合本题的要求",
   },
   en: {
     unknown_field: "is not a field of this form",
@@ -91,6 +92,7 @@ export const MESSAGES = {
     invalid_time: "is not a time of the day",
     off_step: "must be in steps of {0}",
     not_offered: "is not offered given the earlier answers",
+    constraint: "does not meet the question's condition",
   },
 };
 
@@ -118,7 +120,7 @@ export function describe(code, lang = "zh-CN") {
 }
 
 /** Codes a field's constraint_message words in the form's own terms. */
-const CONSTRAINT_CODES = /^(too_small|too_large|too_long|off_step):/;
+const CONSTRAINT_CODES = /^(constraint$|(too_small|too_large|too_long|off_step):)/;
 
 /**
  * The words for a field's validation code: the form's own `required_message` or
@@ -170,6 +172,7 @@ function compileField(doc) {
     doc,
     required: parseExpression(condition),
     relevant: parseExpression(doc.relevant ?? "true"),
+    constraint: parseExpression(doc.constraint ?? "true"),
     choices: new Set((doc.choices ?? []).map((choice) => choice.value)),
     problem: doc.problem && {
       when: parseExpression(doc.problem.when),
@@ -250,12 +253,15 @@ function fieldError(field, answers, people) {
   if (!answered) {
     return field.required.holds(answers) ? "required" : null;
   }
-  const code = CHECKS[field.type](field, value, people);
+  let code = CHECKS[field.type](field, value, people);
   if (code === null && field.doc.choice_filter) {
     const offers = new Set(offered(field.doc, answers));
-    return (Array.isArray(value) ? value : [value]).every((item) => offers.has(item))
+    code = (Array.isArray(value) ? value : [value]).every((item) => offers.has(item))
       ? null
       : "not_offered";
+  }
+  if (code === null && !field.constraint.holds(answers)) {
+    return "constraint";
   }
   return code;
 }
