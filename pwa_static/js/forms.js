@@ -253,7 +253,9 @@ function fieldError(field, answers, people) {
   if (!answered) {
     return field.required.holds(answers) ? "required" : null;
   }
-  let code = CHECKS[field.type](field, value, people);
+  // A type newer than this app (a form published after it was installed) is left to the
+  // server to check, rather than stopping the cadre's visit.
+  let code = Object.hasOwn(CHECKS, field.type) ? CHECKS[field.type](field, value, people) : null;
   if (code === null && field.doc.choice_filter) {
     const offers = new Set(offered(field.doc, answers));
     code = (Array.isArray(value) ? value : [value]).every((item) => offers.has(item))

@@ -211,3 +211,8 @@ test("a form's own required and constraint messages word its codes", () => {
   assert.equal(messageFor(field, "wrong_type:integer", "en"), "must be a whole number");
   assert.equal(messageFor({ id: "x" }, "required", "zh-CN"), "必填");
 });
+
+test("a field type newer than the app is left to the server, not a crash", () => {
+  const version = { form_id: "t", version: 1, fields: [{ id: "x", type: "hologram", label: {} }] };
+  assert.deepEqual(validateAnswers(version, { x: "anything" }), {});
+});
