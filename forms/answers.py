@@ -16,6 +16,14 @@ from forms.expressions import is_answered, is_number
 from forms.model import Field, FormVersion
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_TIME = re.compile(r"[0-9]{2}:[0-9]{2}(?::[0-9]{2})?")
+_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?")
+_POINT_KEYS = frozenset({"lat", "lon", "accuracy", "altitude"})
+#: the fewest points of a line and of an area
+_LEAST_POINTS = {"geotrace": 2, "geoshape": 3}
+#: how far from a whole number of steps a range answer may be (decimal steps such as 0.1
+#: are not exact in binary; Python and JavaScript compute the same double)
+_STEP_TOLERANCE = 1e-9
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 Check = Callable[[Field, object, Collection[str] | None], str | None]
@@ -64,7 +72,34 @@ def _field_error(
         return "not_relevant" if answered else None
     if not answered:
         return "required" if field.required.holds(answers) else None
-    return check_value(field, value, people)
+    code = check_value(field, value, people)
+    if code is None and field.choice_filter:
+        chosen = value if isinstance(value, list) else [value]
+        offered = offered_choices(field, answers)
+        code = None if all(item in offered for item in chosen) else "not_offered"
+    if code is None and not field.constraint.holds(answers):
+        return "constraint"
+    return code
+
+
+def offered_choices(field: Field, answers: Mapping[str, object]) -> list[str]:
+    """The choices a cascading list offers given the other answers, in order: those whose
+    ``filter`` column equals, as text, each term's answer or literal (an unanswered question
+    is the empty text, as in XLSForm; an answer that is no text matches nothing)."""
+    expected: dict[str, str | None] = {}
+    for term in field.choice_filter:
+        if term.field is None:
+            expected[term.column] = term.value
+            continue
+        answer = answers.get(term.field)
+        if not is_answered(answer):
+            answer = ""
+        expected[term.column] = answer if isinstance(answer, str) else None
+    return [
+        value
+        for value, tags in field.choice_tags.items()
+        if all(tags.get(column, "") == want for column, want in expected.items())
+    ]
 
 
 def _check_text(field: Field, value: object, people: Collection[str] | None) -> str | None:
@@ -78,6 +113,28 @@ def _check_text(field: Field, value: object, people: Collection[str] | None) -> 
 def _check_number(field: Field, value: object, people: Collection[str] | None) -> str | None:
     if not is_number(value) or not math.isfinite(value):
         return "wrong_type:number"
+    return _bound_error(field, value)
+
+
+def _check_integer(field: Field, value: object, people: Collection[str] | None) -> str | None:
+    if not is_number(value) or not math.isfinite(value) or not float(value).is_integer():
+        return "wrong_type:integer"
+    return _bound_error(field, value)
+
+
+def _check_range(field: Field, value: object, people: Collection[str] | None) -> str | None:
+    """A number within min and max, a whole number of steps above min."""
+    if not is_number(value) or not math.isfinite(value):
+        return "wrong_type:range"
+    error = _bound_error(field, value)
+    if error is None and field.step is not None and field.minimum is not None:
+        steps = (value - field.minimum) / field.step
+        if abs(steps - round(steps)) > _STEP_TOLERANCE:
+            return f"off_step:{format_number(field.step)}"
+    return error
+
+
+def _bound_error(field: Field, value: int | float) -> str | None:
     if field.minimum is not None and value < field.minimum:
         return f"too_small:{format_number(field.minimum)}"
     if field.maximum is not None and value > field.maximum:
@@ -97,6 +154,65 @@ def _check_date(field: Field, value: object, people: Collection[str] | None) -> 
     except ValueError:
         return "invalid_date"
     return None
+
+
+def _check_time(field: Field, value: object, people: Collection[str] | None) -> str | None:
+    if not isinstance(value, str) or not _TIME.fullmatch(value):
+        return "wrong_type:time"
+    return None if _is_time(value) else "invalid_time"
+
+
+def _check_datetime(field: Field, value: object, people: Collection[str] | None) -> str | None:
+    """A local date and time as a phone's datetime input writes it: ``2026-05-01T14:30``."""
+    if not isinstance(value, str) or not _DATETIME.fullmatch(value):
+        return "wrong_type:datetime"
+    day, _, time = value.partition("T")
+    try:
+        datetime.date.fromisoformat(day)
+    except ValueError:
+        return "invalid_date"
+    return None if _is_time(time) else "invalid_time"
+
+
+def _is_time(text: str) -> bool:
+    """``HH:MM`` or ``HH:MM:SS`` naming a time of the day (00:00 to 23:59:59)."""
+    hours, minutes, *seconds = (int(part) for part in text.split(":"))
+    return hours < 24 and minutes < 60 and all(second < 60 for second in seconds)
+
+
+def _check_note(field: Field, value: object, people: Collection[str] | None) -> str | None:
+    """A note is text to read; it takes no answer."""
+    return "wrong_type:note"
+
+
+def _check_hidden(field: Field, value: object, people: Collection[str] | None) -> str | None:
+    return None if isinstance(value, str) else "wrong_type:hidden"
+
+
+def _check_geopoint(field: Field, value: object, people: Collection[str] | None) -> str | None:
+    return None if _is_point(value) else "wrong_type:geopoint"
+
+
+def _check_geopoints(field: Field, value: object, people: Collection[str] | None) -> str | None:
+    """A line (geotrace) or an area (geoshape): a list of enough points, stored as given."""
+    fits = (
+        isinstance(value, list)
+        and len(value) >= _LEAST_POINTS[field.type]
+        and all(_is_point(point) for point in value)
+    )
+    return None if fits else f"wrong_type:{field.type}"
+
+
+def _is_point(value: object) -> bool:
+    """``{"lat", "lon"}`` in degrees, with the phone's ``accuracy`` (metres, at least 0) and
+    ``altitude`` when it gives them."""
+    if not isinstance(value, dict) or not {"lat", "lon"} <= value.keys() <= _POINT_KEYS:
+        return False
+    numbers = value.values()
+    if not all(is_number(n) and math.isfinite(n) for n in numbers):
+        return False
+    accuracy = value.get("accuracy", 0)
+    return bool(abs(value["lat"]) <= 90 and abs(value["lon"]) <= 180 and accuracy >= 0)
 
 
 def _check_single_choice(field: Field, value: object, people: Collection[str] | None) -> str | None:
@@ -140,6 +256,15 @@ _CHECKS: dict[str, Check] = {
     "multiple_choice": _check_multiple_choice,
     "person": _check_person,
     "photo": _check_photo,
+    "integer": _check_integer,
+    "range": _check_range,
+    "time": _check_time,
+    "datetime": _check_datetime,
+    "note": _check_note,
+    "hidden": _check_hidden,
+    "geopoint": _check_geopoint,
+    "geotrace": _check_geopoints,
+    "geoshape": _check_geopoints,
 }
 
 

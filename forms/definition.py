@@ -34,7 +34,10 @@ from forms.model import (
     CHOICE_TYPES,
     FIELD_TYPES,
     LANGUAGES,
+    NUMBER_TYPES,
+    ORDERED_TYPES,
     POLICIES,
+    PREFILLS,
     PROBLEM_CATEGORIES,
     FormVersion,
 )
@@ -58,11 +61,23 @@ _FIELD_KEYS = frozenset(
         "default",
         "problem",
         "group",
+        "name",
+        "required_message",
+        "constraint_message",
+        "read_only",
+        "step",
+        "prefill",
+        "group_label",
+        "choice_filter",
+        "constraint",
     }
 )
-_CHOICE_KEYS = frozenset({"value", "label"})
+_CHOICE_KEYS = frozenset({"value", "label", "filter"})
+#: the answers a cascading list may be filtered by: text, as its choices' filter columns are
+_FILTER_SOURCE_TYPES = ("single_choice", "text")
 _PROBLEM_KEYS = frozenset({"when", "category"})
-_ORDERED_TYPES = ("number", "date", "text")
+#: answers that are no text, number or boolean: a condition can only test them for null
+_UNCOMPARABLE_TYPES = ("note", "geopoint", "geotrace", "geoshape", "photo")
 
 FieldDocs = Mapping[str, Mapping[str, Any]]
 
@@ -133,6 +148,7 @@ def _version_errors(version: object, where: str) -> list[str]:
     for index, field in enumerate(fields):
         if isinstance(field, dict):
             errors += _field_condition_errors(field, docs, f"{where}.fields[{index}]")
+            errors += _choice_filter_errors(field, docs, f"{where}.fields[{index}]")
     return errors
 
 
@@ -149,12 +165,22 @@ def _field_errors(field: object, where: str) -> list[str]:
     if field_type not in FIELD_TYPES:
         errors.append(f"{where}: unknown type {field_type!r}")
     errors += _label_errors(field.get("label"), f"{where}.label")
-    if "hint" in field:
-        errors += _label_errors(field["hint"], f"{where}.hint")
+    for key in ("hint", "required_message", "constraint_message", "group_label"):
+        if key in field:
+            errors += _label_errors(field[key], f"{where}.{key}")
+    name = field.get("name", field_id)
+    if not isinstance(name, str) or not name or len(name) > 255:
+        errors.append(f"{where}: name (the XLSForm name) must be a non-empty string")
+    if not isinstance(field.get("read_only", False), bool):
+        errors.append(f"{where}: read_only must be true or false")
+    errors += _prefill_errors(field, where)
+    if field_type == "note" and (field.get("required", False) is not False or "default" in field):
+        errors.append(f"{where}: a note takes no answer, so it has no required or default")
     if not isinstance(field.get("required", False), bool | str):
         errors.append(f"{where}: required must be true, false or a condition")
-    if not isinstance(field.get("relevant", ""), str):
-        errors.append(f"{where}: relevant must be a condition")
+    for key in ("relevant", "constraint"):
+        if not isinstance(field.get(key, ""), str):
+            errors.append(f"{where}: {key} must be a condition")
     if "group" in field and not _is_id(field["group"]):
         errors.append(f"{where}: group must be a snake_case id")
     errors += _choice_errors(field, where)
@@ -179,19 +205,66 @@ def _choice_errors(field: Mapping[str, Any], where: str) -> list[str]:
             continue
         errors += _unknown_keys(choice, _CHOICE_KEYS, choice_where)
         errors += _label_errors(choice.get("label"), f"{choice_where}.label")
+        tags = choice.get("filter", {})
+        if not isinstance(tags, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+        ):
+            errors.append(f"{choice_where}: filter must map column names to text")
         if not choice["value"] or choice["value"] in seen:
             errors.append(f"{choice_where}: value must be non-empty and unique")
         seen.add(choice["value"])
     return errors
 
 
+def _prefill_errors(field: Mapping[str, Any], where: str) -> list[str]:
+    """``prefill`` asks the phone for the day or the time when the visit starts."""
+    if "prefill" not in field:
+        return []
+    fits = PREFILLS.get(field["prefill"]) if isinstance(field["prefill"], str) else None
+    if fits is None or field.get("type") not in fits or "default" in field:
+        return [
+            f"{where}: prefill is 'today' (date, datetime) or 'now' (time, datetime), "
+            "without a default"
+        ]
+    return []
+
+
+def _choice_filter_errors(field: Mapping[str, Any], docs: FieldDocs, where: str) -> list[str]:
+    """A cascading list: terms ``{"column", "field"}`` (a single_choice or text field) or
+    ``{"column", "value"}``, on a choice field."""
+    if "choice_filter" not in field:
+        return []
+    where = f"{where} ({field.get('id')}).choice_filter"
+    terms = field["choice_filter"]
+    if field.get("type") not in CHOICE_TYPES or not isinstance(terms, list) or not terms:
+        return [f"{where}: a non-empty list of terms, on choice fields only"]
+    errors = []
+    for term in terms:
+        source = term.get("field") if isinstance(term, dict) else None
+        shape = isinstance(term, dict) and isinstance(term.get("column"), str)
+        if shape and set(term) == {"column", "value"} and isinstance(term["value"], str):
+            continue
+        if not shape or set(term) != {"column", "field"}:
+            errors.append(f"{where}: each term is {{column, field}} or {{column, value}}")
+        elif docs.get(str(source), {}).get("type") not in _FILTER_SOURCE_TYPES:
+            errors.append(f"{where}: '{source}' is no single_choice or text field")
+    return errors
+
+
 def _bound_errors(field: Mapping[str, Any], where: str) -> list[str]:
     errors: list[str] = []
     for key in ("min", "max"):
-        if key in field and (field.get("type") != "number" or not is_number(field[key])):
+        if key in field and (field.get("type") not in NUMBER_TYPES or not is_number(field[key])):
             errors.append(f"{where}: {key} must be a number, on number fields only")
     if not errors and "min" in field and "max" in field and field["min"] > field["max"]:
         errors.append(f"{where}: min must not be greater than max")
+    step = field.get("step")
+    if field.get("type") == "range" and not (
+        is_number(step) and step > 0 and "min" in field and "max" in field
+    ):
+        errors.append(f"{where}: a range needs min, max and a positive step")
+    elif field.get("type") != "range" and "step" in field:
+        errors.append(f"{where}: step belongs to range fields only")
     if "max_length" in field and (
         field.get("type") != "text" or not _is_positive_int(field["max_length"])
     ):
@@ -229,6 +302,7 @@ def _field_condition_errors(field: Mapping[str, Any], docs: FieldDocs, where: st
     conditions = [
         ("required", field.get("required")),
         ("relevant", field.get("relevant")),
+        ("constraint", field.get("constraint")),
         ("problem.when", problem.get("when") if isinstance(problem, dict) else None),
     ]
     errors: list[str] = []
@@ -300,7 +374,7 @@ def _comparison_errors(node: Comparison, fields: FieldDocs) -> list[str]:
         if not isinstance(reference, Reference) or reference.field not in fields:
             continue
         field = fields[reference.field]
-        if node.op not in ("==", "!=") and field.get("type") not in _ORDERED_TYPES:
+        if node.op not in ("==", "!=") and field.get("type") not in ORDERED_TYPES:
             errors.append(
                 f"'{node.op}' on {field.get('type')} field '{reference.field}' is always false"
             )
@@ -329,8 +403,10 @@ def _literal_errors(
         return [] if fits else [f"{json.dumps(value)} is not a choice of {name}"]
     if field_type == "boolean":
         fits = isinstance(value, bool)
-    elif field_type == "number":
+    elif field_type in NUMBER_TYPES:
         fits = is_number(value)
+    elif field_type in _UNCOMPARABLE_TYPES:
+        fits = False
     else:
         fits = isinstance(value, str)
     return [] if fits else [f"{field_type} field {name} never equals {json.dumps(value)}"]

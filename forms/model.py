@@ -22,7 +22,22 @@ FIELD_TYPES = (
     "multiple_choice",
     "person",
     "photo",
+    "integer",
+    "range",
+    "time",
+    "datetime",
+    "note",
+    "hidden",
+    "geopoint",
+    "geotrace",
+    "geoshape",
 )
+#: types whose answers are numbers, bounded by ``min``/``max``
+NUMBER_TYPES = ("number", "integer", "range")
+#: types whose answers order: numbers numerically, ISO dates and times as text
+ORDERED_TYPES = (*NUMBER_TYPES, "date", "time", "datetime", "text")
+#: what ``prefill`` may ask the phone for, and the types it fits
+PREFILLS = {"today": ("date", "datetime"), "now": ("time", "datetime")}
 CHOICE_TYPES = ("single_choice", "multiple_choice")
 PROBLEM_CATEGORIES = (
     "food",
@@ -48,6 +63,16 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class FilterTerm:
+    """One term of a cascading choice list: a choice is offered when its ``filter[column]``
+    equals the answer of ``field`` (or the literal ``value``)."""
+
+    column: str
+    field: str | None
+    value: str | None
+
+
+@dataclass(frozen=True)
 class Field:
     """One question of a form version."""
 
@@ -63,6 +88,10 @@ class Field:
     default: object = None
     problem: Problem | None = None
     group: str | None = None
+    step: int | float | None = None
+    choice_filter: tuple[FilterTerm, ...] = ()
+    constraint: Expression = TRUE
+    choice_tags: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # value -> filter
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Field:
@@ -84,6 +113,15 @@ class Field:
             default=doc.get("default"),
             problem=problem,
             group=doc.get("group"),
+            step=doc.get("step"),
+            choice_filter=tuple(
+                FilterTerm(term["column"], term.get("field"), term.get("value"))
+                for term in doc.get("choice_filter", ())
+            ),
+            constraint=parse_expression(doc.get("constraint", "true")),
+            choice_tags={
+                choice["value"]: choice.get("filter", {}) for choice in doc.get("choices", ())
+            },
         )
 
 

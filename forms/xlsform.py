@@ -1,13 +1,15 @@
 """Converting an XLSForm, the ODK/KoBoToolbox spreadsheet convention, into a form definition.
 
-County staff design surveys in Excel the way ODK and KoBo taught them: a ``survey`` sheet with
-one question per row, a ``choices`` sheet and a ``settings`` sheet. ``convert_xlsform`` turns
-those sheets, given as rows of cells, into a definition document that ``validate_definition``
-accepts, translating ``relevant``, ``required`` and simple ``constraint`` expressions into the
-condition language of this package. What a Zoufang form cannot hold is refused, never dropped:
-every problem is reported at once with its sheet, row and column, so the author fixes the
-spreadsheet in one pass. Pure standard library; the server reads .xlsx files into rows
-(``server/xlsform_io.py``). The rules are in the XLSForm section of ``README.md``.
+County staff design surveys in Excel the way ODK and KoBo taught them. The workbook is read
+by pyxform, the reference implementation those projects keep (``server/admin/xlsform_io.py``), so
+every spelling it accepts (``select one from L``, ``label::English (en)``, ``.xls`` …) means
+here what it means there. ``convert_survey`` turns pyxform's JSON form into a definition
+document that ``validate_definition`` accepts, translating ``relevant``, ``required`` and
+simple ``constraint`` expressions into the condition language of this package. What a Zoufang
+form cannot hold is refused, never dropped: every problem is reported at once with its sheet,
+row and column, so the author fixes the spreadsheet in one pass. pyxform's JSON keeps no row
+numbers, so ``locate`` reads them from the sheets' rows, for the messages only. Pure standard
+library; the rules are in the XLSForm section of ``README.md``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from forms.definition import validate_definition
 from forms.expressions import FUNCTIONS, KEYWORDS, ExpressionError, Or, parse_expression
-from forms.model import POLICIES
+from forms.model import NUMBER_TYPES, POLICIES, PREFILLS
 
 Row = Mapping[str, object]
 Sheets = Mapping[str, Sequence[Row]]
@@ -38,19 +40,79 @@ _ZH_NAMES = frozenset({"chinese", "中文", "汉语", "简体中文", "普通话
 _EN_NAMES = frozenset({"english", "英文", "英语"})
 _CHOICE_TYPES = ("single_choice", "multiple_choice")
 
-_SIMPLE_TYPES = {
-    "text": "text",
+#: pyxform keeps a question's type as the author spelt it; every spelling of its type
+#: dictionary (pyxform/question_type_dictionary.py) that means the same question
+_ALIASES = {
     "string": "text",
-    "integer": "number",
-    "int": "number",
+    "q string": "text",
+    "add text prompt": "text",
+    "int": "integer",
+    "q int": "integer",
+    "add integer prompt": "integer",
+    "add decimal prompt": "decimal",
+    "q decimal": "decimal",
+    "add date prompt": "date",
+    "q date": "date",
+    "datetime": "dateTime",
+    "date time": "dateTime",
+    "q date time": "dateTime",
+    "q datetime": "dateTime",
+    "add date time prompt": "dateTime",
+    "add datetime prompt": "dateTime",
+    "add note prompt": "note",
+    "q note": "note",
+    "q acknowledge": "acknowledge",
+    "add acknowledge prompt": "acknowledge",
+    "location": "geopoint",
+    "gps": "geopoint",
+    "q geopoint": "geopoint",
+    "q location": "geopoint",
+    "add location prompt": "geopoint",
+    "q geotrace": "geotrace",
+    "q geoshape": "geoshape",
+    "photo": "image",
+    "q picture": "image",
+    "q image": "image",
+    "add image prompt": "image",
+    "q audio": "audio",
+    "add audio prompt": "audio",
+    "q video": "video",
+    "add video prompt": "video",
+    "add file prompt": "file",
+    "q barcode": "barcode",
+    "add barcode prompt": "barcode",
+    "q calculate": "calculate",
+    "add calculate prompt": "calculate",
+    "select one using": "select one",
+    "q select1": "select one",
+    "add select one prompt using": "select one",
+    "select all that apply from": "select all that apply",
+    "select multiple from": "select all that apply",
+    "select multiple using": "select all that apply",
+    "q select": "select all that apply",
+    "add select multiple prompt using": "select all that apply",
+}
+_TYPES = {
+    "text": "text",
+    "integer": "integer",
     "decimal": "number",
+    "range": "range",
     "date": "date",
+    "time": "time",
+    "dateTime": "datetime",
+    "note": "note",
     "image": "photo",
-    "photo": "photo",
     "acknowledge": "boolean",
+    "trigger": "boolean",
+    "hidden": "hidden",
+    "geopoint": "geopoint",
+    "geotrace": "geotrace",
+    "geoshape": "geoshape",
+    "select one": "single_choice",
+    "select all that apply": "multiple_choice",
 }
 #: Filled in by the phone, not asked: a Zoufang visit records who, when, where and on which
-#: device by itself, so these rows are skipped.
+#: device by itself, so these questions are skipped.
 _METADATA = frozenset(
     {
         "start",
@@ -58,61 +120,98 @@ _METADATA = frozenset(
         "today",
         "deviceid",
         "imei",
+        "device id",
+        "get device id",
         "username",
         "email",
         "phonenumber",
+        "phone number",
+        "get phone number",
         "simserial",
+        "sim id",
+        "get sim id",
         "subscriberid",
+        "subscriber id",
+        "get subscriber id",
+        "start time",
+        "end time",
+        "get start time",
+        "get end time",
+        "get today",
         "audit",
         "start-geopoint",
+        "background-geopoint",
+        "background-audio",
+        "uri:deviceid",
+        "uri:username",
+        "uri:email",
+        "uri:phonenumber",
+        "uri:simserial",
+        "uri:subscriberid",
     }
 )
 _UNSUPPORTED = {
-    "begin_repeat": "repeat groups are not supported: a visit holds one set of answers "
+    "repeat": "repeat groups are not supported yet: a visit holds one set of answers "
     "(record people in the household roster instead)",
-    "calculate": "calculate is not supported: a Zoufang form holds only questions people answer",
-    "geopoint": "geopoint is not supported: a visit records where it took place by itself "
-    "(the visit's location)",
-    "geotrace": "geotrace is not supported",
-    "geoshape": "geoshape is not supported",
-    "note": "note is not supported: put its text in the hint of the question it explains",
-    "time": "time is not supported: use date or text",
-    "datetime": "datetime is not supported: use date or text",
+    "calculate": "calculate is not supported yet",
+    "select one external": "select_one_external (choices from an external file) is not "
+    "supported yet",
+    "rank": "rank is not supported yet",
+    "barcode": "barcode is not supported: a phone's browser cannot scan one",
+    "audio": "audio is not supported yet",
+    "video": "video is not supported yet",
+    "file": "file is not supported yet",
+    "xml-external": "external data files are not supported yet",
+    "csv-external": "external data files are not supported yet",
+    "osm": "OpenStreetMap questions are not supported",
 }
-_NOT_SUPPORTED_TYPES = frozenset(
+#: Columns whose meaning a Zoufang field cannot carry yet; presentation columns (appearance,
+#: media::image, …) and KoBo's bookkeeping ($kuid, …) are ignored.
+_UNSUPPORTED_COLUMNS = {
+    "calculation": "calculation is not supported yet",
+    "trigger": "trigger is not supported yet",
+}
+#: pyxform's JSON keeps these in a question's ``bind``; here they are the columns they came from
+_BIND_COLUMNS = {
+    "jr:constraintMsg": "constraint_message",
+    "jr:requiredMsg": "required_message",
+    "readonly": "read_only",
+    "calculate": "calculation",
+}
+#: keys of pyxform's JSON questions that hold no column of their own, or one Zoufang reads
+#: elsewhere (choices, range parameters) or ignores (control: appearance)
+_STRUCTURE_KEYS = frozenset(
     {
-        "barcode",
-        "audio",
-        "video",
-        "file",
-        "range",
-        "rank",
-        "hidden",
-        "trigger",
-        "background-audio",
-        "xml-external",
-        "csv-external",
-        "select_one_from_file",
-        "select_multiple_from_file",
+        "type",
+        "name",
+        "children",
+        "choices",
+        "itemset",
+        "list_name",
+        "parameters",
+        "control",
+        "actions",
+        "_dynamic_default",
+        "media",
+        "sms_field",
+        "instance",
     }
 )
-#: Columns whose meaning a Zoufang field cannot carry; presentation columns (appearance,
-#: constraint_message, media::image, …) and KoBo's bookkeeping ($kuid, …) are ignored.
-_UNSUPPORTED_COLUMNS = {
-    "choice_filter": "choice_filter (cascading choices) is not supported: "
-    "use one list of choices, or one question per case with its own relevant",
-    "calculation": "calculation is not supported",
-    "repeat_count": "repeat_count is not supported",
-    "trigger": "trigger is not supported",
-}
+_DYNAMIC_DEFAULTS = {"today()": "today", "now()": "now"}
+#: the question pyxform adds after a select with ``or_other``, and its relevant
+_OR_OTHER = re.compile(r"selected\(\.\./(?P<name>[^,]+), 'other'\)")
+_OTHER_LABEL = {"zh-CN": "其他", "en": "Other"}
+_SPECIFY_OTHER_LABEL = {"zh-CN": "请注明其他", "en": "Specify other"}
 _FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _COLUMN_OF_PATH = {
+    ".choice_filter": "choice_filter",
     ".relevant": "relevant",
     ".required": "required",
     ".problem.when": "problem_when",
     ".label": "label",
     ".hint": "hint",
 }
+_ORDERED = (*NUMBER_TYPES, "date", "time", "datetime")
 
 
 @dataclass(frozen=True)
@@ -140,17 +239,67 @@ class XLSFormError(ValueError):
         self.problems = problems
 
 
-def convert_xlsform(
-    sheets: Sheets, *, form_id: str | None = None, version: int | None = None
-) -> dict[str, Any]:
-    """The definition document ``{"form_id", "versions": [one version]}`` of an XLSForm.
+@dataclass(frozen=True)
+class SheetRows:
+    """Where the workbook holds what pyxform's JSON names, so messages name rows."""
 
-    ``sheets`` maps sheet names (any case) to their data rows as ``{column header: cell
-    value}``; ``rows[i]`` is spreadsheet row ``i + 2`` and a blank row is an empty mapping,
-    so every problem names the row the author sees. ``form_id`` and ``version`` override the
-    settings sheet. Raises XLSFormError listing every problem.
+    survey: Mapping[str, int]  # question or group name -> its row
+    choices: Mapping[tuple[str, str], int]  # (list_name, choice name) -> its row
+    settings: Mapping[str, str]  # the settings row, headers normalized
+    settings_row: int | None
+
+
+def locate(sheets: Sheets) -> SheetRows:
+    """The rows of the survey, choices and settings sheets as the author sees them in Excel.
+
+    ``sheets`` maps sheet names (any case) to their data rows as ``{column header: cell}``;
+    ``rows[i]`` is spreadsheet row ``i + 2`` and a blank row is an empty mapping.
     """
-    return _Converter(sheets).convert(form_id, version)
+    by_name = {name.strip().lower(): rows for name, rows in sheets.items()}
+    survey: dict[str, int] = {}
+    for index, raw in enumerate(by_name.get("survey", ())):
+        name = _normalize(raw).get("name")
+        if name:
+            survey.setdefault(name, index + FIRST_ROW)
+    choices: dict[tuple[str, str], int] = {}
+    for index, raw in enumerate(by_name.get("choices", ())):
+        cells = _normalize(raw)
+        key = (cells.get("list_name", ""), cells.get("name", ""))
+        choices.setdefault(key, index + FIRST_ROW)
+    for index, raw in enumerate(by_name.get("settings", ())):
+        cells = _normalize(raw)
+        if cells:
+            return SheetRows(survey, choices, cells, index + FIRST_ROW)
+    return SheetRows(survey, choices, {}, None)
+
+
+def convert_survey(
+    survey: Mapping[str, Any],
+    rows: SheetRows,
+    *,
+    form_id: str | None = None,
+    fallback_id: str | None = None,
+    version: int | None = None,
+) -> dict[str, Any]:
+    """The definition document ``{"form_id", "versions": [one version]}`` of pyxform's JSON
+    form (``pyxform.xls2json.workbook_to_json``).
+
+    The form id is ``form_id``, else the settings sheet's, else ``fallback_id`` (the file
+    name) made snake_case; ``version`` overrides the settings sheet. Raises XLSFormError
+    listing every problem.
+    """
+    return _Converter(survey, rows).convert(form_id, fallback_id, version)
+
+
+def snake_id(text: str) -> str:
+    """A snake_case id for a name an author wrote (``HH_Size`` → ``hh_size``, ``2b`` →
+    ``q_2b``), at most 64 characters; empty if nothing of it is usable."""
+    words = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    if not words:
+        return ""
+    if not words[0].isalpha():
+        words = f"q_{words}"
+    return words[:64].rstrip("_")
 
 
 class _Untranslatable(ValueError):
@@ -159,51 +308,51 @@ class _Untranslatable(ValueError):
 
 @dataclass
 class _Group:
-    row: int
+    row: int | None
     name: str
+    id: str
     relevant: str
     parent: _Group | None
-    repeat: bool
+    label: dict[str, str]
     condition: str | None = None  # the translated relevant, once translated
     translated: bool = False
 
 
 @dataclass
 class _Question:
-    row: int
-    name: str
-    kind: str  # the XLSForm type: integer, select_one, acknowledge, …
+    row: int | None
+    name: str  # as the author wrote it, which ${…} references use
+    id: str  # the field id: the name, made snake_case if it is not
+    kind: str  # the XLSForm type: integer, select one, acknowledge, …
     type: str  # the Zoufang field type
     cells: dict[str, str]
     group: _Group | None
     choices: list[dict[str, Any]] = field(default_factory=list)
     booleans: dict[str, bool] = field(default_factory=dict)  # lowercase answer -> true/false
-
-
-@dataclass(frozen=True)
-class _Choice:
-    row: int
-    name: str
-    label: dict[str, str]
+    node: Mapping[str, Any] = field(default_factory=dict)
 
 
 class _Converter:
-    def __init__(self, sheets: Sheets) -> None:
-        self.sheets = {name.strip().lower(): rows for name, rows in sheets.items()}
+    def __init__(self, survey: Mapping[str, Any], rows: SheetRows) -> None:
+        self.survey = survey
+        self.rows = rows
         self.problems: list[SheetProblem] = []
-        self.settings_row: int | None = None
+        self.settings_row = rows.settings_row
         self.questions: dict[str, _Question] = {}
+        self.ids: dict[str, int | None] = {}
 
     def problem(self, sheet: str, row: int | None, column: str | None, message: str) -> None:
         self.problems.append(SheetProblem(sheet, row, column, message))
 
-    def convert(self, form_id: str | None, version: int | None) -> dict[str, Any]:
-        settings = self._settings()
-        form_id = self._form_id(form_id, settings)
+    def convert(
+        self, form_id: str | None, fallback_id: str | None, version: int | None
+    ) -> dict[str, Any]:
+        settings = self.rows.settings
+        form_id = self._form_id(form_id, settings, fallback_id)
         number = self._version(version, settings)
         policy = self._policy(settings)
         title = _localized(settings, "form_title") or {"zh-CN": form_id, "en": form_id}
-        questions = self._questions(self._choice_lists())
+        questions = self._questions()
         self.questions = {question.name: question for question in questions}
         fields = [self._field(question) for question in questions]
         if self.problems:
@@ -220,16 +369,12 @@ class _Converter:
 
     # settings sheet
 
-    def _settings(self) -> dict[str, str]:
-        for index, raw in enumerate(self.sheets.get("settings", ())):
-            cells = _normalize(raw)
-            if cells:
-                self.settings_row = index + FIRST_ROW
-                return cells
-        return {}
-
-    def _form_id(self, given: str | None, settings: Mapping[str, str]) -> str:
+    def _form_id(self, given: str | None, settings: Mapping[str, str], fallback: str | None) -> str:
         form_id = given if given is not None else settings.get("form_id", "")
+        if not form_id and fallback:
+            return snake_id(fallback) or "form"
+        if given is None and snake_id(form_id):
+            return snake_id(form_id)  # ODK's ids may be MyForm or tutorial-2
         if not form_id:
             self.problem(
                 "settings",
@@ -272,210 +417,241 @@ class _Converter:
             return None
         return policy
 
-    # choices sheet
+    # survey, first pass: the questions, their types and groups
 
-    def _choice_lists(self) -> dict[str, list[_Choice]]:
-        lists: dict[str, list[_Choice]] = {}
-        for index, raw in enumerate(self.sheets.get("choices", ())):
-            row, cells = index + FIRST_ROW, _normalize(raw)
-            if not cells:
-                continue
-            list_name, name = cells.get("list_name", ""), cells.get("name", "")
-            if not list_name:
-                self.problem("choices", row, "list_name", "no list_name")
-                continue
-            if not name:
-                self.problem("choices", row, "name", f"a choice of list {list_name!r} has no name")
-                continue
-            label = _localized(cells, "label")
-            if not label:
-                self.problem(
-                    "choices", row, "label", f"choice {name!r} of list {list_name!r} has no label"
-                )
-            entries = lists.setdefault(list_name, [])
-            first = next((choice.row for choice in entries if choice.name == name), None)
-            if first is not None:
-                self.problem(
-                    "choices",
-                    row,
-                    "name",
-                    f"duplicate choice {name!r} in list {list_name!r} (first on row {first})",
-                )
-                continue
-            entries.append(_Choice(row, name, label))
-        return lists
-
-    # survey sheet, first pass: the questions, their types and groups
-
-    def _questions(self, lists: Mapping[str, list[_Choice]]) -> list[_Question]:
-        rows = self.sheets.get("survey")
-        if rows is None:
-            self.problem("survey", None, None, "the workbook has no survey sheet")
-            return []
+    def _questions(self) -> list[_Question]:
         questions: list[_Question] = []
-        names: dict[str, int] = {}
-        group: _Group | None = None
-        for index, raw in enumerate(rows):
-            row, cells = index + FIRST_ROW, _normalize(raw)
-            if not cells:
-                continue
-            type_text = cells.get("type", "")
-            kind, arguments = _split_type(type_text)
-            if not kind:
-                self.problem("survey", row, "type", "no type")
-            elif kind in ("begin_group", "begin_repeat"):
-                if kind == "begin_repeat":
-                    self.problem("survey", row, "type", _UNSUPPORTED["begin_repeat"])
-                self._check_name(cells.get("name", ""), row, names, "group")
-                relevant = cells.get("relevant", "")
-                group = _Group(row, cells.get("name", ""), relevant, group, kind == "begin_repeat")
-            elif kind in ("end_group", "end_repeat"):
-                group = self._close(group, kind, row)
-            elif kind not in _METADATA:
-                question = self._question(row, cells, (kind, arguments, type_text), lists, names)
-                if question is not None:
-                    question.group = group
-                    questions.append(question)
-        while group is not None:
-            begin = "begin_repeat" if group.repeat else "begin_group"
-            self.problem("survey", group.row, "type", f"this {begin} is never closed")
-            group = group.parent
+        self._walk(self.survey.get("children") or [], None, questions)
         if not questions and not self.problems:
             self.problem("survey", None, None, "no questions to import")
         return questions
 
-    def _close(self, group: _Group | None, kind: str, row: int) -> _Group | None:
-        expected = "end_repeat" if group is not None and group.repeat else "end_group"
-        if group is None:
-            self.problem("survey", row, "type", f"{kind} without a matching begin")
-        elif kind != expected:
-            self.problem("survey", row, "type", f"{kind} closes the group of row {group.row}")
-        return None if group is None else group.parent
+    def _walk(self, nodes: Sequence[Any], group: _Group | None, out: list[_Question]) -> None:
+        """Every question of ``nodes`` and of the groups in them, in form order."""
+        for node in nodes:
+            if not isinstance(node, Mapping):
+                continue
+            written, name = str(node.get("type", "")), str(node.get("name", ""))
+            kind = _ALIASES.get(written, written)
+            row = self.rows.survey.get(name)
+            if kind == "group" and name == "meta" and (node.get("control") or {}).get("bodyless"):
+                continue  # pyxform's own instanceID, and the metadata a visit records itself
+            if kind == "group":
+                ident = self._field_id(name, row, "group")
+                relevant = str((node.get("bind") or {}).get("relevant", ""))
+                label = _localized(_cells(node), "label")
+                inner = _Group(row, name, ident or "", relevant, group, label)
+                self._walk(node.get("children") or [], inner, out)
+            elif kind in ("repeat", "loop"):
+                self.problem("survey", row, "type", _UNSUPPORTED["repeat"])
+            elif kind not in _METADATA:
+                question = self._question(node, kind, row, group, out)
+                if question is not None:
+                    out.append(question)
 
     def _question(
         self,
-        row: int,
-        cells: dict[str, str],
-        xls_type: tuple[str, list[str], str],
-        lists: Mapping[str, list[_Choice]],
-        names: dict[str, int],
+        node: Mapping[str, Any],
+        kind: str,
+        row: int | None,
+        group: _Group | None,
+        before: list[_Question],
     ) -> _Question | None:
-        kind, arguments, type_text = xls_type
-        field_type = self._field_type(row, kind, arguments, type_text, lists)
-        name = cells.get("name", "")
-        named = self._check_name(name, row, names, "question")
-        if field_type is None:
+        name = str(node.get("name", ""))
+        cells = _cells(node)
+        other_of = _other_of(node, before)
+        if other_of is not None:
+            row = other_of.row
+            cells["relevant"] = f"selected(${{{other_of.name}}}, 'other')"
+        field_type = self._field_type(node, kind, row)
+        ident = self._field_id(name, row, "question")
+        if field_type is None or ident is None:
             return None
+        if field_type == "hidden" and not _localized(cells, "label"):
+            cells["label"] = name
+        if other_of is not None:
+            cells = {k: v for k, v in cells.items() if not k.startswith("label")}
+            cells["label::chinese"] = _SPECIFY_OTHER_LABEL["zh-CN"]
+            cells["label::english"] = _SPECIFY_OTHER_LABEL["en"]
         if not _localized(cells, "label"):
-            self.problem("survey", row, "label", f"question {name or '(no name)'} has no label")
-        if not named:
-            return None
-        question = _Question(row, name, kind, field_type, cells, None)
-        if kind == "acknowledge":
+            # pyxform accepts a question shown by its hint or its media alone
+            cells["label"] = cells.get("hint") or name
+        question = _Question(row, name, ident, kind, field_type, cells, group, node=node)
+        if kind in ("acknowledge", "trigger"):
             question.booleans = {"ok": True}
         elif field_type in _CHOICE_TYPES:
-            choices = lists[arguments[0]]
-            booleans = _yes_no(choices)
-            if field_type == "single_choice" and booleans:
-                question.type, question.booleans = "boolean", booleans
-            else:
-                question.choices = [{"value": c.name, "label": c.label} for c in choices]
+            self._choices(question, node)
         return question
 
-    def _field_type(
-        self,
-        row: int,
-        kind: str,
-        arguments: list[str],
-        type_text: str,
-        lists: Mapping[str, list[_Choice]],
-    ) -> str | None:
-        """The Zoufang type of a question row; None, with the problem noted, if it has none."""
-        if kind in ("select_one", "select_multiple"):
-            if arguments[1:] == ["or_other"]:
-                self.problem(
-                    "survey",
-                    row,
-                    "type",
-                    "or_other is not supported: add an 'other' choice and a text question "
-                    "relevant when it is selected",
-                )
-            elif len(arguments) != 1:
-                self.problem("survey", row, "type", f"{kind} needs one list name: {type_text!r}")
-            elif arguments[0] not in lists:
-                self.problem(
-                    "survey", row, "type", f"no choice list {arguments[0]!r} in the choices sheet"
-                )
-            else:
-                return "single_choice" if kind == "select_one" else "multiple_choice"
-            return None
-        if not arguments and kind in _SIMPLE_TYPES:
-            return _SIMPLE_TYPES[kind]
-        if kind in _UNSUPPORTED:
-            self.problem("survey", row, "type", _UNSUPPORTED[kind])
-        elif kind in _NOT_SUPPORTED_TYPES:
-            self.problem("survey", row, "type", f"{kind} is not supported by Zoufang forms")
+    def _choices(self, question: _Question, node: Mapping[str, Any]) -> None:
+        list_name = str(node.get("list_name") or node.get("itemset") or "")
+        choices: list[dict[str, Any]] = []
+        for choice in node.get("choices") or []:
+            value = str(choice.get("name", ""))
+            label = _localized(_cells(choice), "label")
+            row = self.rows.choices.get((list_name, value))
+            if row is None and value == "other":
+                label = _OTHER_LABEL  # the choice pyxform adds for or_other
+            elif not label:  # pyxform accepts a choice shown by its image alone
+                label = {"zh-CN": value, "en": value}
+            entry: dict[str, Any] = {"value": value, "label": label}
+            tags = {
+                column: value if column == "name" else _cell(choice.get(column))
+                for column, _, _ in _filter_terms(question.cells.get("choice_filter", "")) or ()
+            }
+            if any(tags.values()):
+                entry["filter"] = {column: tag for column, tag in tags.items() if tag}
+            choices.append(entry)
+        booleans = _yes_no([c["value"] for c in choices])
+        if question.type == "single_choice" and booleans and "choice_filter" not in question.cells:
+            question.type, question.booleans = "boolean", booleans
         else:
-            self.problem("survey", row, "type", f"unknown type {type_text!r}")
-        return None
+            question.choices = choices
 
-    def _check_name(self, name: str, row: int, names: dict[str, int], what: str) -> bool:
-        """Names become field ids and group keys, read by conditions: unique snake_case."""
-        if not name:
-            self.problem("survey", row, "name", f"the {what} has no name")
-            return False
-        first = names.setdefault(name, row)
-        if first != row:
-            self.problem("survey", row, "name", f"duplicate name {name!r} (first on row {first})")
-            return False
-        if not _is_id(name):
+    def _field_type(self, node: Mapping[str, Any], kind: str, row: int | None) -> str | None:
+        """The Zoufang type of a question; None, with the problem noted, if it has none."""
+        itemset = str(node.get("itemset") or "")
+        if kind in ("select one", "select all that apply", "select one from file") and (
+            itemset.endswith((".csv", ".xml", ".geojson")) or kind == "select one from file"
+        ):
             self.problem(
                 "survey",
                 row,
-                "name",
-                f"name {name!r} must be snake_case: lowercase letters, digits and _, "
-                "starting with a letter, at most 64 characters",
+                "type",
+                "choices from a file are not supported yet: copy them into the choices sheet",
             )
-            return False
-        if name in _RESERVED:
-            self.problem(
-                "survey", row, "name", f"name {name!r} is a word of the condition language"
-            )
-            return False
-        return True
+            return None
+        if kind in _TYPES:
+            if kind.startswith("select") and not node.get("choices"):
+                self.problem("survey", row, "type", f"no choices for {node.get('name')!r}")
+                return None
+            return _TYPES[kind]
+        if kind in _UNSUPPORTED:
+            self.problem("survey", row, "type", _UNSUPPORTED[kind])
+        else:
+            self.problem("survey", row, "type", f"{kind!r} is not supported by Zoufang forms")
+        return None
+
+    def _field_id(self, name: str, row: int | None, what: str) -> str | None:
+        """The field or group id of a name: the name itself when it is a snake_case id that
+        is no word of the condition language, else made one; unique across the form."""
+        if not name:
+            self.problem("survey", row, "name", f"the {what} has no name")
+            return None
+        ident = snake_id(name)
+        if not ident:
+            self.problem("survey", row, "name", f"name {name!r} has no letter or digit")
+            return None
+        if ident in _RESERVED:
+            ident = f"{ident}_q"
+        base, number = ident, 1
+        while ident in self.ids:
+            number += 1
+            ident = f"{base[: 63 - len(str(number))]}_{number}"
+        self.ids[ident] = row
+        return ident
 
     # survey sheet, second pass: each question as a field, its expressions translated
 
     def _field(self, question: _Question) -> dict[str, Any]:
         cells, row = question.cells, question.row
         doc: dict[str, Any] = {
-            "id": question.name,
+            "id": question.id,
             "type": question.type,
             "label": _localized(cells, "label"),
         }
-        hint = _localized(cells, "hint")
-        if hint:
-            doc["hint"] = hint
+        if question.name != question.id:
+            doc["name"] = question.name
+        for column in ("hint", "required_message", "constraint_message"):
+            text = _localized(cells, column)
+            if text:
+                doc[column] = text
         required = self._required(question)
-        if required is not False:
+        if required is not False and question.type == "note":
+            self.problem("survey", row, "required", "a note takes no answer, so it is not required")
+        elif required is not False:
             doc["required"] = required
+        if self._read_only(question):
+            doc["read_only"] = True
+        if question.type == "range":
+            doc.update(self._range(question))
         relevant = self._relevant(question)
         if relevant:
             doc["relevant"] = relevant
         if question.choices:
             doc["choices"] = question.choices
+        if cells.get("choice_filter"):
+            doc.update(self._choice_filter(question, cells["choice_filter"]))
         doc.update(self._constraint(question))
-        if cells.get("default"):
+        prefill = _DYNAMIC_DEFAULTS.get(cells.get("default", ""))
+        if prefill is not None and question.type in PREFILLS[prefill]:
+            doc["prefill"] = prefill
+        elif cells.get("default"):
             doc["default"] = self._default(question, cells["default"])
         problem = self._problem_path(question)
         if problem is not None:
             doc["problem"] = problem
-        if question.group is not None:
-            doc["group"] = question.group.name
+        if question.group is not None and question.group.id:
+            doc["group"] = question.group.id
+            if question.group.label:
+                doc["group_label"] = question.group.label
         for column, message in _UNSUPPORTED_COLUMNS.items():
             if cells.get(column):
                 self.problem("survey", row, column, message)
         return doc
+
+    def _choice_filter(self, question: _Question, text: str) -> dict[str, Any]:
+        """A cascading list: ``column = ${question}`` and ``column = 'text'`` terms joined with
+        ``and`` (``true()`` filters nothing)."""
+        terms = _filter_terms(text)
+        if terms is None:
+            self.problem(
+                "survey",
+                question.row,
+                "choice_filter",
+                f"choice_filter {text!r} is not supported yet: only column = ${{question}} "
+                "or column = 'text', joined with and",
+            )
+            return {}
+        doc: list[dict[str, str]] = []
+        for column, operand, is_reference in terms:
+            source = self.questions.get(operand) if is_reference else None
+            if is_reference and source is None:
+                message = f"${{{operand}}} is no question of this form"
+                self.problem("survey", question.row, "choice_filter", message)
+                return {}
+            if source is not None:
+                doc.append({"column": column, "field": source.id})
+            else:
+                doc.append({"column": column, "value": operand})
+        return {"choice_filter": doc} if doc else {}
+
+    def _read_only(self, question: _Question) -> bool:
+        text = question.cells.get("read_only", "")
+        if text.lower() in _TRUE_WORDS | _FALSE_WORDS:
+            return text.lower() in _TRUE_WORDS
+        self.problem("survey", question.row, "read_only", "read_only is yes or no, no condition")
+        return False
+
+    def _range(self, question: _Question) -> dict[str, Any]:
+        """A range's start, end and step (ODK's defaults: 1, 10 and 1) as min, max and step."""
+        parameters = question.node.get("parameters") or {}
+        bounds: dict[str, Any] = {}
+        for key, name, default in (
+            ("min", "start", "1"),
+            ("max", "end", "10"),
+            ("step", "step", "1"),
+        ):
+            number = _decimal(str(parameters.get(name, default)))
+            if number is None:
+                self.problem("survey", question.row, "parameters", f"{name} is no number")
+                return {}
+            bounds[key] = _json_number(number)
+        if bounds["min"] > bounds["max"]:
+            # ODK counts down from start to end; Zoufang checks the same values upwards
+            bounds["min"], bounds["max"] = bounds["max"], bounds["min"]
+        bounds["step"] = abs(bounds["step"])
+        return bounds
 
     def _required(self, question: _Question) -> bool | str:
         text = question.cells.get("required", "")
@@ -512,7 +688,7 @@ class _Converter:
                 group.condition = self._condition(group.row, "relevant", group.relevant)
         return group.condition
 
-    def _condition(self, row: int, column: str, text: str) -> str | None:
+    def _condition(self, row: int | None, column: str, text: str) -> str | None:
         """The Zoufang condition of an XLSForm expression; None, with the problem noted."""
         try:
             node = _Parser(text).parse()
@@ -528,16 +704,25 @@ class _Converter:
         if not text:
             return {}
         try:
-            return _bounds(_Parser(text).parse(), question)
+            node = _Parser(text).parse()
         except _Untranslatable as error:
             self.problem(
-                "survey",
-                question.row,
-                "constraint",
-                f"cannot translate {text!r}: {error}. Zoufang forms check only '. >= n' and "
-                "'. <= n' on numbers and 'string-length(.) <= n' on text, joined with 'and'",
+                "survey", question.row, "constraint", f"cannot translate {text!r}: {error}"
             )
             return {}
+        try:
+            return _bounds(node, question)
+        except _Untranslatable:
+            pass  # no bounds: a condition on the answer then, checked once it is answered
+        try:
+            condition = _Translator(self.questions, current=question).condition(node)
+            parse_expression(condition)
+        except (_Untranslatable, ExpressionError) as error:
+            self.problem(
+                "survey", question.row, "constraint", f"cannot translate {text!r}: {error}"
+            )
+            return {}
+        return {"constraint": condition}
 
     def _default(self, question: _Question, text: str) -> object:
         """The default as an answer of the field's type; ``validate_definition`` then checks it
@@ -559,7 +744,7 @@ class _Converter:
                     f"default {text!r} is none of {', '.join(question.booleans)}",
                 )
             return question.booleans.get(text.lower())
-        if question.type == "number":
+        if question.type in NUMBER_TYPES:
             number = _decimal(text)
             if number is None:
                 self.problem("survey", question.row, "default", f"default {text!r} is no number")
@@ -567,9 +752,23 @@ class _Converter:
             return _json_number(number)
         if question.type == "multiple_choice":
             return text.split()
-        if question.type == "photo":
-            self.problem("survey", question.row, "default", "an image has no default")
+        if question.type == "geopoint":
+            return self._point(question, text)
+        if question.type == "date" and re.fullmatch(r"[0-9-]{10}[ T]00:00:00", text):
+            return text[:10]  # an Excel date cell, which pyxform writes with its midnight
+        if question.type in ("photo", "note", "geotrace", "geoshape"):
+            self.problem("survey", question.row, "default", f"a {question.kind} has no default")
         return text
+
+    def _point(self, question: _Question, text: str) -> dict[str, int | float] | None:
+        """ODK writes a location ``lat lon [altitude [accuracy]]``."""
+        numbers = [_decimal(part) for part in text.split()]
+        if not 2 <= len(numbers) <= 4 or any(n is None for n in numbers):
+            self.problem("survey", question.row, "default", f"default {text!r} is no location")
+            return None
+        keys = ("lat", "lon", "altitude", "accuracy")
+        pairs = zip(keys, numbers, strict=False)
+        return {key: _json_number(n) for key, n in pairs if n is not None}
 
     def _problem_path(self, question: _Question) -> dict[str, str] | None:
         """Zoufang's own columns ``problem_when`` and ``problem_category``: when the condition
@@ -606,9 +805,9 @@ class _Converter:
             self.problem("survey", question.row, column, message)
             return
         match = re.fullmatch(r"versions\[0\] \(([^)]*)\): (.*)", error)
-        if match and match.group(1) in self.questions:
-            row = self.questions[match.group(1)].row
-            self.problem("survey", row, "default", match.group(2))
+        by_id = {question.id: question for question in questions}
+        if match and match.group(1) in by_id:
+            self.problem("survey", by_id[match.group(1)].row, "default", match.group(2))
             return
         match = re.fullmatch(r"versions\[0\]\.title: (.*)", error)
         if match:
@@ -635,15 +834,72 @@ def _column_named_in(message: str) -> str | None:
     return None
 
 
-def _yes_no(choices: Sequence[_Choice]) -> dict[str, bool]:
+def _yes_no(values: Sequence[str]) -> dict[str, bool]:
     """A list of exactly yes and no (or true and false) is a boolean question; nothing else
     is, since a two-choice list such as male/female or 1/0 has no unambiguous true."""
-    names = {choice.name.lower() for choice in choices}
-    if len(choices) == 2 and names == {"yes", "no"}:
+    names = {value.lower() for value in values}
+    if len(values) == 2 and names == {"yes", "no"}:
         return {"yes": True, "no": False}
-    if len(choices) == 2 and names == {"true", "false"}:
+    if len(values) == 2 and names == {"true", "false"}:
         return {"true": True, "false": False}
     return {}
+
+
+def _cells(node: Mapping[str, Any]) -> dict[str, str]:
+    """A question of pyxform's JSON as the columns of its survey row: ``label`` per language
+    (``label::English (en)``), the ``bind`` columns (relevant, required, constraint …) and
+    every other column pyxform kept (default, choice_filter, problem_when …)."""
+    raw: dict[str, object] = {}
+
+    def put(column: str, value: object) -> None:
+        if isinstance(value, Mapping):
+            for language, text in value.items():
+                raw[column if language == "default" else f"{column}::{language}"] = text
+        elif isinstance(value, str | int | float | bool):
+            raw[column] = value
+
+    for key, value in node.items():
+        if key == "bind" and isinstance(value, Mapping):
+            for bind_key, bind_value in value.items():
+                put(_BIND_COLUMNS.get(str(bind_key), str(bind_key)), bind_value)
+        elif key not in _STRUCTURE_KEYS:
+            put(key, value)
+    return _normalize(raw)
+
+
+_FILTER_TERM = re.compile(
+    r"""\s*(?:(?P<column>[A-Za-z_][\w.-]*)\s*=\s*(?P<operand>\$\{[^}]+\}|'[^']*'|"[^"]*")
+    |(?P<reference>\$\{[^}]+\})\s*=\s*(?P<column2>[A-Za-z_][\w.-]*))\s*""",
+    re.VERBOSE,
+)
+
+
+def _filter_terms(text: str) -> list[tuple[str, str, bool]] | None:
+    """The ``(column, question name or text, is a question)`` terms of a choice_filter that
+    Zoufang can check; [] for none (empty, ``true()``), None if it cannot."""
+    if text.strip() in ("", "true()"):
+        return []
+    terms = []
+    for part in re.split(r"\s+and\s+", text.strip()):
+        match = _FILTER_TERM.fullmatch(part)
+        if match is None:
+            return None
+        column = match["column"] or match["column2"]
+        operand = match["operand"] or match["reference"]
+        is_reference = operand.startswith("${")
+        terms.append(
+            (column, operand[2:-1].strip() if is_reference else operand[1:-1], is_reference)
+        )
+    return terms
+
+
+def _other_of(node: Mapping[str, Any], before: Sequence[_Question]) -> _Question | None:
+    """The select whose ``or_other`` made pyxform add this "specify other" question."""
+    match = _OR_OTHER.fullmatch(str((node.get("bind") or {}).get("relevant", "")))
+    if match is None or not before or node.get("name") != f"{match['name']}_other":
+        return None
+    previous = before[-1]
+    return previous if previous.name == match["name"] else None
 
 
 # cells and headers
@@ -670,29 +926,14 @@ def _normalize(row: Row) -> dict[str, str]:
     cells: dict[str, str] = {}
     for key, value in row.items():
         header = re.sub(r"\s*::\s*", "::", " ".join(str(key).split()).lower())
+        # pyxform's older spelling of a language column: label:English
+        header = re.sub(r"^(label|hint|[a-z_]+_message|form_title):(?!:)\s*", r"\1::", header)
         header = "list_name" if header == "list name" else header
         header = "form_id" if header == "id_string" else header
         text = _cell(value)
         if header and text:
             cells.setdefault(header, text)
     return cells
-
-
-def _split_type(type_text: str) -> tuple[str, list[str]]:
-    """``select_one yes_no`` → (select_one, [yes_no]); ``begin group`` → (begin_group, [])."""
-    words = type_text.split()
-    if not words:
-        return "", []
-    if len(words) >= 2 and f"{words[0]} {words[1]}".lower() in (
-        "begin group",
-        "end group",
-        "begin repeat",
-        "end repeat",
-        "select one",
-        "select multiple",
-    ):
-        words = [f"{words[0]}_{words[1]}", *words[2:]]
-    return words[0].lower(), words[1:]
 
 
 def _language(suffix: str) -> str | None:
@@ -710,16 +951,22 @@ def _language(suffix: str) -> str | None:
 
 def _localized(cells: Mapping[str, str], column: str) -> dict[str, str]:
     """The zh-CN and en text of ``label``, ``label::Chinese (zh)``, …: a language without its
-    own column takes the plain column's text, else the other language's; {} if there is none."""
+    own column takes the plain column's text, else the other language's, else that of the
+    first other language (a form written in Swahili only shows its Swahili text); {} if there
+    is none."""
     own: dict[str, str] = {}
+    others: list[str] = []
     for header, text in cells.items():
         if header.startswith(f"{column}::"):
             language = _language(header[len(column) + 2 :])
             if language is not None:
                 own.setdefault(language, text)
+            else:
+                others.append(text)
     plain = cells.get(column, "")
-    chinese = own.get("zh-CN") or plain or own.get("en", "")
-    english = own.get("en") or plain or own.get("zh-CN", "")
+    other = others[0] if others else ""
+    chinese = own.get("zh-CN") or plain or own.get("en") or other
+    english = own.get("en") or plain or own.get("zh-CN") or other
     return {"zh-CN": chinese, "en": english} if chinese else {}
 
 
@@ -912,8 +1159,11 @@ class _Translator:
     type. XLSForm compares unanswered questions as empty text and Zoufang as null, so ``!=``
     becomes ``(x == null or x != v)`` and a bare ``${x}`` becomes ``x != null``."""
 
-    def __init__(self, questions: Mapping[str, _Question]) -> None:
+    def __init__(
+        self, questions: Mapping[str, _Question], current: _Question | None = None
+    ) -> None:
         self.questions = questions
+        self.current = current  # the question whose constraint this is: what '.' reads
 
     def condition(self, node: _Node) -> str:
         return self._term(node)[0]
@@ -930,7 +1180,7 @@ class _Translator:
         if node.kind == "compare":
             return self._comparison(node)
         if node.kind == "ref":
-            return f"{self._question(node).name} != null", ""
+            return f"{self._question(node).id} != null", ""
         if node.kind == "call":
             return self._call(node), ""
         if node.kind == "current":
@@ -956,9 +1206,9 @@ class _Translator:
         if value.kind not in ("string", "number"):
             raise _Untranslatable("selected() needs a choice name as its second argument")
         if question.type == "multiple_choice":
-            return f"selected({question.name}, {_quoted(value.value)})"
+            return f"selected({question.id}, {_quoted(value.value)})"
         if question.type in ("single_choice", "boolean"):
-            return f"{question.name} == {self._literal(question, value, ordered=False)}"
+            return f"{question.id} == {self._literal(question, value, ordered=False)}"
         raise _Untranslatable(f"selected() needs a select question, ${{{question.name}}} is not")
 
     def _count(self, reference: _Node) -> str:
@@ -967,12 +1217,17 @@ class _Translator:
             raise _Untranslatable(
                 f"count-selected() needs a select_multiple question, ${{{question.name}}} is not"
             )
-        return f"count({question.name})"
+        return f"count({question.id})"
 
     def _comparison(self, node: _Node) -> tuple[str, str]:
         op, (left, right) = node.value, node.args
-        if "current" in (left.kind, right.kind):
+        if "current" in (left.kind, right.kind) and self.current is None:
             raise _Untranslatable("'.' (the question itself) belongs in constraints only")
+        if self.current is not None:
+            itself = _Node("ref", self.current.name)
+            left, right = (itself if n.kind == "current" else n for n in (left, right))
+            if left.kind == right.kind == "ref":
+                return self._two_questions(op, left, right)
         if left.kind in ("string", "number") and right.kind in ("ref", "call"):
             op, left, right = _FLIPPED[op], right, left
         if left.kind == "call" and left.value == "count-selected" and len(left.args) == 1:
@@ -988,18 +1243,37 @@ class _Translator:
             raise _Untranslatable(f"compare ${{{left.value}}} with a value, not {_show(right)}")
         question = self._question(left)
         if right.kind == "string" and right.value == "" and op in ("==", "!="):
-            return f"{question.name} {op} null", ""
+            return f"{question.id} {op} null", ""
         value = self._literal(question, right, ordered=op not in ("==", "!="))
         if op == "!=":
-            return f"{question.name} == null or {question.name} != {value}", "or"
-        return f"{question.name} {op} {value}", ""
+            return f"{question.id} == null or {question.id} != {value}", "or"
+        return f"{question.id} {op} {value}", ""
+
+    def _two_questions(self, op: str, left: _Node, right: _Node) -> tuple[str, str]:
+        """``. <= ${x}`` in a constraint: the answer against another question of the same
+        kind. The answer itself is there (constraints are checked on answers), so only the
+        other may be unanswered, which XLSForm compares as empty text."""
+        first, second = self._question(left), self._question(right)
+        current = self.current
+        if current is None or current.name not in (first.name, second.name):
+            raise _Untranslatable("comparing two questions is supported in constraints only")
+        other = second if first.name == current.name else first
+        if _kind_of(first) != _kind_of(second):
+            raise _Untranslatable(f"${{{first.name}}} and ${{{second.name}}} are of other kinds")
+        if op not in ("==", "!=") and first.type not in _ORDERED:
+            raise _Untranslatable(f"${{{first.name}}} cannot be compared with < <= > >=")
+        if first.type in ("multiple_choice", "photo", "note", "geopoint", "geotrace", "geoshape"):
+            raise _Untranslatable(f"${{{first.name}}} cannot be compared with another question")
+        if op == "!=":
+            return f"{other.id} == null or {first.id} != {second.id}", "or"
+        return f"{first.id} {op} {second.id}", ""
 
     def _literal(self, question: _Question, node: _Node, *, ordered: bool) -> str:
         """A value compared with a question, as that question's answers are written."""
         name, field_type = f"${{{question.name}}}", question.type
-        if ordered and field_type not in ("number", "date"):
+        if ordered and field_type not in _ORDERED:
             raise _Untranslatable(
-                f"{name} is no number or date, so it cannot be compared with < <= > >="
+                f"{name} is no number, date or time, so it cannot be compared with < <= > >="
             )
         if field_type == "multiple_choice":
             raise _Untranslatable(f"test {name} with selected() or count-selected(), not =")
@@ -1009,16 +1283,18 @@ class _Translator:
                 words = " or ".join(repr(word) for word in question.booleans)
                 raise _Untranslatable(f"{name} is answered {words}, never {node.value!r}")
             return "true" if answer else "false"
-        if field_type == "number":
+        if field_type in NUMBER_TYPES:
             number = _decimal(node.value)
             if number is None:
                 raise _Untranslatable(f"{name} is a number, never {node.value!r}")
             return _number_text(number)
-        if field_type == "photo":
-            raise _Untranslatable(f"an image ({name}) can only be tested for being empty")
+        if field_type in ("photo", "note", "geopoint", "geotrace", "geoshape"):
+            raise _Untranslatable(f"{name} ({question.kind}) can only be tested for being empty")
         return _quoted(node.value)
 
     def _question(self, node: _Node) -> _Question:
+        if node.kind == "current" and self.current is not None:
+            return self.current  # selected(., 'x'), count-selected(.) in a constraint
         if node.kind != "ref":
             raise _Untranslatable(f"{_show(node)} is no ${{…}} reference to a question")
         question = self.questions.get(node.value)
@@ -1027,10 +1303,17 @@ class _Translator:
         return question
 
 
+def _kind_of(question: _Question) -> str:
+    """What a question's answers are compared as: numbers, or their own type."""
+    return "number" if question.type in NUMBER_TYPES else question.type
+
+
 def _bounds(node: _Node, question: _Question) -> dict[str, Any]:
     """The min/max or max_length that a constraint such as ``. >= 0 and . <= 120`` states."""
     bounds: dict[str, Any] = {}
     for part in _conjuncts(node):
+        if part.kind == "call":
+            raise _Untranslatable(f"{part.value}() is not supported yet")
         if part.kind != "compare":
             raise _Untranslatable(f"{_show(part)} is no comparison")
         op, (left, right) = part.value, part.args
@@ -1039,8 +1322,8 @@ def _bounds(node: _Node, question: _Question) -> dict[str, Any]:
         number = _decimal(right.value) if right.kind in ("number", "string") else None
         if number is None:
             raise _Untranslatable("a bound must be a number")
-        if left.kind == "current" and question.type == "number":
-            key, value = _number_bound(op, number, question.kind in ("integer", "int"))
+        if left.kind == "current" and question.type in NUMBER_TYPES:
+            key, value = _number_bound(op, number, question.type == "integer")
         elif _is_length_of_current(left) and question.type == "text":
             key, value = _length_bound(op, number)
         else:

@@ -304,7 +304,7 @@ def forms_publish() -> None:
 @click.option("--form-id", default=None, help="the form it is a version of (default: settings)")
 @click.option("--dry-run", is_flag=True, help="check and print the definition; publish nothing")
 def forms_import_xlsform(file: str, form_id: str | None, dry_run: bool) -> None:
-    """Publish an XLSForm (.xlsx, ODK/KoBo layout) as the next version of its form."""
+    """Publish an XLSForm (.xlsx or .xls, as ODK/KoBo read it) as the next version of its form."""
     from pathlib import Path
 
     from forms.xlsform import XLSFormError

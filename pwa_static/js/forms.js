@@ -17,7 +17,14 @@ export { ExpressionError, isAnswered, parseExpression } from "./expressions.js";
 
 const DEFAULT_MAX_LENGTH = 2000;
 const DATE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/;
+const TIME = /^[0-9]{2}:[0-9]{2}(:[0-9]{2})?$/;
+const DATETIME = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?$/;
 const SHA256 = /^[0-9a-f]{64}$/;
+const POINT_KEYS = new Set(["lat", "lon", "accuracy", "altitude"]);
+/** The fewest points of a line and of an area. */
+const LEAST_POINTS = { geotrace: 2, geoshape: 3 };
+/** How far from a whole number of steps a range answer may be, as in forms/answers.py. */
+const STEP_TOLERANCE = 1e-9;
 
 /** The wording of every validation code, as in forms/messages.py. */
 export const MESSAGES = {
@@ -40,6 +47,19 @@ export const MESSAGES = {
     too_small: "不能小于 {0}",
     too_large: "不能大于 {0}",
     too_long: "不能超过 {0} 个字",
+    "wrong_type:integer": "应为整数",
+    "wrong_type:range": "应为数字",
+    "wrong_type:time": "应为时间（格式 HH:MM）",
+    "wrong_type:datetime": "应为日期和时间（格式 YYYY-MM-DDTHH:MM）",
+    "wrong_type:note": "此项是说明，不填写",
+    "wrong_type:hidden": "应为文字",
+    "wrong_type:geopoint": "应为一个位置（纬度、经度）",
+    "wrong_type:geotrace": "应为至少 2 个位置连成的线",
+    "wrong_type:geoshape": "应为至少 3 个位置围成的范围",
+    invalid_time: "一天中没有这个时间",
+    off_step: "须按 {0} 的间隔取值",
+    not_offered: "根据前面的回答，不能选这一项",
+    constraint: "不符合本题的要求",
   },
   en: {
     unknown_field: "is not a field of this form",
@@ -60,6 +80,19 @@ export const MESSAGES = {
     too_small: "must be at least {0}",
     too_large: "must be at most {0}",
     too_long: "must be at most {0} characters",
+    "wrong_type:integer": "must be a whole number",
+    "wrong_type:range": "must be a number",
+    "wrong_type:time": "must be a time written HH:MM",
+    "wrong_type:datetime": "must be a date and time written YYYY-MM-DDTHH:MM",
+    "wrong_type:note": "is a note and takes no answer",
+    "wrong_type:hidden": "must be text",
+    "wrong_type:geopoint": "must be a location (latitude, longitude)",
+    "wrong_type:geotrace": "must be a line of at least 2 locations",
+    "wrong_type:geoshape": "must be an area of at least 3 locations",
+    invalid_time: "is not a time of the day",
+    off_step: "must be in steps of {0}",
+    not_offered: "is not offered given the earlier answers",
+    constraint: "does not meet the question's condition",
   },
 };
 
@@ -84,6 +117,27 @@ export function describe(code, lang = "zh-CN") {
     throw new Error(`unknown message code ${JSON.stringify(code)}`);
   }
   return template.replace("{0}", () => argument);
+}
+
+/** Codes a field's constraint_message words in the form's own terms. */
+const CONSTRAINT_CODES = /^(constraint$|(too_small|too_large|too_long|off_step):)/;
+
+/**
+ * The words for a field's validation code: the form's own `required_message` or
+ * `constraint_message` (from the XLSForm) where it has one, else `describe(code, lang)`.
+ * @param {object} field the field's definition from formVersion.fields
+ * @param {string} code a code from validateAnswers
+ * @param {string} [lang="zh-CN"]
+ * @returns {string}
+ */
+export function messageFor(field, code, lang = "zh-CN") {
+  let own;
+  if (code === "required") {
+    own = field.required_message;
+  } else if (CONSTRAINT_CODES.test(code)) {
+    own = field.constraint_message;
+  }
+  return own ? own[language(lang)] : describe(code, lang);
 }
 
 function language(lang) {
@@ -118,6 +172,7 @@ function compileField(doc) {
     doc,
     required: parseExpression(condition),
     relevant: parseExpression(doc.relevant ?? "true"),
+    constraint: parseExpression(doc.constraint ?? "true"),
     choices: new Set((doc.choices ?? []).map((choice) => choice.value)),
     problem: doc.problem && {
       when: parseExpression(doc.problem.when),
@@ -198,7 +253,50 @@ function fieldError(field, answers, people) {
   if (!answered) {
     return field.required.holds(answers) ? "required" : null;
   }
-  return CHECKS[field.type](field, value, people);
+  // A type newer than this app (a form published after it was installed) is left to the
+  // server to check, rather than stopping the cadre's visit.
+  let code = Object.hasOwn(CHECKS, field.type) ? CHECKS[field.type](field, value, people) : null;
+  if (code === null && field.doc.choice_filter) {
+    const offers = new Set(offered(field.doc, answers));
+    code = (Array.isArray(value) ? value : [value]).every((item) => offers.has(item))
+      ? null
+      : "not_offered";
+  }
+  if (code === null && !field.constraint.holds(answers)) {
+    return "constraint";
+  }
+  return code;
+}
+
+/**
+ * The choices a cascading list offers given the other answers, in order (all of them for a
+ * list without `choice_filter`): those whose `filter` column equals, as text, each term's
+ * answer or literal. An unanswered question is the empty text, as in XLSForm; an answer that
+ * is no text matches nothing.
+ * @param {object} formVersion
+ * @param {string | object} field its id, or its definition from formVersion.fields
+ * @param {object} answers
+ * @returns {string[]} the values of the choices offered
+ */
+export function offeredChoices(formVersion, field, answers) {
+  return offered(fieldOf(formVersion, field).doc, answers);
+}
+
+function offered(doc, answers) {
+  const expected = new Map();
+  for (const term of doc.choice_filter ?? []) {
+    if (term.field === undefined) {
+      expected.set(term.column, term.value);
+      continue;
+    }
+    let answer = answerOf(answers, term.field);
+    if (!isAnswered(answer)) answer = "";
+    expected.set(term.column, typeof answer === "string" ? answer : null);
+  }
+  return (doc.choices ?? [])
+    .filter((choice) => [...expected].every(([column, want]) =>
+      (Object.hasOwn(choice.filter ?? {}, column) ? choice.filter[column] : "") === want))
+    .map((choice) => choice.value);
 }
 
 /**
@@ -215,16 +313,21 @@ export function problemsFound(formVersion, answers) {
 }
 
 /**
- * The answers a new visit starts with: each field's `default`, for the fields that are
- * relevant given those defaults. Defaults that make each other irrelevant are dropped until
- * none is, so the prefilled answers never hold a not_relevant answer.
+ * The answers a new visit starts with: each field's `default`, or for a `prefill` field the
+ * day or time the visit starts (local time, as the phone's date and time inputs write it),
+ * for the fields that are relevant given those defaults. Defaults that make each other
+ * irrelevant are dropped until none is, so the prefilled answers never hold a not_relevant
+ * answer.
  * @param {object} formVersion
+ * @param {Date} [now=new Date()] when the visit starts
  * @returns {object} field id -> a fresh copy of its default
  */
-export function defaults(formVersion) {
+export function defaults(formVersion, now = new Date()) {
   let prefill = Object.fromEntries(formVersion.fields
-    .filter((doc) => doc.default !== undefined && doc.default !== null)
-    .map((doc) => [doc.id, JSON.parse(JSON.stringify(doc.default))]));
+    .filter((doc) => (doc.default !== undefined && doc.default !== null) || doc.prefill)
+    .map((doc) => [doc.id, doc.prefill
+      ? prefilled(doc, now)
+      : JSON.parse(JSON.stringify(doc.default))]));
   for (;;) {
     const kept = Object.entries(prefill).filter(([id]) => isRelevant(formVersion, id, prefill));
     if (kept.length === Object.keys(prefill).length) {
@@ -232,6 +335,16 @@ export function defaults(formVersion) {
     }
     prefill = Object.fromEntries(kept);
   }
+}
+
+/** `today` and `now` as a date, time or datetime answer in the phone's local time. */
+function prefilled(doc, now) {
+  const two = (n) => String(n).padStart(2, "0");
+  const day = `${String(now.getFullYear()).padStart(4, "0")}-${two(now.getMonth() + 1)}-${two(now.getDate())}`;
+  const time = `${two(now.getHours())}:${two(now.getMinutes())}`;
+  if (doc.type === "date") return day;
+  if (doc.type === "time") return time;
+  return `${day}T${doc.prefill === "today" ? "00:00" : time}`;
 }
 
 function checkText(field, value) {
@@ -247,6 +360,33 @@ function checkNumber(field, value) {
   if (typeof value !== "number" || !Number.isFinite(value)) {
     return "wrong_type:number";
   }
+  return boundError(field, value);
+}
+
+function checkInteger(field, value) {
+  if (typeof value !== "number" || !Number.isInteger(value)) {
+    return "wrong_type:integer";
+  }
+  return boundError(field, value);
+}
+
+/** A number within min and max, a whole number of steps above min. */
+function checkRange(field, value) {
+  if (typeof value !== "number" || !Number.isFinite(value)) {
+    return "wrong_type:range";
+  }
+  const error = boundError(field, value);
+  const { min, step } = field.doc;
+  if (error === null && step !== undefined && min !== undefined) {
+    const steps = (value - min) / step;
+    if (Math.abs(steps - Math.round(steps)) > STEP_TOLERANCE) {
+      return `off_step:${formatNumber(step)}`;
+    }
+  }
+  return error;
+}
+
+function boundError(field, value) {
   const { min, max } = field.doc;
   if (min !== undefined && min !== null && value < min) {
     return `too_small:${formatNumber(min)}`;
@@ -293,6 +433,70 @@ function daysIn(year, month) {
   return [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
 }
 
+function checkTime(field, value) {
+  if (typeof value !== "string" || !TIME.test(value)) {
+    return "wrong_type:time";
+  }
+  return isTime(value) ? null : "invalid_time";
+}
+
+/** A local date and time as a phone's datetime input writes it: `2026-05-01T14:30`. */
+function checkDatetime(field, value) {
+  if (typeof value !== "string" || !DATETIME.test(value)) {
+    return "wrong_type:datetime";
+  }
+  const [day, time] = value.split("T");
+  if (checkDate(field, day) !== null) {
+    return "invalid_date";
+  }
+  return isTime(time) ? null : "invalid_time";
+}
+
+/** `HH:MM` or `HH:MM:SS` naming a time of the day. */
+function isTime(text) {
+  const [hours, minutes, seconds = 0] = text.split(":").map(Number);
+  return hours < 24 && minutes < 60 && seconds < 60;
+}
+
+/** A note is text to read; it takes no answer. */
+function checkNote() {
+  return "wrong_type:note";
+}
+
+function checkHidden(field, value) {
+  return typeof value === "string" ? null : "wrong_type:hidden";
+}
+
+function checkGeopoint(field, value) {
+  return isPoint(value) ? null : "wrong_type:geopoint";
+}
+
+/** A line (geotrace) or an area (geoshape): a list of enough points, stored as given. */
+function checkGeopoints(field, value) {
+  const fits = Array.isArray(value) && value.length >= LEAST_POINTS[field.type]
+    && value.every(isPoint);
+  return fits ? null : `wrong_type:${field.type}`;
+}
+
+/**
+ * `{lat, lon}` in degrees, with the phone's `accuracy` (metres, at least 0) and `altitude`
+ * when it gives them.
+ */
+export function isPoint(value) {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return false;
+  }
+  const keys = Object.keys(value);
+  if (!Object.hasOwn(value, "lat") || !Object.hasOwn(value, "lon")
+    || !keys.every((key) => POINT_KEYS.has(key))) {
+    return false;
+  }
+  if (!keys.every((key) => typeof value[key] === "number" && Number.isFinite(value[key]))) {
+    return false;
+  }
+  return Math.abs(value.lat) <= 90 && Math.abs(value.lon) <= 180 && (value.accuracy ?? 0) >= 0;
+}
+
 function checkSingleChoice(field, value) {
   if (typeof value !== "string") {
     return "wrong_type:single_choice";
@@ -330,4 +534,13 @@ const CHECKS = {
   multiple_choice: checkMultipleChoice,
   person: checkPerson,
   photo: checkPhoto,
+  integer: checkInteger,
+  range: checkRange,
+  time: checkTime,
+  datetime: checkDatetime,
+  note: checkNote,
+  hidden: checkHidden,
+  geopoint: checkGeopoint,
+  geotrace: checkGeopoints,
+  geoshape: checkGeopoints,
 };

@@ -25,8 +25,6 @@ from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
 
 import forms
-from forms.xlsform import convert_xlsform
-from server.admin.xlsform_io import read_xlsform
 from server.service import audit, store
 from server.storage.models import Form
 from server.storage.store import SqlTxn
@@ -132,8 +130,11 @@ def import_xlsform(
     """An XLSForm workbook published as the next version of its form (``form_id`` overrides
     the settings sheet). Raises forms.xlsform.XLSFormError listing every problem, or
     server.admin.uploads.UploadTooLarge for a workbook that expands beyond the upload limits."""
+    # pyxform takes half a second to import: only an import of a form pays for it
+    from server.admin.xlsform_io import convert_workbook
+
     # The number in the settings sheet does not matter: publish_next_version numbers it.
-    definition = convert_xlsform(read_xlsform(source), form_id=form_id, version=1)
+    definition = convert_workbook(source, form_id=form_id, version=1)
     return publish_next_version(definition, actor, dry_run=dry_run)
 
 

@@ -345,7 +345,7 @@ def _longest_run(chunk: bytes, run: int) -> int:
     """The run of bytes without a ``<`` at the end of ``chunk``, after checking none in it,
     continued from the previous chunk's ``run``, passes MAX_TOKEN_BYTES."""
     pieces = chunk.split(b"<")
-    longest = max(run + len(pieces[0]), *(len(piece) for piece in pieces[1:]))
+    longest = max([run + len(pieces[0]), *(len(piece) for piece in pieces[1:])])
     if longest > MAX_TOKEN_BYTES:
         raise UploadTooLarge("xml_too_long", MAX_TOKEN_BYTES)
     return len(pieces[-1]) if len(pieces) > 1 else run + len(chunk)

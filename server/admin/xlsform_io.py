@@ -1,53 +1,149 @@
-"""Reading an XLSForm workbook (.xlsx) into the rows ``forms.xlsform.convert_xlsform`` takes.
+"""Reading an XLSForm workbook (.xlsx or .xls) with pyxform into a form definition.
 
-The converter is pure and knows nothing of Excel; this is the one place that opens the file.
-Every sheet becomes a list of ``{column header: cell value}`` with blank rows kept as empty
-dicts, so a problem found later names the row the author sees in Excel.
+pyxform is the reference implementation of XLSForm, kept by the ODK and KoboToolbox projects:
+it reads the workbook, accepts every spelling those tools accept and builds the form, so a
+county's existing forms mean here what they mean in ODK. ``forms.xlsform.convert_survey``
+then translates pyxform's JSON form into a Zoufang definition. This is the one place that
+opens the file, and it bounds it first: an .xlsx must pass ``server.admin.uploads.checked_workbook``
+(a zip bomb is refused before anything unzips it), an .xls (an OLE file, not compressed) the
+size limit and the row bounds. Whatever pyxform refuses is reported as an XLSFormError, with
+the row when pyxform names one: no input gives a traceback.
 """
 
 from __future__ import annotations
 
-import zipfile
+import dataclasses
+import io
+import re
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
+from pyxform.builder import create_survey_element_from_dict
+from pyxform.xls2json import workbook_to_json
+from pyxform.xls2json_backends import DefinitionData, get_xlsform
 
-from forms.xlsform import SheetProblem, XLSFormError
-from server.admin.uploads import checked_workbook
+from forms.xlsform import SheetProblem, XLSFormError, convert_survey, locate
+from server.admin.uploads import UploadTooLarge, bounded_rows, checked_workbook, upload_limits
+
+_ZIP = b"PK\x03\x04"
+_OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ROW = re.compile(r"\[row : (\d+)\]\s*")
+_SHEETS = ("survey", "choices", "settings")
+EXCEL_COLUMNS = 16_384
 
 
-def read_xlsform(source: Path | IO[bytes]) -> dict[str, list[dict[str, Any]]]:
-    """Every sheet of the workbook by name: its data rows under the headers of row 1.
-    UploadTooLarge if it expands beyond the upload limits (server/uploads.py)."""
+def convert_workbook(
+    source: Path | IO[bytes],
+    *,
+    form_id: str | None = None,
+    version: int | None = None,
+    filename: str | None = None,
+) -> dict[str, Any]:
+    """The definition document of an XLSForm file. Its form id is ``form_id``, else the
+    settings sheet's, else its file name's. Raises XLSFormError listing every problem, or
+    UploadTooLarge for a file beyond the upload limits (server/uploads.py)."""
+    name = filename or (source.name if isinstance(source, Path) else None) or "the file"
+    workbook = read_xlsform(source, name)
+    return convert_sheets(workbook, form_id=form_id, version=version, fallback_id=Path(name).stem)
+
+
+def convert_sheets(
+    workbook: DefinitionData | Mapping[str, Sequence[Mapping[str, object]]],
+    *,
+    form_id: str | None = None,
+    version: int | None = None,
+    fallback_id: str | None = None,
+) -> dict[str, Any]:
+    """The definition document of a workbook already read: pyxform's own reading, or sheets
+    given as ``{sheet name: [{column header: cell}]}`` (a blank row is an empty mapping)."""
+    data = workbook if isinstance(workbook, DefinitionData) else _definition_data(workbook)
+    survey = _pyxform_json(data)
+    sheets = {sheet: list(getattr(data, sheet) or []) for sheet in _SHEETS}
+    return convert_survey(
+        survey, locate(sheets), form_id=form_id, fallback_id=fallback_id, version=version
+    )
+
+
+def read_xlsform(source: Path | IO[bytes], name: str = "the file") -> DefinitionData:
+    """pyxform's reading of the workbook (its sheets as rows), once it is known to stay within
+    the upload limits; UploadTooLarge otherwise, XLSFormError if it is no workbook."""
+    if isinstance(source, Path):
+        name, content = source.name, source.read_bytes()
+    else:
+        content = source.read()
+    # A form has a column per language of every text column, and LibreOffice declares
+    # 1024 columns on every sheet: any width Excel allows. pyxform reads only the columns
+    # under a header, so the width costs nothing; the row, cell and size bounds stay.
+    limits = dataclasses.replace(upload_limits(), columns=EXCEL_COLUMNS)
+    if len(content) > limits.uncompressed_bytes:
+        raise UploadTooLarge("expands_too_far", limits.uncompressed_bytes)
+    if content.startswith(_ZIP):
+        file_type, data = ".xlsx", checked_workbook(content, limits)
+    elif content.startswith(_OLE):
+        file_type, data = ".xls", io.BytesIO(content)
+    else:
+        raise _workbook_problem(f"{name} is no .xlsx or .xls workbook")
     try:
-        content = source.read_bytes() if isinstance(source, Path) else source.read()
-        workbook = load_workbook(checked_workbook(content), read_only=True, data_only=True)
-        sheets = workbook.worksheets
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as error:
-        name = source.name if isinstance(source, Path) else "the file"
-        problem = SheetProblem("workbook", None, None, f"{name} is no .xlsx workbook ({error})")
-        raise XLSFormError([problem]) from error
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            workbook = get_xlsform(data, file_type=file_type)
+    except Exception as error:  # pyxform, openpyxl and xlrd on damaged files: any exception
+        problem = f"{name} cannot be read as a {file_type} workbook ({error})"
+        raise _workbook_problem(problem) from None
+    for sheet in _SHEETS:
+        rows = getattr(workbook, sheet) or []
+        for _ in bounded_rows([list(row.values()) for row in rows], limits):
+            pass
+    return workbook
+
+
+def _pyxform_json(data: DefinitionData) -> dict[str, Any]:
+    """pyxform's JSON form, once pyxform has also built the XForm from it: a form is imported
+    only if ODK itself would accept it."""
     try:
-        return {sheet.title: _rows(sheet.iter_rows(values_only=True)) for sheet in sheets}
-    finally:
-        workbook.close()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            survey = workbook_to_json(
+                workbook_dict=data, fallback_form_name=data.fallback_form_name, warnings=[]
+            )
+            create_survey_element_from_dict(survey).to_xml(validate=False, warnings=[])
+    except Exception as error:  # pyxform refuses by raising; some inputs raise other types
+        raise XLSFormError([_pyxform_problem(str(error) or type(error).__name__)]) from None
+    return survey
 
 
-def _rows(cells: Any) -> list[dict[str, Any]]:
-    rows = list(cells)
-    if not rows:
-        return []
-    headers = ["" if value is None else str(value).strip() for value in rows[0]]
-    data = [
-        {
-            header: value
-            for header, value in zip(headers, row, strict=False)
-            if header and value is not None and value != ""
-        }
-        for row in rows[1:]
-    ]
-    while data and not data[-1]:
-        data.pop()
-    return data
+def _pyxform_problem(message: str) -> SheetProblem:
+    """pyxform's message, at the row it names (``[row : 7] …``)."""
+    match = _ROW.search(message)
+    row = int(match.group(1)) if match else None
+    text = _ROW.sub("", message).strip()
+    sheet = next((s for s in ("choices", "settings") if f"'{s}'" in text.lower()), "survey")
+    return SheetProblem(sheet, row, None, f"pyxform: {text}")
+
+
+def _definition_data(sheets: Mapping[str, Sequence[Mapping[str, object]]]) -> DefinitionData:
+    """Sheets given as rows, in the shape pyxform's own readers produce: text cells, lowercase
+    sheet names and the headers of each sheet."""
+    book: dict[str, Any] = {"sheet_names": list(sheets)}
+    for sheet_name, rows in sheets.items():
+        key = sheet_name.strip().lower()
+        text_rows = [{str(k): _text(v) for k, v in row.items() if _text(v) != ""} for row in rows]
+        headers = dict.fromkeys(k for row in text_rows for k in row)
+        book[key] = text_rows
+        book[f"{key}_header"] = [dict.fromkeys(headers)] if headers else []
+    known = set(DefinitionData.__dataclass_fields__)
+    return DefinitionData(**{k: v for k, v in book.items() if k in known})
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _workbook_problem(message: str) -> XLSFormError:
+    return XLSFormError([SheetProblem("workbook", None, None, message)])

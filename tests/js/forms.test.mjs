@@ -5,7 +5,7 @@ import { test } from "node:test";
 
 import {
   defaults, describe, ExpressionError, formatNumber, isAnswered, isRelevant, isRequired,
-  MESSAGES, parseExpression, problemsFound, validateAnswers,
+  MESSAGES, messageFor, parseExpression, problemsFound, validateAnswers,
 } from "../../pwa_static/js/forms.js";
 
 const readJson = (relative) => JSON.parse(readFileSync(new URL(relative, import.meta.url), "utf8"));
@@ -185,4 +185,34 @@ test("formatNumber writes bounds as Python's format_number", () => {
   for (const [number, text] of cases) {
     assert.equal(formatNumber(number), text, String(number));
   }
+});
+
+test("prefill gives the day and time the visit starts, in local time", () => {
+  const version = {
+    form_id: "t", version: 1, fields: [
+      { id: "day", type: "date", label: {}, prefill: "today" },
+      { id: "at", type: "time", label: {}, prefill: "now" },
+      { id: "when", type: "datetime", label: {}, prefill: "now" },
+      { id: "n", type: "integer", label: {}, default: 2 },
+    ],
+  };
+  const answers = defaults(version, new Date(2026, 4, 1, 9, 5));
+  assert.deepEqual(answers, { day: "2026-05-01", at: "09:05", when: "2026-05-01T09:05", n: 2 });
+  assert.deepEqual(validateAnswers(version, answers), {});
+});
+
+test("a form's own required and constraint messages word its codes", () => {
+  const field = {
+    id: "n", type: "integer", required_message: { "zh-CN": "请填人数", en: "How many?" },
+    constraint_message: { "zh-CN": "人数不对", en: "Wrong count" },
+  };
+  assert.equal(messageFor(field, "required", "zh-CN"), "请填人数");
+  assert.equal(messageFor(field, "too_large:20", "en"), "Wrong count");
+  assert.equal(messageFor(field, "wrong_type:integer", "en"), "must be a whole number");
+  assert.equal(messageFor({ id: "x" }, "required", "zh-CN"), "必填");
+});
+
+test("a field type newer than the app is left to the server, not a crash", () => {
+  const version = { form_id: "t", version: 1, fields: [{ id: "x", type: "hologram", label: {} }] };
+  assert.deepEqual(validateAnswers(version, { x: "anything" }), {});
 });

@@ -5,7 +5,8 @@
   selects, relevant, required, constraints and the metadata rows KoBo adds. Imported, it is
   version 2 of ``monthly_monitoring``: it makes ``risk_types`` and ``measure_note`` required,
   which version 1 did not.
-- ``xlsform_unsupported.xlsx``: one row for each thing a Zoufang form cannot hold.
+- ``xlsform_unsupported.xlsx``: a form pyxform accepts, with one row for each thing a
+  Zoufang form cannot hold yet.
 
 The files are byte-for-byte the same on every run (fixed zip times and document properties),
 so a test can check the committed samples are what this script writes.
@@ -97,27 +98,27 @@ MONTHLY_SETTINGS: list[list[Any]] = [
 ]
 
 UNSUPPORTED_SURVEY: list[list[Any]] = [
-    ["type", "name", *LABELS, "relevant", "constraint", "calculation", "choice_filter"],
+    ["type", "name", *LABELS, "relevant", "constraint", "calculation", "choice_filter",
+     "default"],
     ["text", "head_name", "户主姓名", "Head of household"],  # row 2
     ["begin_repeat", "members", "家庭成员", "Members"],  # row 3: repeat
     ["text", "member_name", "成员姓名", "Member's name"],
     ["end_repeat"],
-    ["calculate", "yearly_income", None, None, None, None, "${monthly} * 12"],  # row 6
-    ["geopoint", "home_location", "住房位置", "Location of the home"],  # row 7
+    ["calculate", "yearly_income", None, None, None, None, "${age} * 12"],  # row 6
+    ["barcode", "id_card", "身份证条码", "ID card barcode"],  # row 7
     ["integer", "age", "年龄", "Age", None, "regex(., '^[0-9]+$')"],  # row 8: constraint
     ["select_one village", "village", "村", "Village", None, None, None,
-     "township = ${township}"],  # row 9: choice_filter
-    ["photograph", "house", "房屋", "House"],  # row 10: unknown type
-    ["text", "remark"],  # row 11: no label
-    ["text", "head_name", "户主", "Head"],  # row 12: duplicate name
+     "name != 'xia'"],  # row 9: choice_filter
+    ["audio", "voice", "录音", "Recording"],  # row 10
+    ["select_one_from_file villages.csv", "village_b", "村", "Village"],  # row 11
+    ["text", "remark", "备注", "Remark", None, None, None, None, "${head_name}"],  # row 12
     ["integer", "elderly", "老人数", "Elderly", "${age} + 1 > 60"],  # row 13: arithmetic
 ]  # fmt: skip
 
 UNSUPPORTED_CHOICES: list[list[Any]] = [
     ["list_name", "name", *LABELS, "township"],
     ["village", "shang", "上村", "Upper village", "east"],
-    ["village", "xia", None, None, "east"],  # row 3: no label
-    ["village", "shang", "上村", "Upper village", "west"],  # row 4: duplicate
+    ["village", "xia", "下村", "Lower village", "west"],
 ]
 
 UNSUPPORTED_SETTINGS: list[list[Any]] = [["form_id"], ["household_survey"]]

@@ -11,7 +11,15 @@
  * @module screens/visit
  */
 
-import { defaults, describe, isAnswered, isRelevant, problemsFound, validateAnswers } from "../forms.js";
+import {
+  defaults,
+  isAnswered,
+  isRelevant,
+  messageFor,
+  offeredChoices,
+  problemsFound,
+  validateAnswers,
+} from "../forms.js";
 import { known, lang, pick, t } from "../i18n.js";
 import * as outbox from "../outbox.js";
 import { formVersion, get, householdDetail, latestForm } from "../queries.js";
@@ -162,7 +170,7 @@ function showErrors(rows, errors) {
   let first = null;
   for (const row of rows) {
     const codes = errors[row.id];
-    const problem = codes?.map((code) => describe(code, lang())).join("；");
+    const problem = codes?.map((code) => messageFor(row.field, code, lang())).join("；");
     row.error.textContent = codes ? t("visit.fieldError", { field: pick(row.field.label), problem }) : "";
     markInvalid(row.element, row.error, Boolean(codes));
     if (codes && !first) first = row.element;
@@ -255,11 +263,14 @@ function formFields(form, state, people) {
   const rows = [];
   const cards = [];
   const update = () => {
-    for (const row of rows) row.element.hidden = !isRelevant(form, row.field, state.answers);
+    for (const row of rows) {
+      row.element.hidden = row.field.type === "hidden" || !isRelevant(form, row.field, state.answers);
+      if (row.field.choice_filter) offerChoices(form, row, state.answers);
+    }
   };
   for (const f of form.fields) {
     if (cards.length === 0 || f.group !== cards.at(-1).group) {
-      const heading = f.group && known(`group.${f.group}`);
+      const heading = f.group && (f.group_label ? pick(f.group_label) : known(`group.${f.group}`));
       cards.push({
         group: f.group,
         element: h("section", { class: "card" }, heading && h("h2", {}, heading)),
@@ -267,12 +278,15 @@ function formFields(form, state, people) {
     }
     const error = h("p", { class: "error", id: `error-${f.id}`, role: "alert", hidden: true });
     const element = h("div", { class: f.problem ? "field problem-field" : "field" });
-    element.append(
-      input(f, state, people, () => {
-        markInvalid(element, error, false);
-        update();
-      }),
-    );
+    const control = input(f, state, people, () => {
+      markInvalid(element, error, false);
+      update();
+    });
+    if (f.read_only) {
+      for (const each of control.querySelectorAll?.("input, select, textarea, button") ?? []) each.disabled = true;
+      if ("disabled" in control) control.disabled = true;
+    }
+    element.append(control);
     if (f.hint) element.append(h("p", { class: "hint" }, pick(f.hint)));
     element.append(error);
     cards.at(-1).element.append(element);
@@ -280,6 +294,19 @@ function formFields(form, state, people) {
   }
   update();
   return { rows, cards: cards.map((c) => c.element) };
+}
+
+/** A cascading list shows only the choices the earlier answers offer, and drops an answer
+ *  they no longer offer (a village of the township chosen before). */
+function offerChoices(form, row, answers) {
+  const offers = new Set(offeredChoices(form, row.field, answers));
+  for (const box of row.element.querySelectorAll("input[type=radio], input[type=checkbox]")) {
+    box.closest("label").hidden = !offers.has(box.value);
+    if (!offers.has(box.value)) box.checked = false;
+  }
+  const current = answers[row.id];
+  if (Array.isArray(current)) answers[row.id] = current.filter((value) => offers.has(value));
+  else if (isAnswered(current) && !offers.has(current)) answers[row.id] = null;
 }
 
 /** The control of one field type, bound to `state.answers`. */
@@ -323,6 +350,7 @@ function input(f, state, people, changed) {
             { class: "check" },
             h("input", {
               type: "checkbox",
+              value: c.value,
               checked: chosen.has(c.value),
               on: {
                 change: (e) => {
@@ -347,13 +375,56 @@ function input(f, state, people, changed) {
           people.map((p) => h("option", { value: p.id, selected: current === p.id }, p.name)),
         ),
       );
+    case "note":
+      return h("p", { class: "note" }, label);
+    case "hidden":
+      return h("span", {});
+    case "geopoint":
+    case "geotrace":
+    case "geoshape":
+      return locationInput(f, label, current, set);
+    case "range": {
+      const shown = h("output", {}, current ?? "—");
+      return labelled(
+        label,
+        h(
+          "span",
+          { class: "range" },
+          h("input", {
+            type: "range",
+            min: f.min,
+            max: f.max,
+            step: f.step,
+            value: current ?? f.min,
+            on: {
+              input: (e) => {
+                shown.textContent = e.target.value;
+                set(Number(e.target.value));
+              },
+            },
+          }),
+          shown,
+        ),
+      );
+    }
+    case "time":
+    case "datetime":
+      return labelled(
+        label,
+        h("input", {
+          type: f.type === "time" ? "time" : "datetime-local",
+          value: current ?? "",
+          on: { input: (e) => set(e.target.value || null) },
+        }),
+      );
+    case "integer":
     case "number":
       return labelled(
         label,
         h("input", {
           type: "number",
-          inputmode: "decimal",
-          step: "any",
+          inputmode: f.type === "integer" ? "numeric" : "decimal",
+          step: f.type === "integer" ? "1" : "any",
           min: f.min,
           max: f.max,
           value: current ?? "",
@@ -375,6 +446,64 @@ function input(f, state, people, changed) {
   }
 }
 
+/** The phone's position with its accuracy, as a geopoint answer (forms/README.md). */
+function here(coords) {
+  return {
+    lat: Math.round(coords.latitude * 1e6) / 1e6,
+    lon: Math.round(coords.longitude * 1e6) / 1e6,
+    accuracy: Math.round(coords.accuracy * 10) / 10,
+    ...(Number.isFinite(coords.altitude) && { altitude: Math.round(coords.altitude * 10) / 10 }),
+  };
+}
+
+/** A location question: one tap takes the position (geopoint) or adds a point to the line or
+ *  area (geotrace, geoshape); the accuracy or the number of points shows what was taken. */
+function locationInput(f, label, current, set) {
+  const single = f.type === "geopoint";
+  let points = single ? [] : Array.isArray(current) ? [...current] : [];
+  const status = h("span", { class: "muted" });
+  const show = (answer) => {
+    if (single) status.textContent = answer ? t("visit.located", { m: Math.round(answer.accuracy ?? 0) }) : "";
+    else status.textContent = points.length ? t("visit.points", { n: points.length }) : "";
+  };
+  const take = () => {
+    if (!navigator.geolocation) return;
+    status.textContent = t("visit.locating");
+    navigator.geolocation.getCurrentPosition(
+      ({ coords }) => {
+        if (single) {
+          set(here(coords));
+          show(here(coords));
+        } else {
+          points = [...points, here(coords)];
+          set(points);
+          show();
+        }
+      },
+      () => {
+        status.textContent = t("visit.locationFailed");
+      },
+      { enableHighAccuracy: true, timeout: 15_000, maximumAge: 0 },
+    );
+  };
+  const clear = () => {
+    points = [];
+    set(single ? null : []);
+    show(null);
+  };
+  show(single ? current : null);
+  return h(
+    "fieldset",
+    { class: "location-field" },
+    h("legend", {}, label),
+    h("button", { type: "button", class: "small", on: { click: take } }, t(single ? "visit.locateHere" : "visit.addPoint")),
+    " ",
+    h("button", { type: "button", class: "small", on: { click: clear } }, t("visit.clearPoints")),
+    " ",
+    status,
+  );
+}
+
 /** GPS when the phone allows it: asked for only on a tap unless already granted; never blocks saving. */
 function locationRow(state) {
   const status = h("span", { class: "muted" }, t("visit.locationNone"));
@@ -383,11 +512,8 @@ function locationRow(state) {
     status.textContent = t("visit.locating");
     navigator.geolocation.getCurrentPosition(
       ({ coords }) => {
-        state.location = {
-          lat: Math.round(coords.latitude * 1e6) / 1e6,
-          lon: Math.round(coords.longitude * 1e6) / 1e6,
-          accuracy: Math.round(coords.accuracy * 10) / 10,
-        };
+        const { lat, lon, accuracy } = here(coords);
+        state.location = { lat, lon, accuracy };
         status.textContent = t("visit.located", { m: Math.round(coords.accuracy) });
       },
       () => {
