@@ -233,6 +233,9 @@ def test_bodies_that_are_not_what_the_operation_reads_get_contract_answers(fuzze
             "user_id": fuzzed.known["user_id"][0],
             "sha256": "0" * 64,
             "name": "no_such_job",
+            "channel": "wecom",
+            "period": "2026-W47",
+            "visit_id": uid(),
         }
     )
 

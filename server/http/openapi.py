@@ -860,7 +860,9 @@ ENDPOINTS = [
         "notices",
         "通知发送记录",
         "The newest deliveries of the caller's regions: sent, queued, retrying (with the next "
-        "attempt) or failed, with attempts and the last error.",
+        "attempt) or failed, with attempts and the last error; a region outside the caller's "
+        "is 404.",
+        (404,),
         roles=READERS,
         query=DeliveryQuery,
     ),
