@@ -36,16 +36,15 @@ def effective_visit_time(
 
     The phone's clock error at push time is the best estimate of its error when it recorded
     the visit: a phone at 1970 or 2035 still lands its visits in the right week. A visit is
-    never placed after the server received it.
+    never placed after the server received it. All three times lie between the years
+    sync.records.MIN_YEAR and MAX_YEAR (parse_offset_datetime refuses others; the server's
+    clock is one), so the shift cannot overflow a datetime.
     """
     corrected = visited_at
     if device_time is not None:
         skew = received_at - device_time
         if abs(skew) > SKEW_TOLERANCE:
-            try:
-                corrected = visited_at + skew
-            except OverflowError:
-                corrected = received_at
+            corrected = visited_at + skew
     if corrected > received_at:
         corrected = received_at
     corrected = corrected.astimezone(visited_at.tzinfo)
