@@ -9,16 +9,19 @@ over HTTP on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
+from server.accounts import reassign
 from sync import engine
 from sync.effective import SKEW_TOLERANCE, effective_hlc, effective_visit_time, hlc_of
-from sync.hlc import ZERO, Clock, clamp, format_hlc, parse_hlc
-from sync.ops import parse_ops
+from sync.hlc import ZERO, Clock, HLCError, clamp, format_hlc, parse_hlc
+from sync.ops import MAX_DEPTH, parse_ops
 from sync.records import MAX_YEAR, MIN_YEAR
 from sync.scope import Scope
 from sync.store import DeviceState, MemoryStore, Record
@@ -90,12 +93,22 @@ def push(
     ops: list[dict[str, Any]],
     received: datetime,
     device_time: datetime | None = None,
+    **context: Any,
 ) -> list[dict[str, Any]]:
-    """Push at server time ``received``, the server's hlc being that time."""
+    """Push at server time ``received``, the server's hlc being that time; a supervisor who
+    may write everywhere unless ``context`` says otherwise."""
     ctx = engine.PushContext(
-        device_id, "u-" + device_id, EVERYTHING, received, hlc_of(received), "supervisor",
-        device_time=device_time,
-    )  # fmt: skip
+        **{
+            "device_id": device_id,
+            "user_id": "u-" + device_id,
+            "scope": EVERYTHING,
+            "received_at": received,
+            "server_hlc": hlc_of(received),
+            "role": "supervisor",
+            "device_time": device_time,
+            **context,
+        }
+    )
     return engine.push(store, ctx, parse_ops(ops, device_id)).results
 
 
@@ -196,6 +209,163 @@ def test_a_resent_applied_op_is_a_duplicate_with_its_version():
     assert again == {"op_id": visit["op_id"], "status": "duplicate", "version": first["version"]}
 
 
+def insert(store: MemoryStore, type_: str, id_: str, data: dict[str, Any], village: str) -> int:
+    with store.write() as txn:
+        version = txn.allocate_version()
+        household = data.get("household_id", id_)
+        txn.insert_records([Record(type_, id_, version, False, data, village, household)])
+    return version
+
+
+OTHER_VISIT, OUTSIDE_VISIT, UNKNOWN = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+ONLY_V = Scope(False, frozenset(), frozenset({"v"}), frozenset(), "v")
+
+
+def rejection_store() -> MemoryStore:
+    """h-1 in village v (the writer's), h-2 in village w with a visit, h-3 archived in v."""
+    store = new_store(device("phone-a"))
+    insert(store, "household", "h-2", {"village_id": "w", "head_name": "李四"}, "w")
+    insert(store, "visit", OUTSIDE_VISIT, visit_data(household_id="h-2"), "w")
+    return store
+
+
+REJECTIONS = {
+    "an unknown household": (
+        op(1, "create", "visit", OTHER_VISIT, visit_data(household_id="h-9"), ZERO),
+        {
+            "code": "validation_failed",
+            "message": "unknown household",
+            "details": {"fields": {"data.household_id": ["no such household"]}},
+        },
+    ),
+    "a household outside the scope": (
+        op(1, "create", "visit", OTHER_VISIT, visit_data(household_id="h-2"), ZERO),
+        {"code": "forbidden", "message": "household outside your assigned villages and households"},
+    ),
+    "a correction of an unknown visit": (
+        op(1, "create", "visit", OTHER_VISIT, visit_data(corrects=UNKNOWN), ZERO),
+        {
+            "code": "validation_failed",
+            "message": "corrects an unknown visit",
+            "details": {"fields": {"data.corrects": ["no such visit of this household"]}},
+        },
+    ),
+    "a correction of another household's visit": (
+        op(1, "create", "visit", OTHER_VISIT, visit_data(corrects=OUTSIDE_VISIT), ZERO),
+        {
+            "code": "validation_failed",
+            "message": "corrects an unknown visit",
+            "details": {"fields": {"data.corrects": ["no such visit of this household"]}},
+        },
+    ),
+    "a void of an unknown visit": (
+        op(1, "void", "visit", UNKNOWN, {"reason": "录错了"}, ZERO),
+        {"code": "not_found", "message": f"no visit {UNKNOWN}"},
+    ),
+    "a void outside the scope": (
+        op(1, "void", "visit", OUTSIDE_VISIT, {"reason": "录错了"}, ZERO),
+        {"code": "forbidden", "message": "visit outside your assigned villages and households"},
+    ),
+    "an update of an unknown record": (
+        op(1, "update", "household", "h-9", {"phone": "13900000001"}, ZERO),
+        {"code": "not_found", "message": "no household h-9"},
+    ),
+    "an update outside the scope": (
+        op(1, "update", "household", "h-2", {"phone": "13900000001"}, ZERO),
+        {"code": "forbidden", "message": "household outside your assigned villages and households"},
+    ),
+}
+
+
+@pytest.mark.parametrize(("raw", "error"), REJECTIONS.values(), ids=REJECTIONS.keys())
+def test_an_op_that_can_never_apply_is_rejected_with_its_code_message_and_fields(raw, error):
+    store = rejection_store()
+    result = push(store, "phone-a", [raw], at(0), scope=ONLY_V)[0]
+    assert result == {"op_id": raw["op_id"], "status": "rejected", "error": error}
+    assert [logged.status for logged in store.all_ops()] == ["rejected"]
+
+
+def test_answers_that_do_not_fit_the_form_reject_the_visit_with_each_answers_messages():
+    store = new_store(device("phone-a"))
+    visit = op(1, "create", "visit", OTHER_VISIT, visit_data(answers={"q": 5}), ZERO)
+    result = push(
+        store, "phone-a", [visit], at(0), check_answers=lambda *_: {"q": ["wrong_type:text"]}
+    )[0]
+    assert result["error"] == {
+        "code": "validation_failed",
+        "message": "answers do not fit the form",
+        "details": {"fields": {"data.answers.q": ["wrong_type:text"]}},
+    }
+
+
+def test_a_recreated_id_names_the_record_in_its_conflict():
+    store = new_store(device("phone-a"))
+    insert(store, "visit", OTHER_VISIT, visit_data(), "v")
+    result = push(
+        store,
+        "phone-a",
+        [op(1, "create", "visit", OTHER_VISIT, visit_data(mode="phone"), ZERO)],
+        at(0),
+    )
+    assert result[0]["error"] == {
+        "code": "conflict",
+        "message": f"visit {OTHER_VISIT} already exists with other data",
+    }
+
+
+def test_the_server_adds_who_where_and_when_to_a_visit():
+    store = new_store(device("phone-a"))
+    photo = "ab" * 32
+    data = visit_data(answers={"photo": photo, "note": "好"})
+    visit = op(1, "create", "visit", OTHER_VISIT, data, ZERO)
+    push(store, "phone-a", [visit], at(3600), device_time=at(3600))
+    stored = store.record("visit", OTHER_VISIT)
+    added = {
+        "photos": [photo],
+        "visitor_id": "u-phone-a",
+        "device_id": "phone-a",
+        "visited_at_effective": "2026-11-24T09:30:00+08:00",
+        "received_at": "2026-11-24T02:00:00+00:00",
+        "voided": False,
+        "void_reason": None,
+        "review": [],
+    }
+    assert stored is not None and {k: stored.data.get(k, "missing") for k in added} == added
+
+
+def test_an_edit_of_a_person_in_an_active_household_is_not_flagged_archived():
+    store = new_store(device("phone-a"))
+    insert(store, "person", "p-1", {"household_id": HOUSEHOLD, "name": "汪德明"}, "v")
+    push(store, "phone-a", [op(1, "update", "person", "p-1", {"notes": "高血压"}, ZERO)], at(0))
+    person = store.record("person", "p-1")
+    assert person is not None and person.data.get("review", []) == []
+
+
+def test_a_cadre_may_keep_the_status_the_merge_shows_after_concurrent_edits():
+    """What a writer saw of a least_closed field is decided by that rule, as the merge does:
+    after concurrent in_progress (earlier) and resolved (later), the problem shows in_progress,
+    and a cadre who saw that may write it again: it is no step back."""
+    store = new_store(device("phone-x"), device("phone-y"), device("phone-z"))
+    problem = {
+        "household_id": HOUSEHOLD,
+        "category": "housing",
+        "description": "漏雨",
+        "status": "open",
+    }
+    base = insert(store, "problem", "q-1", problem, "v")
+    for phone, status, second in (("phone-x", "in_progress", 10), ("phone-y", "resolved", 20)):
+        edit = op(
+            1, "update", "problem", "q-1", {"status": status}, hlc_at(second), base_version=base
+        )
+        push(store, phone, [edit], at(second))
+    seen = store.head_version()
+    again = op(
+        1, "update", "problem", "q-1", {"status": "in_progress"}, hlc_at(30), base_version=seen
+    )
+    result = push(store, "phone-z", [again], at(30), role="cadre")[0]
+    assert result["status"] == "applied", result
+
+
 # The op envelope (sync/ops.py).
 
 
@@ -210,6 +380,24 @@ def test_a_create_needs_a_uuid_id():
         "id": ["must be a UUID"]
     }
     assert problems(action="create", type="visit", id=str(uuid.uuid4()), data=data) is None
+
+
+def nested(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_an_op_nested_too_deep_is_rejected_and_logged_without_the_deep_parts():
+    data = visit_data(answers=nested(30), notes="好")
+    raw = op(1, "create", "visit", OTHER_VISIT, data, ZERO, extra=nested(30), fine=[1])
+    parsed = parse_ops([raw], "phone-a")[0]
+    message = [f"nested deeper than {MAX_DEPTH} levels"]
+    assert parsed.problems == {"data.answers": message, "extra": message}
+    logged = json.loads(parsed.payload)
+    assert logged["data"] == {**data, "answers": None}
+    assert (logged["extra"], logged["fine"], logged["op_id"]) == (None, [1], raw["op_id"])
 
 
 @pytest.mark.parametrize("record_id", ["h", "h-1", "x" * 64, str(uuid.uuid4())])
@@ -280,6 +468,19 @@ def test_effective_hlc_is_the_claim_clamped_by_floor_previous_and_server(
     assert effective_hlc(hlc_at(claimed), hlc_at(floor), previous_hlc, hlc_at(now)) == hlc_at(
         effective
     )
+
+
+def test_hlc_errors_say_what_was_wrong():
+    with pytest.raises(HLCError, match=r"^hlc out of range: -1, 0$"):
+        format_hlc(-1)
+    with pytest.raises(HLCError, match=r"^not an hlc: 'x'$"):
+        parse_hlc("x")
+
+
+def test_a_clock_without_a_physical_source_reads_the_system_clock_in_milliseconds():
+    before = int(time.time() * 1000)
+    millis, _ = parse_hlc(Clock().now())
+    assert before <= millis <= int(time.time() * 1000)
 
 
 def test_hlc_of_is_the_moment_in_milliseconds():
@@ -457,3 +658,16 @@ def test_over_http_a_corrected_visit_time_keeps_the_phones_offset(any_county):
     assert stored["visited_at_effective"] == "2026-11-24T07:30:00+08:00"
     assert stored["visited_at"] == "2026-11-24T09:30:00+08:00"
     assert "clock_corrected" in stored["review"]
+
+
+def test_over_http_a_scope_change_resends_nothing_the_device_already_holds(any_county):
+    """cadre_c holds 下村 and h5 (包保); given 岭村, the village of h5, it gains nothing new."""
+    c = any_county.device("cadre_c")
+    held = {r["id"] for r in c.pull_all() if r["type"] == "household"}
+    assert any_county.households["h5"] in held
+    regions = any_county.regions
+    with any_county.app.app_context():
+        reassign(any_county.users["cadre_c"], [regions["lower"], regions["ridge"]], [], actor=None)
+    changes = c.pull_all()
+    assert [r for r in changes if r["type"] == "household"] == []
+    assert {r["id"] for r in c.pull_all()} == set()
