@@ -433,6 +433,67 @@ def test_base_version_refuses_negatives_and_non_integers(base):
     assert problems(base_version=base) == {"base_version": ["must be a version number or null"]}
 
 
+@pytest.mark.parametrize("base", [True, 1.0, "3"])
+def test_an_op_whose_base_version_is_no_integer_carries_none(base):
+    raw = op(1, "update", "household", HOUSEHOLD, {"phone": "13900000001"}, ZERO)
+    assert parse_ops([raw | {"base_version": base}], "phone-a")[0].base_version is None
+
+
+ENVELOPE_PROBLEMS = {
+    "an hlc that is none": (
+        {"hlc": "1763971200000"},
+        "hlc",
+        "must be an hlc like 001763971200000-0000",
+    ),
+    "an unknown type": (
+        {"type": "village"},
+        "type",
+        "must be one of household, person, visit, problem, measure",
+    ),
+    "an action the type lacks": ({"action": "delete"}, "action", "household allows update"),
+    "data that is no object": ({"data": ["phone"]}, "data", "must be an object"),
+    "an update of no field": ({"data": {}}, "data", "an update changes at least one field"),
+    "an update without data": ({"data": None}, "data", "must be an object"),
+}
+
+
+@pytest.mark.parametrize(
+    ("fields", "name", "message"), ENVELOPE_PROBLEMS.values(), ids=ENVELOPE_PROBLEMS.keys()
+)
+def test_an_op_envelope_problem_names_the_field_and_says_what_is_wrong(fields, name, message):
+    assert problems(**fields) == {name: [message]}
+
+
+def test_an_op_without_data_changes_nothing():
+    raw = op(1, "update", "household", HOUSEHOLD, {}, ZERO)
+    del raw["data"]
+    assert parse_ops([raw], "phone-a")[0].problems == {
+        "data": ["an update changes at least one field"]
+    }
+
+
+def test_the_logged_payload_is_canonical_json_that_keeps_chinese_as_is():
+    raw = op(1, "update", "household", HOUSEHOLD, {"head_name": "汪德明"}, ZERO)
+    payload = parse_ops([dict(reversed(raw.items()))], "phone-a")[0].payload
+    assert payload == json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert "汪德明" in payload
+
+
+@pytest.mark.parametrize(("levels", "refused"), [(MAX_DEPTH, False), (MAX_DEPTH + 1, True)])
+def test_an_op_may_nest_up_to_max_depth_levels(levels, refused):
+    """The op object is level 1: a field holding n nested lists reaches level n + 1."""
+    found = problems(extra=nested(levels - 1))
+    assert found == ({"extra": [f"nested deeper than {MAX_DEPTH} levels"]} if refused else None)
+
+
+@pytest.mark.parametrize(("levels", "refused"), [(MAX_DEPTH, False), (MAX_DEPTH + 1, True)])
+def test_data_may_nest_up_to_max_depth_levels_counted_from_the_op(levels, refused):
+    """The op is level 1, its data level 2: a data field holding n lists reaches n + 2."""
+    found = problems(data={"phone": nested(levels - 2)}) or {}
+    too_deep = [f"nested deeper than {MAX_DEPTH} levels"]
+    assert (found.get("data.phone") == too_deep) is refused
+
+
 # Effective time (sync/effective.py, sync/hlc.py).
 
 
