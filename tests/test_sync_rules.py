@@ -382,10 +382,11 @@ def test_a_create_needs_a_uuid_id():
     assert problems(action="create", type="visit", id=str(uuid.uuid4()), data=data) is None
 
 
-def nested(levels: int) -> Any:
+def nested(levels: int, container: type = list) -> Any:
+    """``levels`` lists (or objects) one inside the other."""
     value: Any = 1
     for _ in range(levels):
-        value = [value]
+        value = [value] if container is list else {"x": value}
     return value
 
 
@@ -479,10 +480,11 @@ def test_the_logged_payload_is_canonical_json_that_keeps_chinese_as_is():
     assert "汪德明" in payload
 
 
+@pytest.mark.parametrize("container", [list, dict])
 @pytest.mark.parametrize(("levels", "refused"), [(MAX_DEPTH, False), (MAX_DEPTH + 1, True)])
-def test_an_op_may_nest_up_to_max_depth_levels(levels, refused):
-    """The op object is level 1: a field holding n nested lists reaches level n + 1."""
-    found = problems(extra=nested(levels - 1))
+def test_an_op_may_nest_up_to_max_depth_levels(levels, refused, container):
+    """The op object is level 1: a field holding n nested lists or objects reaches n + 1."""
+    found = problems(extra=nested(levels - 1, container))
     assert found == ({"extra": [f"nested deeper than {MAX_DEPTH} levels"]} if refused else None)
 
 
