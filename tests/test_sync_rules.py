@@ -20,8 +20,9 @@ import pytest
 from server.accounts import reassign
 from sync import engine
 from sync.effective import SKEW_TOLERANCE, effective_hlc, effective_visit_time, hlc_of
+from sync.errors import ValidationFailed
 from sync.hlc import ZERO, Clock, HLCError, clamp, format_hlc, parse_hlc
-from sync.ops import MAX_DEPTH, parse_ops
+from sync.ops import MAX_DEPTH, MAX_SEQ, parse_ops
 from sync.records import MAX_YEAR, MIN_YEAR
 from sync.scope import Scope
 from sync.store import DeviceState, MemoryStore, Record
@@ -367,6 +368,38 @@ def test_a_cadre_may_keep_the_status_the_merge_shows_after_concurrent_edits():
 
 
 # The op envelope (sync/ops.py).
+
+
+def unacknowledged(*seqs: Any) -> dict[str, list[str]]:
+    """The request-level problems of a push whose ops carry these device_seqs."""
+    edit = {"phone": "13900000001"}
+    raw = [op(seq, "update", "household", HOUSEHOLD, edit, ZERO) for seq in seqs]
+    with pytest.raises(ValidationFailed) as failed:
+        parse_ops(raw, "phone-a")
+    return failed.value.fields
+
+
+@pytest.mark.parametrize("seq", [1, MAX_SEQ])
+def test_a_device_seq_runs_from_1_to_what_javascript_holds_exactly(seq):
+    edit = op(seq, "update", "household", HOUSEHOLD, {"phone": "13900000001"}, ZERO)
+    assert parse_ops([edit], "phone-a")[0].device_seq == seq
+
+
+@pytest.mark.parametrize("seq", [0, -1, MAX_SEQ + 1, True, 1.0, "1", None])
+def test_a_device_seq_out_of_range_fails_the_whole_push(seq):
+    assert unacknowledged(1, seq) == {"ops[1].device_seq": ["must be a positive integer"]}
+
+
+def test_a_device_seq_twice_in_one_batch_fails_the_whole_push():
+    assert unacknowledged(1, 2, 1) == {"ops[2].device_seq": ["appears twice in this batch"]}
+
+
+def test_an_op_of_another_type_naming_a_correction_is_rejected_not_a_crash():
+    store = new_store(device("phone-a"))
+    crafted = op(1, "update", "household", HOUSEHOLD, {"corrects": UNKNOWN}, ZERO)
+    result = push(store, "phone-a", [crafted], at(0))[0]
+    assert result["status"] == "rejected"
+    assert result["error"]["details"]["fields"] == {"data.corrects": ["unknown field"]}
 
 
 def problems(**fields: Any) -> dict[str, list[str]] | None:
