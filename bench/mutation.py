@@ -85,9 +85,11 @@ def report(chosen: dict[str, list[str]], totals: dict[str, int]) -> bool:
     verdicts = statuses()
     print(f"\n{'module':24} {'tried':>5} {'killed':>6} {'equiv.':>6} {'survived':>8} {'rate':>7}")
     all_killed = True
+    tried = killed_in_all = 0
     for module, names in chosen.items():
         counts = Counter(_kind(name, verdicts.get(name, "not checked")) for name in names)
         killed = counts["killed"]
+        tried, killed_in_all = tried + len(names), killed_in_all + killed
         rate = 100 * killed / len(names) if names else 100.0
         print(
             f"{module:24} {len(names):>5} {killed:>6} {counts['equivalent']:>6} "
@@ -95,10 +97,14 @@ def report(chosen: dict[str, list[str]], totals: dict[str, int]) -> bool:
         )
         for name in names:
             status = verdicts.get(name, "not checked")
-            if _kind(name, status) != "killed":
-                reason = EQUIVALENT.get(name, "")
-                print(f"    {status:12} {name}  {reason}")
+            kind = _kind(name, status)
+            if kind != "killed":
+                label = "equivalent" if kind == "equivalent" else status
+                print(f"    {label:12} {name}  {EQUIVALENT.get(name, '')}")
                 all_killed &= name in EQUIVALENT
+    if tried:
+        rate = 100 * killed_in_all / tried
+        print(f"{'all':24} {tried:>5} {killed_in_all:>6} {'':>15} {rate:>6.1f}%")
     print("\nsee a mutant: .venv/bin/mutmut show <name>")
     return all_killed
 
