@@ -397,6 +397,9 @@ def test_parser_refuses_attribute_access() -> None:
         ("selected('x', 'y')", "expected a field id, found a string at position 9"),
         ("a in ['x', b]", "expected a literal in the list, found 'b' at position 11"),
         ("a ==", "expected a value, found end of expression at position 4"),
+        ("x == '\\q'", "unknown escape in string at position 6"),
+        ("x == 1234567890123456", "number with more than 15 digits at position 5"),
+        ("selected(a, b)", "selected() needs a quoted choice value at position 12"),
     ],
 )
 def test_a_parse_error_says_what_it_found_and_where(text: str, message: str) -> None:

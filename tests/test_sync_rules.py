@@ -199,6 +199,36 @@ def test_a_resent_rejected_op_stays_rejected_with_its_first_error():
     assert len(store.all_ops()) == 1  # logged once
 
 
+def test_an_op_id_reused_with_another_payload_is_rejected_as_conflict():
+    store = new_store(device("phone-a"))
+    first = op(1, "update", "household", HOUSEHOLD, {"phone": "13900000001"}, ZERO)
+    push(store, "phone-a", [first], at(0))
+    reused = first | {"device_seq": 2, "data": {"phone": "13900000002"}}
+    result = push(store, "phone-a", [reused], at(10))[0]
+    assert result == {
+        "op_id": first["op_id"],
+        "status": "rejected",
+        "error": {"code": "conflict", "message": "op_id already used with another payload"},
+    }
+
+
+def test_an_op_at_a_device_seq_already_used_is_rejected_as_conflict():
+    store = new_store(device("phone-a"))
+    push(store, "phone-a", [op(1, "update", "household", HOUSEHOLD, {"phone": "1"}, ZERO)], at(0))
+    late = op(1, "update", "household", HOUSEHOLD, {"phone": "2"}, ZERO)
+    result = push(store, "phone-a", [late], at(10))[0]
+    assert result["error"] == {"code": "conflict", "message": "device_seq already used"}
+
+
+def test_a_record_created_in_an_archived_household_is_flagged_for_review():
+    store = new_store(device("phone-a"))
+    insert(store, "household", "h-3", {"village_id": "v", "status": "archived"}, "v")
+    person = {"household_id": "h-3", "name": "汪小明"}
+    push(store, "phone-a", [op(1, "create", "person", OTHER_VISIT, person, ZERO)], at(0))
+    created = store.record("person", OTHER_VISIT)
+    assert created is not None and created.data["review"] == ["household_archived"]
+
+
 def test_a_resent_applied_op_is_a_duplicate_with_its_version():
     store = new_store(device("phone-a"))
     visit = op(1, "create", "visit", str(uuid.uuid4()), visit_data(), hlc_at(0))

@@ -221,6 +221,17 @@ def skewed_clocks_case(fast: str, slow: str) -> dict[str, Any]:
     return merge_case(name, history)
 
 
+def unknown_status_case() -> dict[str, Any]:
+    """A status outside PROBLEM_STATUSES (a null a client should never send) ranks below
+    open in both languages, so the merge never closes a problem on it."""
+    history = History(random.Random(SEED + 2), "least_closed")
+    history.edit("a", None, 10)
+    history.edit("b", "open", 20)
+    return merge_case(
+        "least_closed: a status it does not know counts as less closed than open", history
+    )
+
+
 def random_case(rng: random.Random, number: int) -> dict[str, Any]:
     """Phones that edit offline, sometimes pull first, with clocks that often tie."""
     rule = rng.choice(sorted(RULE_FIELDS))
@@ -245,7 +256,7 @@ def merge_vectors() -> dict[str, Any]:
             history.edit(*edit)
         cases.append(merge_case(name, history))
     cases += [random_case(rng, number) for number in range(1, RANDOM_CASES + 1)]
-    cases += [skewed_clocks_case("z", "a"), skewed_clocks_case("a", "z")]
+    cases += [skewed_clocks_case("z", "a"), skewed_clocks_case("a", "z"), unknown_status_case()]
     _check_coverage(cases)
     # 16 namespace bytes + the name: around SHA-1's 55/56- and 64-byte block boundaries
     names = ["", "a", "é", "走访", "😀", "走" * 40, *("x" * n for n in (39, 40, 47, 48, 103, 104))]
