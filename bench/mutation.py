@@ -39,7 +39,13 @@ LOG = ROOT / "bench" / "results" / "mutation-run.log"
 #: Names hold as long as the function they mutate is unchanged (mutmut numbers per function).
 EQUIVALENT: dict[str, str] = {
     "sync.merge.x__stage__mutmut_7": "an unknown status ranks -2 instead of -1: still below open",
+    "sync.merge.x_merge_write__mutmut_40": "the previous conflict's status: only its id is used",
+    "sync.merge.x_merge_write__mutmut_44": "the previous conflict's status: only its id is used",
     "sync.merge.x_merge_write__mutmut_45": "the previous conflict's status: only its id is used",
+    "sync.merge.x_heads__mutmut_2": "a device's writes come in device_seq order",
+    "sync.engine.x__archived__mutmut_2": "a household's household_id is its own id",
+    "sync.engine.xǁ_Batchǁ_seen__mutmut_20": "resolve() reads an unknown rule (None) as latest",
+    "sync.engine.xǁ_Batchǁprefetch__mutmut_17": "prefetch saves queries; get() fetches the rest",
     "sync.engine.xǁ_Batchǁprefetch__mutmut_9": "prefetch saves queries; get() fetches the rest",
     "sync.engine.x_pull__mutmut_83": "max(head, 1) when nothing was found: head >= 1 there",
     "sync.engine.x__transition_page__mutmut_66": "any phase other than enter is the leave phase",

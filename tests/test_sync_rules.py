@@ -20,7 +20,7 @@ import pytest
 from server.accounts import reassign
 from sync import engine
 from sync.effective import SKEW_TOLERANCE, effective_hlc, effective_visit_time, hlc_of
-from sync.errors import ValidationFailed
+from sync.errors import DeviceRevoked, ValidationFailed
 from sync.hlc import ZERO, Clock, HLCError, clamp, format_hlc, parse_hlc
 from sync.ops import MAX_DEPTH, MAX_SEQ, parse_ops
 from sync.records import MAX_YEAR, MIN_YEAR
@@ -229,6 +229,40 @@ def test_a_record_created_in_an_archived_household_is_flagged_for_review():
     assert created is not None and created.data["review"] == ["household_archived"]
 
 
+def test_a_revoked_or_unknown_device_cannot_push():
+    store = new_store(DeviceState("phone-r", "u-phone-r", True))
+    edit = op(1, "update", "household", HOUSEHOLD, {"phone": "13900000001"}, ZERO)
+    for device_id in ("phone-r", "phone-unknown"):
+        with pytest.raises(DeviceRevoked):
+            push(store, device_id, [edit], at(0))
+    assert store.all_ops() == []
+
+
+def test_an_op_whose_data_is_no_object_is_rejected_not_a_crash():
+    store = new_store(device("phone-a"))
+    edit = op(1, "update", "household", HOUSEHOLD, ["phone"], ZERO)
+    result = push(store, "phone-a", [edit], at(0))[0]
+    assert result["error"]["details"]["fields"] == {"data": ["must be an object"]}
+
+
+def test_the_same_flags_in_another_order_are_no_conflict():
+    """Flags are compared as sets: each write is normalised (sorted, once) before the merge."""
+    store = new_store(device("phone-a"), device("phone-b"))
+    person = {"household_id": HOUSEHOLD, "name": "汪德明", "flags": []}
+    base = insert(store, "person", "p-1", person, "v")
+    results = []
+    for phone, flags in (
+        ("phone-a", ["sick", "elderly", "sick"]),
+        ("phone-b", ["elderly", "sick"]),
+    ):
+        edit = op(1, "update", "person", "p-1", {"flags": flags}, ZERO, base_version=base)
+        results += push(store, phone, [edit], at(0))
+    assert [r["status"] for r in results] == ["applied", "applied"]
+    assert [r for r in store.all_records() if r.type == "conflict"] == []
+    stored = store.record("person", "p-1")
+    assert stored is not None and stored.data["flags"] == ["elderly", "sick"]
+
+
 def test_a_resent_applied_op_is_a_duplicate_with_its_version():
     store = new_store(device("phone-a"))
     visit = op(1, "create", "visit", str(uuid.uuid4()), visit_data(), hlc_at(0))
@@ -417,6 +451,19 @@ def test_a_device_seq_out_of_range_fails_the_whole_push(seq):
     assert unacknowledged(1, seq) == {"ops[1].device_seq": ["must be a positive integer"]}
 
 
+@pytest.mark.parametrize(
+    ("ops", "fields"),
+    [
+        ({"op": 1}, {"ops": ["must be a list of ops"]}),
+        ([["op"]], {"ops[0]": ["must be an object"]}),
+    ],
+)
+def test_a_push_whose_ops_are_not_objects_in_a_list_fails_whole(ops, fields):
+    with pytest.raises(ValidationFailed) as failed:
+        parse_ops(ops, "phone-a")
+    assert failed.value.fields == fields
+
+
 def test_a_device_seq_twice_in_one_batch_fails_the_whole_push():
     assert unacknowledged(1, 2, 1) == {"ops[2].device_seq": ["appears twice in this batch"]}
 
@@ -515,6 +562,16 @@ ENVELOPE_PROBLEMS = {
     "data that is no object": ({"data": ["phone"]}, "data", "must be an object"),
     "an update of no field": ({"data": {}}, "data", "an update changes at least one field"),
     "an update without data": ({"data": None}, "data", "must be an object"),
+    "a type that is no string": (
+        {"type": ["household"]},
+        "type",
+        "must be one of household, person, visit, problem, measure",
+    ),
+    "an action of several the type lacks": (
+        {"type": "person", "action": "delete"},
+        "action",
+        "person allows create, update",
+    ),
 }
 
 
