@@ -42,7 +42,7 @@ EQUIVALENT: dict[str, str] = {
     "sync.merge.x_merge_write__mutmut_40": "the previous conflict's status: only its id is used",
     "sync.merge.x_merge_write__mutmut_44": "the previous conflict's status: only its id is used",
     "sync.merge.x_merge_write__mutmut_45": "the previous conflict's status: only its id is used",
-    "sync.merge.x_heads__mutmut_2": "a device's writes come in device_seq order",
+    "sync.merge.x_heads__mutmut_2": "writes come in arrival order, a device's in seq order",
     "sync.engine.x__archived__mutmut_2": "a household's household_id is its own id",
     "sync.engine.xǁ_Batchǁ_seen__mutmut_20": "resolve() reads an unknown rule (None) as latest",
     "sync.engine.xǁ_Batchǁprefetch__mutmut_17": "prefetch saves queries; get() fetches the rest",
