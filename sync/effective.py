@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sync.hlc import clamp, format_hlc, hlc_millis
+from sync.hlc import clamp, format_hlc, parse_hlc
 
 #: a phone clock closer than this to the server's is taken as right
 SKEW_TOLERANCE = timedelta(minutes=10)
@@ -39,16 +39,15 @@ def effective_visit_time(
 
     The phone's clock error at push time is the best estimate of its error when it recorded
     the visit: a phone at 1970 or 2035 still lands its visits in the right week. A visit is
-    never placed after the server received it.
+    never placed after the server received it. All three times lie between the years
+    sync.records.MIN_YEAR and MAX_YEAR (parse_offset_datetime refuses others; the server's
+    clock is one), so the shift cannot overflow a datetime.
     """
     corrected = visited_at
     if device_time is not None:
         skew = received_at - device_time
         if abs(skew) > SKEW_TOLERANCE:
-            try:
-                corrected = visited_at + skew
-            except OverflowError:
-                corrected = received_at
+            corrected = visited_at + skew
     if corrected > received_at:
         corrected = received_at
     corrected = corrected.astimezone(visited_at.tzinfo)
@@ -78,7 +77,7 @@ def visit_time_problem(
       bound is checked.
     """
     try:
-        recorded = EPOCH + timedelta(milliseconds=hlc_millis(op_hlc))
+        recorded = EPOCH + timedelta(milliseconds=parse_hlc(op_hlc)[0])
     except OverflowError:  # a clock past year 9999
         recorded = datetime(9999, 1, 1, tzinfo=UTC)
     if visited_at > recorded + SKEW_TOLERANCE:

@@ -39,10 +39,6 @@ def is_hlc(value: object) -> bool:
     return isinstance(value, str) and HLC_PATTERN.fullmatch(value) is not None
 
 
-def hlc_millis(value: str) -> int:
-    return parse_hlc(value)[0]
-
-
 def clamp(value: str, low: str, high: str) -> str:
     """``value`` moved into [low, high]; if the bounds cross, ``high`` (the server's) wins."""
     return min(max(value, low), high)

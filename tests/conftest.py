@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
+from forms import parse_expression
 from server import create_app
 from server.admin.forms_service import publish_forms
 from server.storage.db import configure_engine, db, engine_options, normalize_url
@@ -26,6 +27,13 @@ from tests.county import County, build_county
 
 IN_CI = os.environ.get("CI") == "true"
 CHEAP_HASH = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Start without parsed expressions: mutmut (bench/mutation.py) runs each mutant in a fork
+    of one process that already ran the tests, and expressions cached there would hide a
+    mutant of the parser."""
+    parse_expression.cache_clear()
 
 
 def app_for(url: str, instance: Path, **extra: Any) -> Any:

@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from sync.effective import effective_hlc
 from sync.hlc import MAX_COUNTER, ZERO, Clock, HLCError, format_hlc, parse_hlc
 from sync.merge import (
     CONFLICT_NAMESPACE,
@@ -69,10 +70,17 @@ class History:
         self.writes: list[FieldWrite] = []
 
     def edit(
-        self, phone: str, value: Any, second: int, knows: int | None = None, counter: int = 0
+        self,
+        phone: str,
+        value: Any,
+        second: int,
+        knows: int | None = None,
+        counter: int = 0,
+        hlc: str | None = None,
     ) -> None:
-        """A write of ``phone-<phone>`` stamped ``second`` seconds into the day, made knowing
-        the record as of write number ``knows`` (default: before any of these writes)."""
+        """A write of ``phone-<phone>`` stamped ``second`` seconds into the day (or ``hlc``),
+        made knowing the record as of write number ``knows`` (default: before any of these
+        writes)."""
         device = f"phone-{phone}"
         version = self.writes[-1].version if self.writes else self.start_version
         self.seqs[device] = self.seqs.get(device, 0) + 1 + self.rng.randrange(2)
@@ -87,7 +95,7 @@ class History:
                 base_version=base,
                 device_id=device,
                 device_seq=self.seqs[device],
-                hlc=format_hlc(DAY + second * 1000, counter),
+                hlc=hlc or format_hlc(DAY + second * 1000, counter),
                 value=value,
                 user_id=f"user-{phone}",
             )
@@ -197,6 +205,33 @@ HAND_WRITTEN: list[tuple[str, str, list[tuple[Any, ...]]]] = [
 ]  # fmt: skip
 
 
+def skewed_clocks_case(fast: str, slow: str) -> dict[str, Any]:
+    """Two phones registered at DAY with known, skewed clocks edit one field concurrently; each
+    write carries its effective hlc (sync/effective.py). ``fast`` runs two hours ahead and edits
+    10 s into the day: the server clamps it to its receipt. ``slow`` runs three minutes behind
+    and edits 5 min into the day, stamping minute 2. The later effective time wins, whatever
+    the device ids: with ``fast`` = z the greater id loses."""
+    history = History(random.Random(SEED + ord(fast)), "latest")
+    floor = format_hlc(DAY)
+    for phone, value, claimed, received in ((fast, P1, 7210, 10), (slow, P2, 120, 300)):
+        stamp = format_hlc(DAY + claimed * 1000)
+        hlc = effective_hlc(stamp, floor, ZERO, format_hlc(DAY + received * 1000))
+        history.edit(phone, value, 0, hlc=hlc)
+    name = f"skewed clocks: the later effective time wins (phone-{fast} fast, phone-{slow} slow)"
+    return merge_case(name, history)
+
+
+def unknown_status_case() -> dict[str, Any]:
+    """A status outside PROBLEM_STATUSES (a null a client should never send) ranks below
+    open in both languages, so the merge never closes a problem on it."""
+    history = History(random.Random(SEED + 2), "least_closed")
+    history.edit("a", None, 10)
+    history.edit("b", "open", 20)
+    return merge_case(
+        "least_closed: a status it does not know counts as less closed than open", history
+    )
+
+
 def random_case(rng: random.Random, number: int) -> dict[str, Any]:
     """Phones that edit offline, sometimes pull first, with clocks that often tie."""
     rule = rng.choice(sorted(RULE_FIELDS))
@@ -221,6 +256,7 @@ def merge_vectors() -> dict[str, Any]:
             history.edit(*edit)
         cases.append(merge_case(name, history))
     cases += [random_case(rng, number) for number in range(1, RANDOM_CASES + 1)]
+    cases += [skewed_clocks_case("z", "a"), skewed_clocks_case("a", "z"), unknown_status_case()]
     _check_coverage(cases)
     # 16 namespace bytes + the name: around SHA-1's 55/56- and 64-byte block boundaries
     names = ["", "a", "é", "走访", "😀", "走" * 40, *("x" * n for n in (39, 40, 47, 48, 103, 104))]
