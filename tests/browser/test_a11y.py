@@ -331,7 +331,9 @@ def test_the_household_link_on_a_problem_is_a_48_px_tap_target(phone):
     for name in tour(phone):
         if name == "problem":
             link = phone.page.locator("main > .screen").get_by_role("link", name="户主1")
-            assert link.bounding_box()["height"] >= 48
+            link.wait_for(state="visible")  # the screen renders its detail after the heading
+            box = link.bounding_box()
+            assert box is not None and box["height"] >= 48
             return
 
 
