@@ -86,10 +86,7 @@ def visit_time_problem(
     if device_time is not None:
         behind = received_at - device_time
         if behind > SKEW_TOLERANCE:
-            try:
-                placed = visited_at + behind
-            except OverflowError:
-                return None
+            placed = visited_at + behind  # both times lie in 1900–2999: no overflow
         elif recorded > device_time + SKEW_TOLERANCE:
             return None
     if placed < recorded - backdate - SKEW_TOLERANCE:

@@ -19,7 +19,13 @@ import pytest
 
 from server.admin.accounts import reassign
 from sync import engine
-from sync.effective import SKEW_TOLERANCE, effective_hlc, effective_visit_time, hlc_of
+from sync.effective import (
+    SKEW_TOLERANCE,
+    effective_hlc,
+    effective_visit_time,
+    hlc_of,
+    visit_time_problem,
+)
 from sync.errors import DeviceRevoked, ValidationFailed
 from sync.hlc import ZERO, Clock, HLCError, clamp, format_hlc, parse_hlc
 from sync.ops import MAX_DEPTH, MAX_SEQ, parse_ops
@@ -855,3 +861,54 @@ def test_over_http_a_scope_change_resends_nothing_the_device_already_holds(any_c
     changes = c.pull_all()
     assert [r for r in changes if r["type"] == "household"] == []
     assert {r["id"] for r in c.pull_all()} == set()
+
+
+# The bounds of a visit's time (sync.effective.visit_time_problem), at their edges.
+
+WEEK = timedelta(days=7)
+TOLERANCE = timedelta(minutes=10)
+
+
+def recorded_hlc(moment: datetime) -> str:
+    return format_hlc(int(moment.timestamp() * 1000))
+
+
+def time_problem(
+    visited: datetime, recorded: datetime, device_time: datetime | None = None
+) -> str | None:
+    return visit_time_problem(visited, recorded_hlc(recorded), device_time, T0, WEEK)
+
+
+def test_a_visit_up_to_the_tolerance_after_its_recording_is_accepted_and_no_later():
+    assert time_problem(T0 + TOLERANCE, T0) is None
+    problem = time_problem(T0 + TOLERANCE + timedelta(seconds=1), T0)
+    assert problem is not None and "future" in problem
+
+
+def test_a_visit_up_to_the_backdate_bound_before_its_recording_is_accepted_and_no_earlier():
+    assert time_problem(T0 - WEEK - TOLERANCE, T0) is None
+    problem = time_problem(T0 - WEEK - TOLERANCE - timedelta(seconds=1), T0)
+    assert problem == "more than 7 days before the phone recorded the visit"
+
+
+def test_a_phone_behind_the_server_has_its_visit_moved_by_its_lag_before_the_bound():
+    """Set to a month ago: its hlc is the server time it last saw; its visit of two days ago
+    by its own clock is two days ago by the server's."""
+    lag = timedelta(days=30)
+    visited = T0 - lag - timedelta(days=2)
+    assert time_problem(visited, T0 - timedelta(hours=1), device_time=T0 - lag) is None
+    just_in_tolerance = T0 - TOLERANCE
+    assert time_problem(visited, T0 - timedelta(hours=1), device_time=just_in_tolerance)
+
+
+def test_an_hlc_ahead_of_the_phones_clock_checks_only_the_future_bound():
+    """A clock once set to 2035 and put right: its hlc stays ahead and dates nothing."""
+    ahead = T0 + timedelta(days=3000)
+    assert time_problem(T0 - timedelta(days=30), ahead, device_time=T0) is None
+    at_tolerance = T0 + TOLERANCE
+    assert time_problem(T0 - timedelta(days=30), at_tolerance, device_time=T0) is not None
+
+
+def test_an_hlc_past_year_9999_is_read_as_year_9999_not_a_crash():
+    problem = visit_time_problem(T0, "999999999999999-0000", None, T0, WEEK)
+    assert problem == "more than 7 days before the phone recorded the visit"
