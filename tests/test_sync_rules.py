@@ -882,7 +882,7 @@ def time_problem(
 def test_a_visit_up_to_the_tolerance_after_its_recording_is_accepted_and_no_later():
     assert time_problem(T0 + TOLERANCE, T0) is None
     problem = time_problem(T0 + TOLERANCE + timedelta(seconds=1), T0)
-    assert problem is not None and "future" in problem
+    assert problem == "after the phone recorded the visit: a visit cannot be in the future"
 
 
 def test_a_visit_up_to_the_backdate_bound_before_its_recording_is_accepted_and_no_earlier():
@@ -899,6 +899,15 @@ def test_a_phone_behind_the_server_has_its_visit_moved_by_its_lag_before_the_bou
     assert time_problem(visited, T0 - timedelta(hours=1), device_time=T0 - lag) is None
     just_in_tolerance = T0 - TOLERANCE
     assert time_problem(visited, T0 - timedelta(hours=1), device_time=just_in_tolerance)
+
+
+def test_a_phone_behind_by_just_the_tolerance_is_taken_as_right_and_not_moved():
+    recorded = T0 - timedelta(hours=1)
+    visited = recorded - WEEK - TOLERANCE - timedelta(minutes=5)
+    assert time_problem(visited, recorded, device_time=T0 - TOLERANCE) is not None
+    assert (
+        time_problem(visited, recorded, device_time=T0 - TOLERANCE - timedelta(minutes=6)) is None
+    )
 
 
 def test_an_hlc_ahead_of_the_phones_clock_checks_only_the_future_bound():
