@@ -331,9 +331,19 @@ def test_the_household_link_on_a_problem_is_a_48_px_tap_target(phone):
     for name in tour(phone):
         if name == "problem":
             link = phone.page.locator("main > .screen").get_by_role("link", name="户主1")
-            link.wait_for(state="visible")  # the screen renders its detail after the heading
-            box = link.bounding_box()
-            assert box is not None and box["height"] >= 48
+            # the screen renders its detail after its heading, and may render it again: wait
+            # until the link is laid out, then measure it
+            link.wait_for(state="visible")
+            phone.page.wait_for_function(
+                """() => [...document.querySelectorAll("main > .screen a")]
+                    .some((a) => a.textContent.includes("户主1") && a.offsetHeight > 0)"""
+            )
+            heights = phone.page.eval_on_selector_all(
+                "main > .screen a",
+                "links => links.filter((a) => a.textContent.includes('户主1') && a.offsetHeight)"
+                ".map((a) => a.getBoundingClientRect().height)",
+            )
+            assert heights and min(heights) >= 48, heights
             return
 
 
