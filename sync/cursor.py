@@ -1,7 +1,8 @@
 """Signed, opaque pull cursors (CONTRACT §8).
 
 A cursor is ``base64url(json) . base64url(hmac)``: the server can trust what it reads back,
-and a cursor made for one device is refused for another (``invalid_cursor``).
+and a cursor made for one device is refused for another (``invalid_cursor``). ``sign`` and
+``unsign`` serve every other paged list too (the reports' visit list).
 """
 
 from __future__ import annotations
@@ -37,23 +38,42 @@ def _mac(secret: bytes, body: str) -> str:
     return _b64(hmac.new(secret, body.encode(), hashlib.sha256).digest()[:18])
 
 
-def encode_cursor(cursor: Cursor, secret: bytes) -> str:
-    payload = {"d": cursor.device_id, "v": cursor.version, "s": cursor.scope}
-    if cursor.transition:
-        payload["t"] = cursor.transition
+def sign(payload: dict[str, Any], secret: bytes) -> str:
+    """``payload`` as an opaque token the server can trust when it comes back."""
     body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
     return body + "." + _mac(secret, body)
 
 
-def decode_cursor(text: str, secret: bytes, device_id: str) -> Cursor:
-    """The cursor behind ``text``; InvalidCursor if forged, altered or issued to another device."""
-    if not isinstance(text, str) or not text.isascii() or text.count(".") != 1 or len(text) > 4096:
-        raise InvalidCursor("malformed cursor")  # a cursor we made is base64url: ASCII
+def unsign(text: Any, secret: bytes, max_length: int = 4096) -> dict[str, Any]:
+    """The payload of a token made by ``sign`` with ``secret``; InvalidCursor if it is forged,
+    altered or no token at all."""
+    if not isinstance(text, str) or not text.isascii() or text.count(".") != 1:
+        raise InvalidCursor("malformed cursor")  # a token we made is base64url: ASCII
+    if len(text) > max_length:
+        raise InvalidCursor("malformed cursor")
     body, mac = text.split(".")
     if not hmac.compare_digest(mac, _mac(secret, body)):
         raise InvalidCursor("cursor signature does not match")
     try:
         payload = json.loads(_unb64(body))
+    except ValueError as exc:
+        raise InvalidCursor("malformed cursor") from exc
+    if not isinstance(payload, dict):
+        raise InvalidCursor("malformed cursor")
+    return payload
+
+
+def encode_cursor(cursor: Cursor, secret: bytes) -> str:
+    payload: dict[str, Any] = {"d": cursor.device_id, "v": cursor.version, "s": cursor.scope}
+    if cursor.transition:
+        payload["t"] = cursor.transition
+    return sign(payload, secret)
+
+
+def decode_cursor(text: str, secret: bytes, device_id: str) -> Cursor:
+    """The cursor behind ``text``; InvalidCursor if forged, altered or issued to another device."""
+    payload = unsign(text, secret)
+    try:
         cursor = Cursor(payload["d"], int(payload["v"]), str(payload["s"]), payload.get("t"))
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidCursor("malformed cursor") from exc

@@ -14,9 +14,7 @@ between two pages neither shifts nor repeats the ones after it.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import json
 import tempfile
 from collections.abc import Iterator
@@ -42,6 +40,8 @@ from server.reports.exports import MODE_NAMES, spreadsheet_text
 from server.reports.periods import Period, local_day
 from server.storage.models import Blob
 from server.storage.store import TABLES, chunks, utc_naive
+from sync.cursor import sign, unsign
+from sync.errors import InvalidCursor
 from sync.scope import Scope
 
 PEOPLE = TABLES["person"]
@@ -159,13 +159,8 @@ def _from(sel: Selection) -> Any:
 # --- the cursor --------------------------------------------------------------------------------
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _mac(body: str) -> str:
-    key = current_app.config["CURSOR_KEY"] + b":visits"
-    return _b64(hmac.new(key, body.encode(), hashlib.sha256).digest()[:18])
+def _key() -> bytes:
+    return current_app.config["CURSOR_KEY"] + b":visits"
 
 
 def _fingerprint(f: VisitFilter, reader: str) -> str:
@@ -175,30 +170,19 @@ def _fingerprint(f: VisitFilter, reader: str) -> str:
 
 
 def encode_cursor(f: VisitFilter, reader: str, at: datetime, visit_id: str) -> str:
-    payload = {"f": _fingerprint(f, reader), "t": at.isoformat(), "i": visit_id}
-    body = _b64(json.dumps(payload, separators=(",", ":")).encode())
-    return body + "." + _mac(body)
+    return sign({"f": _fingerprint(f, reader), "t": at.isoformat(), "i": visit_id}, _key())
 
 
 def decode_cursor(text: str, f: VisitFilter, reader: str) -> tuple[datetime, str]:
     """(time, id) of the last visit of the previous page; invalid_cursor when forged, altered
     or made for another list or reader."""
-    if not text.isascii() or text.count(".") != 1 or len(text) > 1024:
-        raise ApiError("invalid_cursor", "malformed cursor")
-    body, mac = text.split(".")
-    if not hmac.compare_digest(mac, _mac(body)):
-        raise ApiError("invalid_cursor", "cursor signature does not match")
+    payload = unsign(text, _key(), max_length=1024)
     try:
-        payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        at, visit_id, fingerprint = (
-            datetime.fromisoformat(payload["t"]),
-            str(payload["i"]),
-            payload["f"],
-        )
+        at, visit_id = datetime.fromisoformat(payload["t"]), str(payload["i"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise ApiError("invalid_cursor", "malformed cursor") from exc
-    if fingerprint != _fingerprint(f, reader):
-        raise ApiError("invalid_cursor", "this cursor belongs to another list")
+        raise InvalidCursor("malformed cursor") from exc
+    if payload.get("f") != _fingerprint(f, reader):
+        raise InvalidCursor("this cursor belongs to another list")
     return at, visit_id
 
 
