@@ -16,6 +16,11 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def utc_iso(value: datetime | None) -> str | None:
+    """A naive UTC column value as ISO 8601 with its offset, to the second."""
+    return value.replace(tzinfo=UTC).isoformat(timespec="seconds") if value else None
+
+
 def utcnow() -> datetime:
     """Naive UTC now, as the DateTime columns hold it."""
     return now().replace(tzinfo=None)

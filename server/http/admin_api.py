@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -59,6 +58,7 @@ from server.http.schemas import load
 from server.service import Administration, mask_phone
 from server.storage.models import Assignment as AssignmentRow
 from server.storage.models import Device, Form, Household, Person, Region, User
+from server.timeutil import utc_iso
 from sync.records import id_number_problem, normal_id_number
 from sync.scope import Assignment, Scope
 
@@ -99,10 +99,6 @@ def _reader() -> tuple[Caller, Scope]:
     caller = current_caller()
     require_role(caller, "admin", "supervisor")
     return caller, service.administration(caller).scope
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.replace(tzinfo=UTC).isoformat(timespec="seconds") if value else None
 
 
 def _body(schema: Schema) -> dict[str, Any]:
@@ -694,7 +690,7 @@ def _user_json(row: Any, conn: Connection, masked: bool) -> dict[str, Any]:
         "role": row.role,
         "phone": mask_phone(row.phone) if masked else row.phone,
         "active": row.active,
-        "created_at": _iso(row.created_at),
+        "created_at": utc_iso(row.created_at),
         "region_ids": list(assignment.region_ids),
         "household_ids": list(assignment.household_ids),
     }
@@ -991,10 +987,10 @@ def _device_json(row: Any) -> dict[str, Any]:
         "user_id": row.user_id,
         "username": row.username,
         "name": row.name,
-        "created_at": _iso(row.created_at),
-        "last_seen_at": _iso(row.last_seen_at),
-        "last_sync_at": _iso(row.last_sync_at),
-        "revoked_at": _iso(row.revoked_at),
+        "created_at": utc_iso(row.created_at),
+        "last_seen_at": utc_iso(row.last_seen_at),
+        "last_sync_at": utc_iso(row.last_sync_at),
+        "revoked_at": utc_iso(row.revoked_at),
         "revoked": row.revoked_at is not None,
     }
 

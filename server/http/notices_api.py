@@ -6,7 +6,6 @@ URLs and signing secrets are kept but never shown back whole: a robot's URL hold
 from __future__ import annotations
 
 import json
-from datetime import UTC
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -19,6 +18,7 @@ from server.http.request_checks import checked_json
 from server.http.schemas import load
 from server.notices import channels, queue
 from server.service import Administration
+from server.timeutil import utc_iso
 
 notices_api = Blueprint("notices", __name__, url_prefix="/api/v1/admin")
 
@@ -186,7 +186,7 @@ def _channel_json(row: Any) -> dict[str, Any]:
         "secret_set": bool(row.secret),
         "recipients": queue.recipients(row.target) if not robot else None,
         "jobs": json.loads(row.jobs),
-        "updated_at": _iso(row.updated_at),
+        "updated_at": utc_iso(row.updated_at),
     }
 
 
@@ -201,9 +201,9 @@ def _delivery_json(row: Any) -> dict[str, Any]:
         "status": row.status,
         "attempts": row.attempts,
         "last_error": row.last_error,
-        "created_at": _iso(row.created_at),
-        "next_attempt_at": _iso(row.next_attempt_at),
-        "sent_at": _iso(row.sent_at),
+        "created_at": utc_iso(row.created_at),
+        "next_attempt_at": utc_iso(row.next_attempt_at),
+        "sent_at": utc_iso(row.sent_at),
     }
 
 
@@ -211,7 +211,3 @@ def masked(url: str) -> str:
     """Enough of a webhook URL to tell robots apart: its host and its last four characters."""
     parts = url.split("/")
     return "/".join(parts[:3]) + "/…" + url[-4:]
-
-
-def _iso(value: Any) -> str | None:
-    return value.replace(tzinfo=UTC).isoformat(timespec="seconds") if value else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import UTC, date
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Table, and_, func, select
@@ -38,6 +38,7 @@ from server.reports.coverage import (
 )
 from server.reports.periods import invalid
 from server.storage.store import DEVICES, OPS, WRITES, chunks
+from server.timeutil import utc_iso
 from sync.merge import FieldWrite, merge_write
 from sync.records import PROBLEM_STATUSES, RECORD_TYPES, with_defaults
 from sync.scope import Scope
@@ -152,7 +153,7 @@ def escalations_of(conn: Connection, problem_ids: list[str]) -> dict[str, dict[s
         for r in rows:
             details = json.loads(r.details or "{}")
             out[r.target_id] = {
-                "at": r.at.replace(tzinfo=UTC).isoformat(timespec="seconds"),
+                "at": utc_iso(r.at),
                 "due_date": details.get("due_date"),
                 "from_assignee_id": details.get("from"),
                 "to_assignee_id": details.get("to"),
