@@ -39,7 +39,7 @@ EVERYTHING = Scope(True, frozenset(), frozenset(), frozenset(), "all")
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 HOUSEHOLD = "h-1"
 #: when the phone recorded the visits of visit_data(): at T0, half an hour after the visit
-RECORDED = format_hlc(int(T0.timestamp() * 1000))
+RECORDED = hlc_of(T0)
 SHANGHAI = timezone(timedelta(hours=8))
 
 
@@ -869,14 +869,10 @@ WEEK = timedelta(days=7)
 TOLERANCE = timedelta(minutes=10)
 
 
-def recorded_hlc(moment: datetime) -> str:
-    return format_hlc(int(moment.timestamp() * 1000))
-
-
 def time_problem(
     visited: datetime, recorded: datetime, device_time: datetime | None = None
 ) -> str | None:
-    return visit_time_problem(visited, recorded_hlc(recorded), device_time, T0, WEEK)
+    return visit_time_problem(visited, hlc_of(recorded), device_time, T0, WEEK)
 
 
 def test_a_visit_up_to_the_tolerance_after_its_recording_is_accepted_and_no_later():
