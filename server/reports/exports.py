@@ -26,17 +26,10 @@ from sqlalchemy import select
 from server import service
 from server.reports import coverage as reports
 from server.reports import problems
-from server.reports.labels import category_label
+from server.reports.labels import MODE_NAMES, STATUS_NAMES, category_label
 from server.reports.periods import month_label, week_label
 from server.service import mask_id_number, mask_phone
 
-STATUS_NAMES = {
-    "open": "待处理",
-    "in_progress": "处理中",
-    "resolved": "已解决",
-    "verified": "已核验",
-}
-MODE_NAMES = {"home": "入户", "phone": "电话", "wechat": "微信", "video": "视频", "other": "其他"}
 COVERAGE_HEADERS = ["乡镇", "村", "应访户数", "已访户数", "未访户数", "覆盖率"]
 LOW_COVERAGE = 0.9  # rows below it are filled red in the bulletin
 MAX_ROWS = 100_000  # of a sheet; far above a county's open problems

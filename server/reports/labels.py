@@ -17,6 +17,16 @@ CATEGORY_LABELS = {
     "other": "其他",
 }
 
+#: problem stages, as the bulletin's problem sheet writes them
+STATUS_NAMES = {
+    "open": "待处理",
+    "in_progress": "处理中",
+    "resolved": "已解决",
+    "verified": "已核验",
+}
+#: visit modes, as the visit list and the submissions workbook write them
+MODE_NAMES = {"home": "入户", "phone": "电话", "wechat": "微信", "video": "视频", "other": "其他"}
+
 
 def category_label(code: str | None) -> str:
     """A problem category as a person reads it; a code the table does not know (a county's own

@@ -36,7 +36,8 @@ from server.admin.forms_service import published_form
 from server.http.errors import ApiError
 from server.reports import coverage
 from server.reports.coverage import HOUSEHOLDS, PROBLEMS, USERS, VISITS, Context, Regions
-from server.reports.exports import MODE_NAMES, spreadsheet_text
+from server.reports.exports import spreadsheet_text
+from server.reports.labels import MODE_NAMES
 from server.reports.periods import Period, local_day
 from server.storage.models import Blob
 from server.storage.store import TABLES, chunks, utc_naive
