@@ -326,15 +326,15 @@ class _Batch:
             raise _reject("validation_failed", "answers do not fit the form", fields)
         visited_at = parse_offset_datetime(op.data["visited_at"])
         assert visited_at is not None  # checked when the op was parsed
-        kept = _kept_time(original, op.data["visited_at"])
-        if kept is not None:
-            effective, corrected = kept
-        else:
-            if original is None or original.data.get("visited_at") != op.data["visited_at"]:
-                self._check_visit_time(op, visited_at)
-            effective, corrected = effective_visit_time(
-                visited_at, ctx.device_time, ctx.received_at
-            )
+        keeps_time = (
+            original is not None and original.data.get("visited_at") == op.data["visited_at"]
+        )
+        kept = _kept_time(original) if keeps_time and original is not None else None
+        if not keeps_time:
+            self._check_visit_time(op, visited_at)
+        effective, corrected = kept or effective_visit_time(
+            visited_at, ctx.device_time, ctx.received_at
+        )
         review = []
         if corrected:
             review.append("clock_corrected")
@@ -507,12 +507,11 @@ def photos_in(answers: dict[str, Any]) -> list[str]:
     return sorted(found)
 
 
-def _kept_time(original: Record | None, visited_at: str) -> tuple[datetime, bool] | None:
+def _kept_time(original: Record) -> tuple[datetime, bool] | None:
     """A correction that keeps the time of the visit it corrects keeps that visit's effective
     time — and so the week it counted in — however wrong the phone's clock is now (CONTRACT
-    §10). (effective time, whether it was clock-corrected), or None for any other visit."""
-    if original is None or original.data.get("visited_at") != visited_at:
-        return None
+    §10); it is not checked against the backdate bound either, however old. (effective time,
+    whether it was clock-corrected), or None when the corrected visit holds no usable one."""
     effective = parse_offset_datetime(original.data.get("visited_at_effective"))
     if effective is None:
         return None
