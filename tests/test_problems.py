@@ -266,7 +266,7 @@ def test_concurrent_status_edits_keep_the_least_closed_and_list_the_problem_once
 
 def escalate(county, day: date) -> int:
     with county.app.app_context():
-        return problems.escalate_overdue_problems(day)
+        return len(problems.escalate_overdue(day))
 
 
 def problem(county, problem_id: str) -> dict:

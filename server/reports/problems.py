@@ -358,11 +358,6 @@ def _relayed_devices(conn: Connection, problem_id: str) -> dict[str, str]:
     return out
 
 
-def escalate_overdue_problems(today: date) -> int:
-    """How many problems ``escalate_overdue`` escalated now."""
-    return len(escalate_overdue(today))
-
-
 def escalate_overdue(today: date) -> list[str]:
     """Reassign every problem past its due date and not resolved or verified to the supervisor
     of its township (the nearest supervised region up the tree), once per due date; the
