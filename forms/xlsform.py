@@ -393,19 +393,14 @@ class _Converter:
         return form_id
 
     def _version(self, given: int | None, settings: Mapping[str, str]) -> int:
+        """The settings sheet's version when it is a whole number, else 1. ODK and Kobo take
+        any text there (often a date, ``2024-05-05 09:29:21``), and the import numbers the
+        published version itself, so a version that is no number is no mistake."""
         if given is not None:
             return given
         text = settings.get("version", "")
-        if not text:
-            return 1
         if text.isascii() and text.isdigit() and int(text) >= 1:
             return int(text)
-        self.problem(
-            "settings",
-            self.settings_row,
-            "version",
-            f"version {text!r} is not a whole number of at least 1",
-        )
         return 1
 
     def _policy(self, settings: Mapping[str, str]) -> str | None:

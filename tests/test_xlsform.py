@@ -372,11 +372,16 @@ def test_settings_problems_are_reported_on_the_settings_sheet() -> None:
         survey=[{"type": "text", "name": "q", "label": "q"}],
         settings=[{"version": "v2", "policy": "daily"}],
     )
-    assert where(problems) == [
-        ("settings", 2, "form_id"),
-        ("settings", 2, "version"),
-        ("settings", 2, "policy"),
-    ]
+    assert where(problems) == [("settings", 2, "form_id"), ("settings", 2, "policy")]
+
+
+def test_a_settings_version_that_is_no_number_is_no_mistake() -> None:
+    """ODK and Kobo forms often carry a date as their version; the import numbers its own."""
+    sheets = {
+        "survey": [{"type": "text", "name": "q", "label": "q"}],
+        "settings": [{"form_id": "osm_buildings", "version": "2023-05-02 10:43:54"}],
+    }
+    assert convert_sheets(sheets)["versions"][0]["version"] == 1
 
 
 def test_a_workbook_without_a_survey_sheet_is_refused() -> None:
