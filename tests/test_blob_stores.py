@@ -112,6 +112,11 @@ def bytes_in_store(app: Any) -> dict[str, bytes]:
         return {row.sha256: row.content for row in rows if row.content is not None}
 
 
+def has_bytes(app: Any, sha: str) -> bool:
+    with app.app_context(), store().engine.connect() as conn:
+        return blob_store().exists(conn, sha)
+
+
 def fetch(device: Any, sha: str) -> tuple[int, bytes]:
     """GET a photo as a phone does: following a redirect to the bucket, without the token."""
     response = device.client.get(f"/api/v1/blobs/{sha}", headers=device.headers)
@@ -139,6 +144,7 @@ def test_a_stored_photo_is_answered_by_head_and_get_in_every_store(county):
     assert a.client.head(f"/api/v1/blobs/{SHA}", headers=a.headers).status_code == 200
     assert fetch(b, SHA) == (200, JPEG)
     assert list(bytes_in_store(county.app).values()) == [JPEG]
+    assert has_bytes(county.app, SHA)
 
 
 def test_a_photo_sent_twice_is_stored_once_in_every_store(county):
@@ -152,6 +158,7 @@ def test_bytes_that_do_not_hash_to_the_name_leave_nothing_in_any_store(county):
     assert put(a, sha="0" * 64).status_code == 422
     assert a.client.head(f"/api/v1/blobs/{'0' * 64}", headers=a.headers).status_code == 404
     assert bytes_in_store(county.app) == {}
+    assert not has_bytes(county.app, "0" * 64) and not has_bytes(county.app, SHA)
 
 
 def test_a_photo_over_two_megabytes_leaves_nothing_in_any_store(county):
@@ -181,6 +188,7 @@ def test_the_cleanup_deletes_the_bytes_with_the_row_in_every_store(county):
     run_cleanup(county)
 
     assert [name[-64:] for name in bytes_in_store(county.app)] == [photo(1)[1]]
+    assert not has_bytes(county.app, photo(0)[1]) and has_bytes(county.app, photo(1)[1])
 
 
 # --- S3: the GET is a redirect to a short-lived signed URL ------------------------------------

@@ -181,7 +181,13 @@ class S3Blobs:
         from botocore.config import Config
 
         self.bucket, self.prefix, self.url_seconds = bucket, prefix, url_seconds
-        config = Config(signature_version="s3v4", retries={"max_attempts": 3, "mode": "standard"})
+        # a bucket out of reach fails an upload in seconds (503, the phone retries), not minutes
+        config = Config(
+            signature_version="s3v4",
+            connect_timeout=5,
+            read_timeout=30,
+            retries={"max_attempts": 3, "mode": "standard"},
+        )
         self.client: Any = boto3.client("s3", endpoint_url=endpoint_url, config=config)
         self.origin = _origin(self.url("0" * 64))
 
