@@ -14,6 +14,7 @@ from server.http.errors import register_error_handlers
 from server.http.jsonio import OrjsonProvider, compress_json
 from server.http.request_checks import check_url
 from server.http.security import security_headers
+from server.storage.blobstore import open_blob_store
 from server.storage.db import configure_engine, db, engine_options, normalize_url
 from server.storage.store import SqlStore
 from sync.hlc import Clock
@@ -27,6 +28,12 @@ DEFAULTS: dict[str, Any] = {
     # sends maybe 100 photos of ~300 KB a week
     "PHOTOS_PER_HOUR": 100,
     "PHOTO_BYTES_PER_DAY": 200 * 1024 * 1024,
+    # where photos' bytes live: database | directory:<path> | s3://<bucket>/<prefix>
+    # (server/storage/blobstore.py, docs/deploy.md "Photos")
+    "BLOB_STORE": "database",
+    "S3_ENDPOINT_URL": None,
+    # how long a signed photo URL of the s3 store lets its holder fetch the photo
+    "BLOB_URL_SECONDS": 300,
     # days after its upload a photo no visit refers to is deleted (job photo_cleanup)
     "PHOTO_GRACE_DAYS": 30,
     # how many days before the phone recorded it a visit may have happened (CONTRACT §10)
@@ -60,6 +67,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     with app.app_context():
         configure_engine(db.engine)
         app.extensions["zoufang_store"] = SqlStore(db.engine)
+    app.extensions["zoufang_blobs"] = open_blob_store(app.config)
     app.extensions["zoufang_clock"] = Clock()
     from server.admin.forms_service import check_answers
 

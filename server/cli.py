@@ -259,6 +259,27 @@ def export_sqlite(file: str) -> None:
     click.echo(json.dumps({"file": file, "counts": counts}, ensure_ascii=False))
 
 
+@main.group("blobs")
+def blobs_group() -> None:
+    """Photos' bytes (docs/deploy.md, "Photos")."""
+
+
+@blobs_group.command("migrate")
+@click.option("--batch", default=50, show_default=True, type=click.IntRange(1, 1000))
+def blobs_migrate(batch: int) -> None:
+    """Move photos' bytes from the database into the store ZOUFANG_BLOB_STORE names (a
+    directory or a bucket). Safe to stop and run again; the app keeps serving meanwhile."""
+    from server.service import store
+    from server.storage.blobstore import BadBlobStore, blob_store, move_out_of_database
+
+    with _app().app_context():
+        try:
+            moved, size = move_out_of_database(store().engine, blob_store(), batch)
+        except BadBlobStore as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps({"moved": moved, "bytes": size}))
+
+
 @main.group("forms")
 def forms_group() -> None:
     """Visit forms: the versions published to phones (CONTRACT §9, forms/README.md)."""

@@ -1,7 +1,9 @@
 """Photos by content (CONTRACT §11): PUT stores the bytes under their SHA-256, HEAD tells
 whether they arrived, GET returns them to whoever may see a visit that refers to them.
 
-Photos live in the database, so every app server of a deployment sees the same ones.
+What a photo is (uploader, device, size, the visits that refer to it) is a row of the database;
+its bytes are in the store ``BLOB_STORE`` names (server/storage/blobstore.py): the database, a
+directory or a bucket. Every app server of a deployment sees the same photos either way.
 Each device has an upload budget (``PHOTOS_PER_HOUR``, ``PHOTO_BYTES_PER_DAY``) so that one
 token cannot fill the disk; a photo no visit refers to is deleted ``PHOTO_GRACE_DAYS`` after
 its upload (job ``photo_cleanup``, docs/jobs.md).
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, redirect, request
 from sqlalchemy import Row, delete, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from server.auth import Caller, current_caller
 from server.http.errors import ApiError
 from server.service import scope_of, store
+from server.storage.blobstore import BlobMissing, DatabaseBlobs, blob_store
 from server.storage.models import Blob, BlobRef, Device, Visit
 from server.timeutil import utcnow
 
@@ -69,12 +72,12 @@ def put_blob(sha256: str) -> tuple[Response, int]:
                     sha256=sha256,
                     size=len(body),
                     content_type=content_type,
-                    content=body,
                     created_at=utcnow(),
                     created_by=caller.user_id,
                     device_id=caller.device_id,
                 )
             )
+            blob_store().put(conn, sha256, body, content_type)
     except IntegrityError:  # the same photo, stored meanwhile from another device
         return jsonify({"sha256": sha256, "size": len(body)}), 200
     return jsonify({"sha256": sha256, "size": len(body)}), 201
@@ -150,12 +153,27 @@ def head_blob(sha256: str) -> Response:
 
 @blobs.get("/<sha256>")
 def get_blob(sha256: str) -> Response:
+    """The bytes, or a redirect to a short-lived URL of the bucket that holds them; either only
+    after the scope check. Bytes still in the photo's row (not yet moved by ``zoufang blobs
+    migrate``) are sent from there whatever the store."""
     caller = current_caller()
+    found = select(
+        Blob.sha256, Blob.content_type, Blob.created_by, Blob.content.is_not(None).label("here")
+    )
     with store().engine.connect() as conn:
-        blob = conn.execute(select(Blob).where(Blob.sha256 == _checked(sha256))).first()
+        blob = conn.execute(found.where(Blob.sha256 == _checked(sha256))).first()
         if blob is None or not _may_see(conn, caller, blob):
             raise ApiError("not_found", "no such photo in your scope")
-    return Response(blob.content, mimetype=blob.content_type)
+        where = DatabaseBlobs() if blob.here else blob_store()
+        url = where.url(sha256)
+        if url is not None:
+            return redirect(url, 307)
+        try:
+            content = where.get(conn, sha256)
+        except BlobMissing as missing:
+            current_app.logger.error("photo %s has a row but no bytes in its store", sha256)
+            raise ApiError("not_found", "this photo's bytes are missing") from missing
+    return Response(content, mimetype=blob.content_type)
 
 
 def _may_see(conn: Connection, caller: Caller, blob: Row[Any]) -> bool:
@@ -181,8 +199,12 @@ def delete_unreferenced(uploaded_before: datetime) -> tuple[int, int]:
     until the phone sends it again."""
     referenced = select(BlobRef.sha256).where(BlobRef.sha256 == Blob.sha256).exists()
     with store().write_unversioned() as conn:
-        sizes = conn.execute(
-            delete(Blob).where(Blob.created_at < uploaded_before, ~referenced).returning(Blob.size)
-        ).scalars()
-        deleted = list(sizes)
-    return len(deleted), sum(deleted)
+        deleted = conn.execute(
+            delete(Blob)
+            .where(Blob.created_at < uploaded_before, ~referenced)
+            .returning(Blob.sha256, Blob.size)
+        ).all()
+    # the bytes go after their rows: a crash between leaves bytes no row names, never a row
+    # whose bytes are gone
+    blob_store().delete(row.sha256 for row in deleted)
+    return len(deleted), sum(row.size for row in deleted)

@@ -13,6 +13,7 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from server.storage.blobstore import BlobStoreDown
 from sync.errors import SyncError
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,18 @@ def register_error_handlers(app: Flask) -> None:
         if not request.path.startswith("/api/"):
             raise exc
         return error_response("unavailable", headers={"Retry-After": "5"})
+
+    @app.errorhandler(BlobStoreDown)
+    def on_photo_store_down(exc: BlobStoreDown) -> Any:
+        """The photos' directory or bucket failed (server/storage/blobstore.py): the photo's
+        row was not committed, the phone sends it again later."""
+        log.error("photo store unavailable on %s %s: %s", request.method, request.path, exc)
+        return error_response(
+            "unavailable",
+            {"store": "photos"},
+            "the photo store is not answering",
+            headers={"Retry-After": "30"},
+        )
 
     @app.errorhandler(Exception)
     def on_unexpected(exc: Exception) -> Any:

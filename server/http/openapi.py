@@ -584,8 +584,11 @@ ENDPOINTS = [
         "get /api/v1/blobs/{sha256}",
         "photos",
         "下载照片",
-        "The photo, to anyone whose scope holds a visit that refers to it.",
+        "The photo, to anyone whose scope holds a visit that refers to it. Where photos are "
+        "in object storage (BLOB_STORE=s3://…), a 307 to a URL of the bucket signed for "
+        "BLOB_URL_SECONDS (default 300) instead: the client fetches the bytes there.",
         media="image/*",
+        also=((307, "in object storage: Location is a short-lived signed URL of the photo"),),
     ),
     Endpoint(
         "get /api/v1/admin/regions",

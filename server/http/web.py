@@ -16,6 +16,7 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, send_from_directory
 
 from server.http.compression import compressed
+from server.storage.blobstore import blob_store
 
 PWA = Path(__file__).resolve().parents[2] / "pwa_static"
 #: the folders of pwa_static/ whose files make up the shell, and the kinds of file served
@@ -27,6 +28,14 @@ CSP = (
     "connect-src 'self'; manifest-src 'self'; worker-src 'self'; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+
+
+def page_policy() -> str:
+    """CSP, and the photo bucket's origin among those pages may fetch from: a photo's GET
+    redirects there (server/storage/blobstore.py)."""
+    bucket = blob_store().origin
+    return CSP.replace("connect-src 'self'", f"connect-src 'self' {bucket}") if bucket else CSP
+
 
 web = Blueprint("web", __name__)
 #: the shell and the admin pages go out in brotli or gzip (server/http/compression.py)
@@ -82,7 +91,7 @@ def index() -> Response:
     )
     source = (PWA / "index.html").read_text(encoding="utf-8")
     response = Response(source.replace("<!--modulepreload-->", preload, 1), mimetype="text/html")
-    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Content-Security-Policy"] = page_policy()
     return _no_cache(response)
 
 
@@ -119,7 +128,7 @@ ADMIN_SUFFIXES = (".js", ".css")
 def admin_index() -> Response:
     """The dashboard's page, under the same policy as the PWA (no inline script, style or eval)."""
     response = send_from_directory(ADMIN, "index.html", max_age=0)
-    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Content-Security-Policy"] = page_policy()
     return _no_cache(response)
 
 
@@ -127,7 +136,7 @@ def admin_index() -> Response:
 def admin_manage() -> Response:
     """The administration page (roster, households, users, 包保, visit policy, forms)."""
     response = send_from_directory(ADMIN, "manage.html", max_age=0)
-    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Content-Security-Policy"] = page_policy()
     return _no_cache(response)
 
 
@@ -135,7 +144,7 @@ def admin_manage() -> Response:
 def admin_visits() -> Response:
     """The visits behind the coverage: a village's list, one visit, one household."""
     response = send_from_directory(ADMIN, "visits.html", max_age=0)
-    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Content-Security-Policy"] = page_policy()
     return _no_cache(response)
 
 

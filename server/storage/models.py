@@ -387,7 +387,8 @@ class Blob(db.Model):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(Integer, nullable=False)
     content_type: Mapped[str] = mapped_column(String(100), nullable=False)
-    content: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    #: the bytes when the database is their store (server/storage/blobstore.py), else NULL
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     created_by: Mapped[str | None] = mapped_column(ID)
     #: the device that uploaded it: its upload budget is counted from here (blobs_api)
