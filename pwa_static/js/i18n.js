@@ -588,6 +588,12 @@ export async function loadLang(db) {
   applyStatic();
 }
 
+/** Show a language on a page other than the app's (the admin page's form preview). */
+export function useLang(code) {
+  current = code in TABLES ? code : "zh-CN";
+  document.documentElement.lang = current;
+}
+
 /** Switch language and remember it. */
 export async function setLang(db, code) {
   current = code in TABLES ? code : "zh-CN";

@@ -258,8 +258,9 @@ function peoplePicker(people, state) {
   );
 }
 
-/** The form's fields in one card per group; a field is hidden while it is not relevant. */
-function formFields(form, state, people) {
+/** The form's fields in one card per group; a field is hidden while it is not relevant.
+ *  Also the admin page's preview of a form (admin/form-preview.js). */
+export function formFields(form, state, people) {
   const rows = [];
   const cards = [];
   const update = () => {
