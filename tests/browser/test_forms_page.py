@@ -34,7 +34,9 @@ def test_an_admin_previews_publishes_and_downloads_an_xlsform(live, browser, tmp
     assert first.nth(0).inner_text() == "survey" and first.nth(1).inner_text().isdigit()
     assert page.is_disabled("#form-publish")
 
-    page.set_input_files("#form-upload [name=file]", str(SAMPLES / "xlsform_monthly_monitoring.xlsx"))
+    page.set_input_files(
+        "#form-upload [name=file]", str(SAMPLES / "xlsform_monthly_monitoring.xlsx")
+    )
     page.click("#form-upload button[type=submit]")
     page.wait_for_selector("#form-summary.ok")
     assert page.is_hidden("#form-problems")
