@@ -15,6 +15,7 @@ import io
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import select
 
 import forms
 from forms.xlsform import XLSFormError
@@ -24,6 +25,7 @@ from server.admin.uploads import UploadTooLarge
 from server.auth import Caller, current_caller, require_role
 from server.http.errors import ApiError, wants_english
 from server.http.request_checks import nul_fields, refuse_nul
+from server.storage.models import Form
 
 forms_admin = Blueprint("forms_admin", __name__, url_prefix="/api/v1/admin/forms")
 
@@ -61,8 +63,18 @@ def form_versions() -> Response:
     """Every published form version (CONTRACT §9), as devices receive them, with its field
     count as ``zoufang forms list --json`` gives it."""
     _admin()
-    versions = forms_service.published_versions()
-    return jsonify({"forms": [_summary(form) for form in versions]})
+    with service.store().engine.connect() as conn:
+        rows = conn.execute(
+            select(Form.id, Form.form_id, Form.form_version, Form.version)
+            .where(~Form.deleted)
+            .order_by(Form.form_id, Form.form_version)
+        ).all()
+    items = []
+    for row in rows:
+        form = forms_service.published_form(row.form_id, row.form_version)
+        if form is not None:
+            items.append({"id": row.id, **_summary(form), "record_version": row.version})
+    return jsonify({"forms": items})
 
 
 def _imported(caller: Caller, dry_run: bool) -> forms_service.ImportResult:
