@@ -1,6 +1,6 @@
 """The administration API under /api/v1/admin (docs/admin.md): regions, households and
-people, the roster import, users and their 包保 assignments, devices, the visit policy and
-the published form versions.
+people, the roster import, users and their 包保 assignments, devices and the visit policy
+(forms: server/http/forms_admin_api.py).
 
 Admins only, except that a supervisor may read the regions, households and people of their
 own regions. An admin administers the regions assigned to them and what lies below (one rule,

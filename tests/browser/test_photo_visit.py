@@ -11,6 +11,7 @@ import io
 import json
 import struct
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -66,19 +67,14 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
     raise AssertionError("no start-of-frame marker")
 
 
-def test_an_offline_visit_with_a_photo_arrives_after_its_visit_and_is_exported(live, browser):
-    settings = [["form_id"], ["weekly_visit"]]
-    content = workbook_bytes({"survey": SURVEY, "choices": CHOICES, "settings": settings})
-    with live.app.app_context():
-        imported = import_xlsform(io.BytesIO(content), actor=None)
-    context = browser.new_context(
-        **PHONE, permissions=["geolocation"], geolocation={"latitude": 26.58, "longitude": 106.71}
-    )
-    phone = Phone(context.new_page(), live.url)
-    phone.sign_in("cadre_a")
-    camera = base64.b64decode(phone.page.evaluate(CAMERA_JPEG))
+def api_call(request: Any) -> str:
+    """ "PUT blobs", "POST sync/push": a request as the test reads it."""
+    path = request.url.split("/api/v1/", 1)[1].split("?")[0]
+    return f"{request.method} {'blobs' if path.startswith('blobs/') else path}"
 
-    context.set_offline(True)
+
+def fill_visit(phone: Phone, camera: bytes) -> None:
+    """household 户主1 → 记录走访: township, village, location and a photo, then 保存."""
     phone.household("户主1").get_by_role("link", name="记录走访").click()
     visit = phone.screen("visit")
     visit.get_by_text("东乡", exact=True).click()
@@ -94,11 +90,35 @@ def test_an_offline_visit_with_a_photo_arrives_after_its_visit_and_is_exported(l
     assert "1280×960" in photo.inner_text()
     phone.page.get_by_role("button", name="保存").click()
     phone.screen("week")
+
+
+def test_an_offline_visit_with_a_photo_arrives_after_its_visit_and_is_exported(live, browser):
+    settings = [["form_id"], ["weekly_visit"]]
+    content = workbook_bytes({"survey": SURVEY, "choices": CHOICES, "settings": settings})
+    with live.app.app_context():
+        imported = import_xlsform(io.BytesIO(content), actor=None)
+    context = browser.new_context(
+        **PHONE, permissions=["geolocation"], geolocation={"latitude": 26.58, "longitude": 106.71}
+    )
+    phone = Phone(context.new_page(), live.url)
+    phone.sign_in("cadre_a")
+    camera = base64.b64decode(phone.page.evaluate(CAMERA_JPEG))
+
+    calls: list[str] = []
+    phone.page.on("request", lambda r: "/api/v1/" in r.url and calls.append(api_call(r)))
+
+    context.set_offline(True)
+    fill_visit(phone, camera)
     household = phone.household("户主1")
     household.locator(".visit .tag.pending", has_text="照片待上传").wait_for()
     household.locator(".visit img.thumb").wait_for()
+    phone.open("#/sync")
+    waiting = phone.screen("sync").locator(".photos-waiting")
+    assert waiting.inner_text().startswith("照片待上传：1 张")
 
     assert phone.go_online(context).startswith("已上传 1 条")
+    phone.screen("sync")
+    assert phone.page.locator("main .photos-waiting").count() == 0
     household = phone.household("户主1")
     household.locator(".visit img.thumb").wait_for()
     phone.until("!document.querySelector('main .visit .tag.pending')")
@@ -134,4 +154,26 @@ def test_an_offline_visit_with_a_photo_arrives_after_its_visit_and_is_exported(l
     by_id = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
     assert by_id[stored.id]["住房照片"] == answers["house"]
     assert by_id[stored.id]["村"] in ("上村", "shang")
+    sent = [call for call in calls if call in ("POST sync/push", "HEAD blobs", "PUT blobs")]
+    assert sent == ["POST sync/push", "HEAD blobs", "PUT blobs"]  # the visit, then its photo
+    assert phone.errors == []
+
+
+def test_a_photo_the_server_has_is_not_sent_again(live, browser):
+    settings = [["form_id"], ["weekly_visit"]]
+    content = workbook_bytes({"survey": SURVEY, "choices": CHOICES, "settings": settings})
+    with live.app.app_context():
+        import_xlsform(io.BytesIO(content), actor=None)
+    context = browser.new_context(
+        **PHONE, permissions=["geolocation"], geolocation={"latitude": 26.58, "longitude": 106.71}
+    )
+    phone = Phone(context.new_page(), live.url)
+    phone.sign_in("cadre_a")
+    camera = base64.b64decode(phone.page.evaluate(CAMERA_JPEG))
+    blob_calls: list[str] = []
+    phone.page.on("request", lambda r: "/api/v1/blobs/" in r.url and blob_calls.append(r.method))
+    for _ in range(2):
+        fill_visit(phone, camera)
+        assert phone.sync().startswith("已上传 1 条")
+    assert blob_calls == ["HEAD", "PUT", "HEAD"]
     assert phone.errors == []
