@@ -114,9 +114,9 @@ async function onPublish() {
     version: result.version,
     n: result.fields,
   });
-  summary.className = "summary done";
-  toast(summary.textContent);
   await loadForms();
+  summary.className = "summary done"; // once the list shows the new version
+  toast(summary.textContent);
 }
 
 /** Every published version with its field count and a download of it as an XLSForm. */
