@@ -135,3 +135,58 @@ def test_the_list_counts_fields_as_forms_list_does(county):
     listed = admin.client.get("/api/v1/admin/forms", headers=admin.headers).get_json()["forms"]
     assert {(f["form_id"], f["version"]): f["fields"] for f in listed} == overview
     assert ("monthly_monitoring", 2) in overview
+
+
+def label(text: str) -> dict[str, str]:
+    return {"zh-CN": f"{text}（中）", "en": text}
+
+
+EVERY_CONSTRUCT = {
+    "version": 1,
+    "title": label("Every construct"),
+    "policy": None,
+    "fields": [
+        {"id": "members", "type": "integer", "label": label("Members"), "min": 1, "max": 20,
+         "required": True, "required_message": label("How many?"), "group": "household",
+         "group_label": label("Home")},
+        {"id": "workers", "type": "integer", "label": label("Workers"), "group": "household",
+         "group_label": label("Home"),
+         "constraint": "workers <= members", "constraint_message": label("Too many")},
+        {"id": "income", "name": "Income", "type": "number", "label": label("Income"), "min": 0,
+         "hint": label("yuan")},
+        {"id": "kinds", "type": "multiple_choice", "label": label("Kinds"),
+         "choices": [{"value": "a", "label": label("A")}, {"value": "b", "label": label("B")}],
+         "relevant": "not (members == null) and (members > 2 or income < 100)"},
+        {"id": "why", "type": "text", "label": label("Why"), "max_length": 200,
+         "relevant": "selected(kinds, 'a') or count(kinds) >= 2",
+         "required": "members != null"},
+        {"id": "town", "type": "single_choice", "label": label("Town"),
+         "choices": [{"value": "east", "label": label("East")},
+                     {"value": "west", "label": label("West")}]},
+        {"id": "village", "type": "single_choice", "label": label("Village"),
+         "choice_filter": [{"column": "town", "field": "town"},
+                           {"column": "kind", "value": "rural"}],
+         "choices": [{"value": "up", "label": label("Up"),
+                      "filter": {"town": "east", "kind": "rural"}},
+                     {"value": "down", "label": label("Down"),
+                      "filter": {"town": "west", "kind": "rural"}}],
+         "relevant": "town == null or town != 'west'"},
+        {"id": "score", "type": "range", "label": label("Score"), "min": 0, "max": 10,
+         "step": 2},
+        {"id": "day", "type": "date", "label": label("Day"), "prefill": "today",
+         "read_only": True},
+        {"id": "home", "type": "geopoint", "label": label("Home"),
+         "default": {"lat": 26.5, "lon": 106.7}},
+        {"id": "ok", "type": "boolean", "label": label("OK"), "default": True,
+         "problem": {"when": "ok == false", "category": "water"}},
+        {"id": "about", "type": "note", "label": label("About")},
+        {"id": "source", "type": "hidden", "label": label("source"), "default": "x"},
+        {"id": "house", "type": "photo", "label": label("House")},
+    ],
+}  # fmt: skip
+
+
+def test_every_construct_a_download_writes_imports_back_to_the_same_definition():
+    assert forms.validate_definition({"form_id": "every", "versions": [EVERY_CONSTRUCT]}) == []
+    form = forms.FormVersion.from_dict("every_construct", EVERY_CONSTRUCT)
+    assert reimported(form) == form.to_record_data()
