@@ -92,6 +92,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from server.http.admin_api import admin
 
     app.register_blueprint(admin)
+    from server.http.forms_admin_api import forms_admin
+
+    app.register_blueprint(forms_admin)
     from server.http.jobs_api import jobs_api
 
     app.register_blueprint(jobs_api)

@@ -41,6 +41,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,6 +62,7 @@ from tests.county import PASSWORD, County, Device, build_county, uid
 from tests.test_blobs import PHOTO_FORM
 
 PERIOD = "2026-W47"
+SAMPLES = Path(__file__).parent / "samples"
 
 # --- the world: two counties, the callers, and how a row's placeholders are filled -----------
 
@@ -310,6 +312,11 @@ def a_job(w: World, caller: str, where: str) -> dict[str, Any]:
     return {"name": "problem_escalation" if where == "in" else "no_such_job"}
 
 
+def a_form_version(w: World, caller: str, where: str) -> dict[str, Any]:
+    """house_photo version 1 is published; version 99 is not."""
+    return {"form": "house_photo", "version": 1 if where == "in" else 99}
+
+
 # Bodies that are more than a dict of placeholders: (world, caller's device, filled) → the
 # keyword arguments of the test client's request.
 
@@ -334,6 +341,14 @@ def roster_upload(w: World, device: Device, filled: dict[str, Any]) -> dict[str,
     return {
         "data": {"file": (io.BytesIO(csv.encode()), "花名册.csv"), "county": filled["county_name"]},
         "query_string": {"dry_run": "true"},
+        "content_type": "multipart/form-data",
+    }
+
+
+def xlsform_upload(w: World, device: Device, filled: dict[str, Any]) -> dict[str, Any]:
+    sample = SAMPLES / "xlsform_monthly_monitoring.xlsx"
+    return {
+        "data": {"file": (io.BytesIO(sample.read_bytes()), sample.name)},
         "content_type": "multipart/form-data",
     }
 
@@ -511,6 +526,12 @@ MATRIX = [
           "403",              "403",              "403",              "403"),
     Row("GET",    "/admin/forms",                       nothing,         None,
           "403",              "403",              "403",              "200"),
+    Row("POST",   "/admin/forms/preview",               nothing,         xlsform_upload,
+          "403",              "403",              "403",              "200"),
+    Row("POST",   "/admin/forms",                       nothing,         xlsform_upload,
+          "403",              "403",              "403",              "403"),
+    Row("GET",    "/admin/forms/<form_id>/<version>.xlsx", a_form_version, None,
+          "403",              "403",              "403",              "200/404"),
     Row("GET",    "/admin/regions/<region_id>/notices", a_region,        None,
           "403",              "403",              "403",              "200/404"),
     Row("PUT",    "/admin/regions/<region_id>/notices/<channel>", a_region_channel, ROBOT,

@@ -236,6 +236,8 @@ def test_bodies_that_are_not_what_the_operation_reads_get_contract_answers(fuzze
             "channel": "wecom",
             "period": "2026-W47",
             "visit_id": uid(),
+            "form_id": "weekly_visit",
+            "version": "1",
         }
     )
 

@@ -10,6 +10,7 @@ import { ApiError, call, forget, query, session } from "./api.js";
 import { signInHandler, signOutHandler } from "./signin.js";
 import { $, fill, h, opening, toast } from "./dom.js";
 import { applyStatic, lang, pick, setLang, t } from "./i18n.js";
+import { loadForms, wireForms } from "./forms.js";
 import { loadNotices, wireNotices } from "./notices.js";
 
 const PER_PAGE = 20;
@@ -505,23 +506,6 @@ async function onSavePolicy(event) {
   }
 }
 
-async function loadForms() {
-  const answer = await call("/admin/forms");
-  fill(
-    $("#forms tbody"),
-    answer.forms.map((form) =>
-      h(
-        "tr",
-        {},
-        h("td", {}, form.form_id),
-        h("td", { className: "num" }, form.version),
-        h("td", {}, pick(form.title)),
-        h("td", { className: "num" }, Number.isInteger(form.fields) ? form.fields : "—"), // a count
-      ),
-    ),
-  );
-}
-
 // ---- wiring -----------------------------------------------------------------------------
 
 function wire() {
@@ -567,6 +551,7 @@ function wire() {
   $("#transfer-form").addEventListener("submit", onTransfer);
   $("#policy-form").addEventListener("submit", onSavePolicy);
   wireNotices(report);
+  wireForms(report);
   start();
 }
 

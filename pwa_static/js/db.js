@@ -12,7 +12,7 @@
  */
 
 const NAME = "zoufang";
-const SCHEMA = 1;
+const SCHEMA = 2;
 
 /** Stores: what each keeps (see js/records.js and js/outbox.js for the shapes). */
 export const STORES = Object.freeze({
@@ -21,6 +21,7 @@ export const STORES = Object.freeze({
   outbox: "outbox", // ops not yet acknowledged, key device_seq
   sent: "sent", // acknowledged ops until a pull brings their version back, key op_id
   rejected: "rejected", // ops the server refused for good, shown to the user, key op_id
+  photos: "photos", // photo bytes of visits made here, key sha256; pending 1 until uploaded
 });
 
 function upgrade(idb, oldVersion) {
@@ -34,6 +35,10 @@ function upgrade(idb, oldVersion) {
     const sent = idb.createObjectStore("sent", { keyPath: "op_id" });
     sent.createIndex("record", ["type", "id"]);
     idb.createObjectStore("rejected", { keyPath: "op_id" });
+  }
+  if (oldVersion < 2) {
+    const photos = idb.createObjectStore("photos", { keyPath: "sha256" });
+    photos.createIndex("pending", "pending");
   }
 }
 
@@ -122,6 +127,11 @@ class Txn {
   /** All values in `query` (a key, a range or null), from the store or one of its indexes. */
   all(store, query = null, index = null, count = undefined) {
     return done(this.#source(store, index).getAll(query, count));
+  }
+
+  /** The primary keys of the values in `query`, without reading the values. */
+  keys(store, query = null, index = null) {
+    return done(this.#source(store, index).getAllKeys(query));
   }
 
   count(store, query = null, index = null) {

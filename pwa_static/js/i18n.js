@@ -157,7 +157,12 @@ const zh = {
   "visit.noForm": "还没有下载走访表，只记录方式和见到的人。有信号时同步后即可填写走访表。",
   "visit.nobody": "（未选择）",
   "visit.fieldError": "{field}：{problem}",
-  "visit.photoUnsupported": "本版本暂不支持拍照",
+  "photo.take": "拍照",
+  "photo.processing": "正在处理照片…",
+  "photo.taken": "已拍照（{w}×{h}）",
+  "photo.kept": "已有照片",
+  "photo.failed": "无法读取这张照片，请重拍",
+  "photo.pending": "照片待上传",
   "visit.location": "位置：",
   "visit.locationNone": "未定位（不影响保存）",
   "visit.locating": "正在定位…",
@@ -229,6 +234,8 @@ const zh = {
   "sync.resultRejected": "，{n} 条被退回",
   "sync.failed.push": "上传失败：{reason}。",
   "sync.failed.pull": "下载更新失败：{reason}。",
+  "sync.failed.photos": "照片上传失败：{reason}。",
+  "sync.photosWaiting": "照片待上传：{n} 张（在走访上传后发送）",
   "sync.partlySent": "本次已上传 {n} 条。",
   "sentence.gap": "",
   "sync.keptQueued": "{n} 条记录仍保存在本机，下次同步时上传。",
@@ -427,7 +434,12 @@ const en = {
     "The visit form is not on this phone yet; only the mode and the people seen are recorded. Sync once in signal to get it.",
   "visit.nobody": "(none)",
   "visit.fieldError": "{field}: {problem}",
-  "visit.photoUnsupported": "photos are not supported in this version",
+  "photo.take": "Take photo",
+  "photo.processing": "Processing the photo…",
+  "photo.taken": "Photo taken ({w}×{h})",
+  "photo.kept": "Photo kept",
+  "photo.failed": "This photo cannot be read; take it again",
+  "photo.pending": "photo pending",
   "visit.location": "Location:",
   "visit.locationNone": "not located (saving works anyway)",
   "visit.locating": "locating…",
@@ -499,6 +511,8 @@ const en = {
   "sync.resultRejected": ", {n} rejected",
   "sync.failed.push": "Sending failed: {reason}.",
   "sync.failed.pull": "Receiving updates failed: {reason}.",
+  "sync.failed.photos": "Sending photos failed: {reason}.",
+  "sync.photosWaiting": "Photos pending: {n} (sent after their visits)",
   "sync.partlySent": "{n} were sent this time.",
   "sentence.gap": " ",
   "sync.keptQueued": "{n} records are kept on this phone and will be sent next time.",
@@ -586,6 +600,12 @@ export async function loadLang(db) {
   const saved = await db.read(["meta"], (tx) => tx.get("meta", "lang"));
   current = saved in TABLES ? saved : "zh-CN";
   applyStatic();
+}
+
+/** Show a language on a page other than the app's (the admin page's form preview). */
+export function useLang(code) {
+  current = code in TABLES ? code : "zh-CN";
+  document.documentElement.lang = current;
 }
 
 /** Switch language and remember it. */

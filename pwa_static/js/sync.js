@@ -21,6 +21,9 @@
  *    failure ends the sync, says what failed, and leaves every unsent op queued.
  * 5. 401 (device_revoked, unauthorized) → the `revoked` event: the app offers to export
  *    what was not sent, then wipes the phone.
+ * 5b. Photos go after their visits (CONTRACT §11, js/photos.js): once no queued op names a
+ *    photo, HEAD skips it if the server has it, PUT sends it otherwise; one that cannot go
+ *    now waits for the next sync, and does not fail this one.
  * 6. The result — what was sent, received, in conflict, rejected, or the error — is saved
  *    and announced with the `done` event.
  *
@@ -30,6 +33,7 @@
 import { ApiError, NetworkError, request } from "./api.js";
 import { Clock, ZERO } from "./hlc.js";
 import * as outbox from "./outbox.js";
+import { uploadPhotos } from "./photos.js";
 import { compose, recompute } from "./records.js";
 import { localIso } from "./time.js";
 
@@ -72,6 +76,8 @@ async function run(db) {
     await push(db, session, result);
     result.step = "pull";
     await pull(db, session, result, conflicts);
+    result.step = "photos";
+    result.photosPending = await uploadPhotos(db, session);
     result.ok = true;
     delete result.step;
   } catch (error) {

@@ -126,16 +126,24 @@ def import_xlsform(
     form_id: str | None = None,
     actor: str | None = None,
     dry_run: bool = False,
+    filename: str | None = None,
 ) -> ImportResult:
     """An XLSForm workbook published as the next version of its form (``form_id`` overrides
     the settings sheet). Raises forms.xlsform.XLSFormError listing every problem, or
-    server.admin.uploads.UploadTooLarge for a workbook that expands beyond the upload limits."""
+    server.admin.uploads.UploadTooLarge for a workbook that expands beyond the upload limits.
+    ``filename`` names an uploaded stream: the form id of last resort, and in messages."""
     # pyxform takes half a second to import: only an import of a form pays for it
     from server.admin.xlsform_io import convert_workbook
 
     # The number in the settings sheet does not matter: publish_next_version numbers it.
-    definition = convert_workbook(source, form_id=form_id, version=1)
+    definition = convert_workbook(source, form_id=form_id, version=1, filename=filename)
     return publish_next_version(definition, actor, dry_run=dry_run)
+
+
+def field_count(form: forms.FormVersion) -> int:
+    """How many questions, notes and calculations a version holds at any depth, as
+    ``forms list --json`` and the admin page count them (CONTRACT §9): groups are no fields."""
+    return len(form.fields)
 
 
 def published_form(form_id: str, version: int) -> forms.FormVersion | None:
@@ -179,7 +187,7 @@ def form_overview() -> list[dict[str, Any]]:
                 "version": form.version,
                 "title": dict(form.title),
                 "policy": form.policy,
-                "fields": len(form.fields),
+                "fields": field_count(form),
                 "status": status,
             }
         )

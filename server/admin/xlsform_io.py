@@ -59,7 +59,7 @@ def convert_sheets(
     """The definition document of a workbook already read: pyxform's own reading, or sheets
     given as ``{sheet name: [{column header: cell}]}`` (a blank row is an empty mapping)."""
     data = workbook if isinstance(workbook, DefinitionData) else _definition_data(workbook)
-    survey = _pyxform_json(data)
+    survey = _pyxform_json(_untranslated_title(data))
     sheets = {sheet: list(getattr(data, sheet) or []) for sheet in _SHEETS}
     return convert_survey(
         survey, locate(sheets), form_id=form_id, fallback_id=fallback_id, version=version
@@ -112,6 +112,17 @@ def _pyxform_json(data: DefinitionData) -> dict[str, Any]:
     except Exception as error:  # pyxform refuses by raising; some inputs raise other types
         raise XLSFormError([_pyxform_problem(str(error) or type(error).__name__)]) from None
     return survey
+
+
+def _untranslated_title(data: DefinitionData) -> DefinitionData:
+    """The workbook without the translations of its title (``form_title::English (en)``, as
+    Zoufang's download writes them): pyxform cannot build a form whose title is translated,
+    and reads only the plain ``form_title``."""
+    settings = [
+        {key: value for key, value in row.items() if not str(key).lower().startswith("form_title:")}
+        for row in data.settings or []
+    ]
+    return dataclasses.replace(data, settings=settings)
 
 
 def _pyxform_problem(message: str) -> SheetProblem:

@@ -1,6 +1,6 @@
 """The administration API under /api/v1/admin (docs/admin.md): regions, households and
-people, the roster import, users and their 包保 assignments, devices, the visit policy and
-the published form versions.
+people, the roster import, users and their 包保 assignments, devices and the visit policy
+(forms: server/http/forms_admin_api.py).
 
 Admins only, except that a supervisor may read the regions, households and people of their
 own regions. An admin administers the regions assigned to them and what lies below (one rule,
@@ -57,7 +57,7 @@ from server.http.request_checks import checked_json, nul_fields, refuse_nul
 from server.http.schemas import load
 from server.service import Administration, mask_phone
 from server.storage.models import Assignment as AssignmentRow
-from server.storage.models import Device, Form, Household, Person, Region, User
+from server.storage.models import Device, Household, Person, Region, User
 from server.timeutil import utc_iso
 from sync.records import id_number_problem, normal_id_number
 from sync.scope import Assignment, Scope
@@ -1054,30 +1054,3 @@ def put_visit_policy() -> Response:
     except ValueError as exc:
         raise _invalid("policy", str(exc)) from None
     return jsonify(save_visit_policy(policy, caller.user_id))
-
-
-@admin.get("/forms")
-def forms() -> Response:
-    """The published form versions (CONTRACT §9), as devices receive them."""
-    _admin()
-    with service.store().engine.connect() as conn:
-        rows = conn.execute(
-            select(Form.id, Form.form_id, Form.form_version, Form.version, Form.data)
-            .where(~Form.deleted)
-            .order_by(Form.form_id, Form.form_version)
-        ).all()
-    items = []
-    for row in rows:
-        data = json.loads(row.data)
-        items.append(
-            {
-                "id": row.id,
-                "form_id": row.form_id,
-                "version": row.form_version,
-                "title": data.get("title"),
-                "fields": len(data.get("fields") or []),
-                "policy": data.get("policy"),
-                "record_version": row.version,
-            }
-        )
-    return jsonify({"forms": items})

@@ -184,6 +184,19 @@ ROSTER_FORM = {
     },
 }
 
+XLSFORM_FORM = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "an XLSForm workbook, .xlsx or .xls, as ODK and KoboToolbox read it",
+        },
+        "form_id": {"type": "string", "description": "the form it is a version of"},
+    },
+}
+
 REGISTERED_SCHEMA = {
     "type": "object",
     "required": ["device_id", "token", "user", "server_hlc"],
@@ -815,8 +828,40 @@ ENDPOINTS = [
         "get /api/v1/admin/forms",
         "admin",
         "表单版本",
-        "The published form versions (CONTRACT §9).",
+        "The published form versions (CONTRACT §9), each with its field count as "
+        "zoufang forms list --json counts it.",
         roles=ADMIN,
+    ),
+    Endpoint(
+        "post /api/v1/admin/forms/preview",
+        "admin",
+        "预览表单",
+        "Check an uploaded XLSForm and answer the form version it would be published as "
+        "(the form record's data, for the preview), or unchanged; stores nothing. Every "
+        "problem is in details.problems by sheet, row and column.",
+        roles=ADMIN,
+        body="xlsform",
+    ),
+    Endpoint(
+        "post /api/v1/admin/forms",
+        "admin",
+        "发布表单",
+        "Publish an uploaded XLSForm as the next version of its form, as zoufang forms "
+        "import-xlsform does; 200 unchanged when it is identical to the latest version. "
+        "Server-wide: an admin of every county only.",
+        roles=ADMIN,
+        body="xlsform",
+        status=201,
+        also=((200, "与最新版本相同，未发布 · Identical to the latest version, not published"),),
+    ),
+    Endpoint(
+        "get /api/v1/admin/forms/{form_id}/{version}.xlsx",
+        "admin",
+        "下载表单",
+        "A published form version as an XLSForm workbook (forms/README.md).",
+        (404,),
+        roles=ADMIN,
+        media=XLSX,
     ),
     Endpoint(
         "get /api/v1/admin/jobs",
@@ -898,6 +943,8 @@ def _request_body(body: Body) -> dict[str, Any]:
         return {"required": True, "content": {kind: binary for kind in IMAGE_TYPES}}
     if body == "roster":
         return {"required": True, "content": {"multipart/form-data": {"schema": ROSTER_FORM}}}
+    if body == "xlsform":
+        return {"required": True, "content": {"multipart/form-data": {"schema": XLSFORM_FORM}}}
     schema: Any = {"$ref": f"#/components/schemas/{body}"} if isinstance(body, str) else body
     return {"required": True, "content": {JSON: {"schema": schema}}}
 

@@ -148,6 +148,19 @@ def admin_visits() -> Response:
     return _no_cache(response)
 
 
+#: the form preview is framed by the administration page itself, and by nothing else
+PREVIEW_CSP = CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
+
+
+@web.get("/admin/form-preview")
+def admin_form_preview() -> Response:
+    """A form as a phone renders it, shown in a frame of the administration page."""
+    response = send_from_directory(ADMIN, "form-preview.html", max_age=0)
+    response.headers["Content-Security-Policy"] = PREVIEW_CSP
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return _no_cache(response)
+
+
 @web.get("/admin/<path:name>")
 def admin_file(name: str) -> Response:
     path = (ADMIN / name).resolve()

@@ -8,6 +8,7 @@
 
 import { FLAGS, t } from "../i18n.js";
 import * as outbox from "../outbox.js";
+import { visitPhotos } from "../photos.js";
 import { get, householdDetail } from "../queries.js";
 import { visitTime } from "../records.js";
 import { isoDate, shanghaiParts } from "../time.js";
@@ -162,6 +163,7 @@ function visits(ctx, { visits: list, corrected, users }, me) {
             visit.corrects && h("span", { class: "tag" }, t("visit.correction")),
           ),
           status && h("p", { class: "muted" }, status),
+          photoSlot(ctx, visit),
           !voided &&
             !corrected.has(visit.id) &&
             h(
@@ -178,6 +180,13 @@ function visits(ctx, { visits: list, corrected, users }, me) {
       }),
     ),
   );
+}
+
+/** The visit's photos this phone holds, and 照片待上传 while one has not reached the server. */
+function photoSlot(ctx, visit) {
+  const slot = h("div", { class: "visit-photos" });
+  visitPhotos(ctx.db, visit.answers).then((shown) => shown && slot.replaceChildren(shown));
+  return slot;
 }
 
 async function voidVisit(ctx, visit) {

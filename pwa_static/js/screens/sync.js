@@ -8,6 +8,7 @@
 
 import { known, t } from "../i18n.js";
 import { waiting } from "../outbox.js";
+import { pendingPhotos } from "../photos.js";
 import { conflictList, dismissRejected, rejectedList } from "../queries.js";
 import { events, isRunning } from "../sync.js";
 import { ago, button, formatTime, h, section } from "../ui.js";
@@ -15,11 +16,12 @@ import { conflictItem, fieldLabel } from "./conflicts.js";
 
 export async function render(ctx) {
   ctx.title(t("sync.title"));
-  const [last, queued, rejected, conflicts] = await Promise.all([
+  const [last, queued, rejected, conflicts, photos] = await Promise.all([
     ctx.db.read(["meta"], (tx) => tx.get("meta", "last_sync")),
     waiting(ctx.db),
     rejectedList(ctx.db),
     conflictList(ctx.db),
+    pendingPhotos(ctx.db),
   ]);
   // 上次同步 is the last sync that succeeded: a failed one is said below, never as a success
   const lastOk = last?.ok ? last.at : last?.okAt;
@@ -51,6 +53,7 @@ export async function render(ctx) {
           ? t("sync.waiting", { visits: queued.visits, updates: queued.updates })
           : t("sync.nothingWaiting"),
       ),
+      photos.size > 0 && h("p", { class: "photos-waiting" }, t("sync.photosWaiting", { n: photos.size })),
       last &&
         h(
           "p",

@@ -22,6 +22,7 @@ import {
 } from "../forms.js";
 import { known, lang, pick, t } from "../i18n.js";
 import * as outbox from "../outbox.js";
+import { keepPhotos, photoInput } from "../photos.js";
 import { formVersion, get, householdDetail, latestForm } from "../queries.js";
 import { localIso } from "../time.js";
 import { field, h, labelled, toast } from "../ui.js";
@@ -50,6 +51,7 @@ export async function render(ctx, [householdId], query) {
     seen: new Set(original ? (original.people_seen ?? []) : people.map((p) => p.id)),
     answers: original ? { ...(original.answers ?? {}) } : form ? defaults(form) : {},
     location: null,
+    photos: new Map(), // sha256 → a photo taken on this screen, kept when the visit is saved
   };
   const notes = h("textarea", { rows: 3, maxlength: 2000, value: original?.notes ?? "" });
   const fields = form ? formFields(form, state, people) : { rows: [], cards: [] };
@@ -72,6 +74,7 @@ export async function render(ctx, [householdId], query) {
       ...(notes.value.trim() && { notes: notes.value.trim() }),
       ...(original && { corrects: original.id }),
     };
+    await keepPhotos(ctx.db, state.photos, answers, householdId);
     const id = await outbox.create(ctx.db, "visit", visit);
     const found = form ? problemsFound(form, answers) : [];
     toast(t("saved.pending"));
@@ -258,8 +261,9 @@ function peoplePicker(people, state) {
   );
 }
 
-/** The form's fields in one card per group; a field is hidden while it is not relevant. */
-function formFields(form, state, people) {
+/** The form's fields in one card per group; a field is hidden while it is not relevant.
+ *  Also the admin page's preview of a form (admin/form-preview.js). */
+export function formFields(form, state, people) {
   const rows = [];
   const cards = [];
   const update = () => {
@@ -437,7 +441,7 @@ function input(f, state, people, changed) {
         h("input", { type: "date", value: current ?? "", on: { input: (e) => set(e.target.value || null) } }),
       );
     case "photo":
-      return h("p", { class: "muted" }, label, " — ", t("visit.photoUnsupported"));
+      return photoInput(label, current, set, (state.photos ??= new Map()));
     default:
       return labelled(
         label,

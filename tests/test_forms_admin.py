@@ -1,0 +1,192 @@
+"""Forms on the administration page (issue 15, docs/admin.md "Forms"): an XLSForm upload is
+previewed with every problem by row, published as the CLI publishes it, listed with its field
+counts, and any version downloads back as an XLSForm that imports to the same definition."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+
+import forms
+from server.admin.forms_service import form_overview, publish_next_version, published_form
+from server.admin.xlsform_export import xlsform_workbook
+from server.admin.xlsform_io import convert_workbook
+
+SAMPLES = Path(__file__).parent / "samples"
+MONTHLY = SAMPLES / "xlsform_monthly_monitoring.xlsx"
+UNSUPPORTED = SAMPLES / "xlsform_unsupported.xlsx"
+
+
+def upload(device: Any, path: str, content: bytes, name: str, **form: str) -> Any:
+    return device.client.post(
+        f"/api/v1/admin/forms{path}",
+        data={"file": (io.BytesIO(content), name), **form},
+        headers=device.headers,
+        content_type="multipart/form-data",
+    )
+
+
+def reimported(form: forms.FormVersion) -> dict[str, Any]:
+    """The record data of a version downloaded as XLSForm and imported again."""
+    doc = convert_workbook(
+        io.BytesIO(xlsform_workbook(form)), version=form.version, filename="download.xlsx"
+    )
+    (version,) = doc["versions"]
+    return forms.FormVersion.from_dict(doc["form_id"], version).to_record_data()
+
+
+@pytest.mark.parametrize("form_id", ["weekly_visit", "monthly_monitoring"])
+def test_a_shipped_form_downloaded_as_xlsform_imports_to_the_same_definition(form_id):
+    (form,) = [v for v in forms.load_definitions().all_versions() if v.form_id == form_id]
+    expected = form.to_record_data()
+    if form_id == "monthly_monitoring":
+        # XLSForm has no "in [...]": it comes back as the or of its comparisons, same meaning
+        (risk_types,) = [f for f in expected["fields"] if f["id"] == "risk_types"]
+        risk_types["relevant"] = "risk_level == 'medium' or risk_level == 'high'"
+    assert reimported(form) == expected
+
+
+def test_the_sample_xlsform_imported_downloaded_and_imported_again_is_the_same_definition():
+    doc = convert_workbook(MONTHLY, version=2)
+    form = forms.FormVersion.from_dict(doc["form_id"], doc["versions"][0])
+    assert reimported(form) == form.to_record_data()
+
+
+def test_a_download_has_survey_choices_and_settings_sheets_labelled_in_both_languages():
+    (form,) = [v for v in forms.load_definitions().all_versions() if v.form_id == "weekly_visit"]
+    book = load_workbook(io.BytesIO(xlsform_workbook(form)))
+    assert book.sheetnames == ["survey", "choices", "settings"]
+    header = [cell.value for cell in book["survey"][1]]
+    assert "label::中文 (zh-CN)" in header and "label::English (en)" in header
+    rows = [dict(zip(header, (c.value for c in row), strict=True)) for row in book["survey"]]
+    food_issue = next(row for row in rows if row["name"] == "food_issue")
+    assert food_issue["relevant"] == "${food_ok} = 'no'"
+    assert food_issue["required"] == "yes"
+    assert rows[1]["type"] == "begin_group"
+
+
+def test_a_preview_answers_the_version_it_would_become_and_stores_nothing(any_county):
+    admin = any_county.device("admin")
+    answer = upload(admin, "/preview", MONTHLY.read_bytes(), MONTHLY.name)
+    assert answer.status_code == 200, answer.get_json()
+    body = answer.get_json()
+    assert (body["status"], body["form_id"], body["version"]) == ("new", "monthly_monitoring", 2)
+    assert body["fields"] == len(body["form"]["fields"]) > 0
+    with any_county.app.app_context():
+        assert published_form("monthly_monitoring", 2) is None
+
+
+def test_a_bad_xlsform_is_422_with_every_problem_by_sheet_row_and_column(county):
+    answer = upload(county.device("admin"), "/preview", UNSUPPORTED.read_bytes(), UNSUPPORTED.name)
+    assert answer.status_code == 422
+    error = answer.get_json()["error"]
+    problems = error["details"]["problems"]
+    assert len(problems) > 3 and all(p["row"] for p in problems if p["sheet"] == "survey")
+    assert error["details"]["fields"]["file"][0].startswith("survey row ")
+    assert problems[0]["text"] == error["details"]["fields"]["file"][0]
+
+
+def test_a_file_that_is_no_workbook_is_422_not_a_500(county):
+    answer = upload(county.device("admin"), "/preview", b"not a workbook", "~$lock.xlsx")
+    assert answer.status_code == 422
+    assert "no .xlsx or .xls workbook" in answer.get_json()["error"]["details"]["fields"]["file"][0]
+
+
+def test_publishing_makes_the_next_version_and_the_same_upload_again_publishes_nothing(
+    any_county,
+):
+    admin = any_county.device("admin")
+    first = upload(admin, "", MONTHLY.read_bytes(), MONTHLY.name)
+    assert first.status_code == 201, first.get_json()
+    assert (first.get_json()["status"], first.get_json()["version"]) == ("published", 2)
+    again = upload(admin, "", MONTHLY.read_bytes(), MONTHLY.name)
+    assert again.status_code == 200
+    assert (again.get_json()["status"], again.get_json()["version"]) == ("unchanged", 2)
+
+
+def test_a_downloaded_version_uploaded_again_publishes_nothing(county):
+    admin = county.device("admin")
+    assert upload(admin, "", MONTHLY.read_bytes(), MONTHLY.name).status_code == 201
+    download = admin.client.get(
+        "/api/v1/admin/forms/monthly_monitoring/2.xlsx", headers=admin.headers
+    )
+    assert download.status_code == 200
+    assert download.headers["Content-Disposition"].endswith('"monthly_monitoring-v2.xlsx"')
+    again = upload(admin, "", download.data, "monthly_monitoring-v2.xlsx")
+    assert (again.status_code, again.get_json()["status"]) == (200, "unchanged")
+
+
+def test_an_unknown_version_downloads_as_404(county):
+    admin = county.device("admin")
+    for path in ("monthly_monitoring/9.xlsx", "monthly_monitoring/x.xlsx", "nope/1.xlsx"):
+        answer = admin.client.get(f"/api/v1/admin/forms/{path}", headers=admin.headers)
+        assert answer.status_code == 404, path
+
+
+def test_the_list_counts_fields_as_forms_list_does(county):
+    admin = county.device("admin")
+    with county.app.app_context():
+        publish_next_version(convert_workbook(MONTHLY), actor=None)
+        overview = {(o["form_id"], o["version"]): o["fields"] for o in form_overview()}
+    listed = admin.client.get("/api/v1/admin/forms", headers=admin.headers).get_json()["forms"]
+    assert {(f["form_id"], f["version"]): f["fields"] for f in listed} == overview
+    assert ("monthly_monitoring", 2) in overview
+
+
+def label(text: str) -> dict[str, str]:
+    return {"zh-CN": f"{text}（中）", "en": text}
+
+
+EVERY_CONSTRUCT = {
+    "version": 1,
+    "title": label("Every construct"),
+    "policy": None,
+    "fields": [
+        {"id": "members", "type": "integer", "label": label("Members"), "min": 1, "max": 20,
+         "required": True, "required_message": label("How many?"), "group": "household",
+         "group_label": label("Home")},
+        {"id": "workers", "type": "integer", "label": label("Workers"), "group": "household",
+         "group_label": label("Home"),
+         "constraint": "workers <= members", "constraint_message": label("Too many")},
+        {"id": "income", "name": "Income", "type": "number", "label": label("Income"), "min": 0,
+         "hint": label("yuan")},
+        {"id": "kinds", "type": "multiple_choice", "label": label("Kinds"),
+         "choices": [{"value": "a", "label": label("A")}, {"value": "b", "label": label("B")}],
+         "relevant": "not (members == null) and (members > 2 or income < 100)"},
+        {"id": "why", "type": "text", "label": label("Why"), "max_length": 200,
+         "relevant": "selected(kinds, 'a') or count(kinds) >= 2",
+         "required": "members != null"},
+        {"id": "town", "type": "single_choice", "label": label("Town"),
+         "choices": [{"value": "east", "label": label("East")},
+                     {"value": "west", "label": label("West")}]},
+        {"id": "village", "type": "single_choice", "label": label("Village"),
+         "choice_filter": [{"column": "town", "field": "town"},
+                           {"column": "kind", "value": "rural"}],
+         "choices": [{"value": "up", "label": label("Up"),
+                      "filter": {"town": "east", "kind": "rural"}},
+                     {"value": "down", "label": label("Down"),
+                      "filter": {"town": "west", "kind": "rural"}}],
+         "relevant": "town == null or town != 'west'"},
+        {"id": "score", "type": "range", "label": label("Score"), "min": 0, "max": 10,
+         "step": 2},
+        {"id": "day", "type": "date", "label": label("Day"), "prefill": "today",
+         "read_only": True},
+        {"id": "home", "type": "geopoint", "label": label("Home"),
+         "default": {"lat": 26.5, "lon": 106.7}},
+        {"id": "ok", "type": "boolean", "label": label("OK"), "default": True,
+         "problem": {"when": "ok == false", "category": "water"}},
+        {"id": "about", "type": "note", "label": label("About")},
+        {"id": "source", "type": "hidden", "label": label("source"), "default": "x"},
+        {"id": "house", "type": "photo", "label": label("House")},
+    ],
+}  # fmt: skip
+
+
+def test_every_construct_a_download_writes_imports_back_to_the_same_definition():
+    assert forms.validate_definition({"form_id": "every", "versions": [EVERY_CONSTRUCT]}) == []
+    form = forms.FormVersion.from_dict("every_construct", EVERY_CONSTRUCT)
+    assert reimported(form) == form.to_record_data()
