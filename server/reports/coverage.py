@@ -789,6 +789,19 @@ def bulletin_time(conn: Connection, ctx: Context) -> datetime | None:
     ).scalar()
 
 
+def trend_weeks(weeks: int, until: str | None, zone: ZoneInfo) -> list[Period]:
+    """The last ``weeks`` ISO weeks up to ``until`` (default: this week), oldest first."""
+    if not 1 <= weeks <= 260:
+        raise invalid("weeks", "between 1 and 260")
+    last = Period.parse(until) if until else Period.containing(local_today(zone), "weekly")
+    if last.policy != "weekly":
+        raise invalid("until", "an ISO week like 2026-W47")
+    periods = [last]
+    while len(periods) < weeks:
+        periods.insert(0, periods[0].previous())
+    return periods
+
+
 def trend(
     region_id: str,
     weeks: int = 12,
@@ -799,15 +812,8 @@ def trend(
 ) -> list[dict[str, Any]]:
     """Weekly coverage of the last ``weeks`` ISO weeks up to ``until`` (default: this week),
     oldest first, in one query over all the weeks."""
-    if not 1 <= weeks <= 260:
-        raise invalid("weeks", "between 1 and 260")
     zone = zone_of(tz)
-    last = Period.parse(until) if until else Period.containing(local_today(zone), "weekly")
-    if last.policy != "weekly":
-        raise invalid("until", "an ISO week like 2026-W47")
-    periods = [last]
-    while len(periods) < weeks:
-        periods.insert(0, periods[0].previous())
+    periods = trend_weeks(weeks, until, zone)
     with replica.report() as conn:
         now = replica.known_at(conn)
         summarized = _summarized(tz, None, conn)
