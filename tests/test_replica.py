@@ -21,8 +21,11 @@ from sqlalchemy import create_engine, text
 
 from server import jobs
 from server.admin.forms_service import publish_forms
+from server.reports import coverage as coverage_module
+from server.reports import summary
 from server.reports.coverage import local_iso
 from server.reports.periods import week_label
+from server.service import store
 from server.storage import replica
 from server.storage.upgrade import upgrade
 from tests import pgserver
@@ -225,6 +228,21 @@ def test_the_bulletin_job_reads_the_replica_and_keeps_its_snapshots_on_the_prima
         taken = conn.execute(text("SELECT count(*) FROM snapshots WHERE kind = 'bulletin'"))
         assert taken.scalar() == 3  # the county and its two townships
     assert replica_warnings(caplog) == []
+
+
+def test_a_replica_reads_the_visit_summary_only_while_it_holds_every_visit(pair):
+    """The primary's visit_summary job keeps household_periods; the replica's copy is read
+    when complete, and never caught up on the replica (it is read-only)."""
+    with pair.app.app_context():
+        summary.catch_up(store().engine, ZONE)
+    pair.replayed()
+    with pair.app.app_context(), replica.report() as conn:
+        assert replica.on_replica(conn)
+        assert coverage_module._summarized(None, None, conn)
+    visit_now(pair, "h1")
+    pair.replayed()
+    with pair.app.app_context(), replica.report() as conn:
+        assert not coverage_module._summarized(None, None, conn)
 
 
 def test_a_stopped_replica_leaves_reports_answering_from_the_primary(pair, caplog):
