@@ -14,6 +14,7 @@ from server.http.errors import register_error_handlers
 from server.http.jsonio import OrjsonProvider, compress_json
 from server.http.request_checks import check_url
 from server.http.security import security_headers
+from server.storage import replica
 from server.storage.blobstore import open_blob_store
 from server.storage.db import configure_engine, db, engine_options, normalize_url
 from server.storage.store import SqlStore
@@ -40,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "BACKDATE_DAYS": 7,
     # reverse proxies in front of the app whose X-Forwarded-For/-Proto to trust (docs/deploy.md)
     "PROXY_HOPS": 0,
+    # reports answer from the primary when ZOUFANG_REPORTS_DATABASE_URL lags more (replica.py)
+    "REPORTS_MAX_LAG_SECONDS": 300,
     # Argon2id, OWASP's recommended minimum (19 MiB, 2 passes)
     "PASSWORD_HASH": {"time_cost": 2, "memory_cost": 19 * 1024, "parallelism": 1},
 }
@@ -67,6 +70,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     with app.app_context():
         configure_engine(db.engine)
         app.extensions["zoufang_store"] = SqlStore(db.engine)
+        replica.init_app(app, db.engine)
     app.extensions["zoufang_blobs"] = open_blob_store(app.config)
     app.extensions["zoufang_clock"] = Clock()
     from server.admin.forms_service import check_answers

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from flask import Flask, current_app
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -35,7 +35,7 @@ from server.auth import token_age_cutoff, token_expiry_cutoff
 from server.http import blobs_api
 from server.notices import notify
 from server.notices import queue as notices_queue
-from server.reports import bulletins, exports, problems, summary
+from server.reports import bulletins, exports, problems, province, summary
 from server.reports import coverage as reports
 from server.reports.periods import week_label
 from server.service import SERVER_DEVICE, audit, store
@@ -93,7 +93,8 @@ class UnknownJob(LookupError):
 
 def weekly_bulletin(at: datetime) -> str:
     """每周通报: coverage of the ISO week that ended last Sunday for the county and each
-    township, kept as a snapshot (the figures as reported) and as the Excel bulletin."""
+    township, kept as a snapshot (the figures as reported) and as the Excel bulletin; the
+    county's figures also as the snapshot its province adds up (server/reports/province.py)."""
     period = week_label(at.date() - timedelta(days=at.isoweekday()))  # ended last Sunday
     folder = bulletins.folder()
     folder.mkdir(parents=True, exist_ok=True)
@@ -103,11 +104,13 @@ def weekly_bulletin(at: datetime) -> str:
     for region in regions:
         coverage = coverages[region.id] = reports.coverage(period, region.id)
         _keep_snapshot("bulletin", period, region.id, coverage)
+        if region.level == "county":
+            _keep_snapshot(province.KIND, period, region.id, province.county_snapshot(coverage))
         _write_atomically(
             folder / bulletins.file_name(period, region),
             exports.weekly_bulletin_xlsx(period, region.id),
         )
-        if region.parent_id is None:
+        if region.level != "township":
             due += coverage["summary"]["due"]
             visited += coverage["summary"]["visited"]
     townships = sum(1 for region in regions if region.level == "township")
@@ -563,13 +566,16 @@ def _write() -> Iterator[Connection]:
 
 
 def _bulletin_regions() -> list[Any]:
-    """The county (every root region) and each township, each once, roots first."""
+    """The county (every root region but a province, and every county under one) and each
+    township, each once, counties first. A province's figures are its counties' snapshots."""
     columns = (Region.id, Region.parent_id, Region.level, Region.name, Region.code)
+    root = and_(Region.parent_id.is_(None), Region.level != province.LEVEL)
+    wanted = or_(root, Region.level.in_(("county", "township")))
     with store().engine.connect() as conn:
         rows = conn.execute(
             select(*columns)
-            .where(~Region.deleted, or_(Region.parent_id.is_(None), Region.level == "township"))
-            .order_by(Region.parent_id.is_not(None), Region.code, Region.name)
+            .where(~Region.deleted, wanted)
+            .order_by(Region.level == "township", Region.code, Region.name)
         ).all()
     return rows
 

@@ -43,12 +43,16 @@ class PostgresServer:
         # no pipes: the restarted server would inherit them and pg_ctl's output never ends
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop the server, keeping its data directory."""
         subprocess.run(
             [*self.as_user, self.pg_ctl, "-D", self.data_dir, "-m", "fast", "-w", "stop"],
             check=False,
             capture_output=True,
         )
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(os.path.dirname(self.data_dir), ignore_errors=True)
 
 
@@ -125,3 +129,39 @@ def start() -> PostgresServer:
     return PostgresServer(
         f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", data, pg_ctl, as_user
     )
+
+
+def start_standby(primary: PostgresServer) -> PostgresServer:
+    """A hot standby of ``primary`` streaming from it (``pg_basebackup -R``), on its own port,
+    run as the same user. The primary must allow replication from 127.0.0.1: ``start`` leaves
+    initdb's pg_hba.conf, whose ``host replication all 127.0.0.1/32 trust`` line does, and
+    PostgreSQL's defaults (wal_level=replica, max_wal_senders=10) stream."""
+    basebackup = find_binary("pg_basebackup")
+    if not basebackup:
+        raise RuntimeError("pg_basebackup not found (install PostgreSQL server binaries)")
+    base = tempfile.mkdtemp(prefix="zoufang-standby-")
+    data = os.path.join(base, "data")
+    if primary.as_user:
+        account = pwd.getpwnam("postgres")
+        os.chown(base, account.pw_uid, account.pw_gid)
+    host, port = primary.url.split("@", 1)[1].split("/", 1)[0].split(":")
+    copied = subprocess.run(
+        [*primary.as_user, basebackup, "-h", host, "-p", port, "-U", "postgres"]
+        + ["-D", data, "-R", "-X", "stream", "--no-sync", "-c", "fast"],
+        capture_output=True,
+        text=True,
+    )
+    if copied.returncode != 0:
+        raise RuntimeError("pg_basebackup failed: " + copied.stderr[-2000:])
+    own_port = free_port()
+    options = f"-h 127.0.0.1 -p {own_port} -k {base} -c hot_standby=on -c max_connections=200"
+    started = subprocess.run(
+        [*primary.as_user, primary.pg_ctl, "-D", data, "-o", options]
+        + ["-l", os.path.join(base, "log"), "-w", "-t", "60", "start"],
+        capture_output=True,
+        text=True,
+    )
+    if started.returncode != 0:
+        raise RuntimeError("pg_ctl start (standby) failed: " + started.stderr[-2000:])
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{own_port}/postgres"
+    return PostgresServer(url, data, primary.pg_ctl, primary.as_user)

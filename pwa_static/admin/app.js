@@ -171,12 +171,20 @@ async function load() {
     renderCoverage(coverage);
     renderTrend(trend);
     const user = session().user;
+    // a province's page is its counties' weekly snapshots: no household lists of 100 counties
+    const province = coverage.region.level === "province";
+    for (const id of ["overdue", "bulletins", "problems"]) $(`#${id}`).hidden = province;
+    const regional = province
+      ? []
+      : [
+          call(`/reports/overdue?${query({ region_id: region })}`).then(renderOverdue),
+          call(`/reports/bulletins?${query({ region_id: region })}`).then(renderBulletins),
+          call(`/problems?${query({ region_id: region, status: "open,in_progress" })}`).then(
+            renderProblems,
+          ),
+        ];
     const tasks = [
-      call(`/reports/overdue?${query({ region_id: region })}`).then(renderOverdue),
-      call(`/reports/bulletins?${query({ region_id: region })}`).then(renderBulletins),
-      call(`/problems?${query({ region_id: region, status: "open,in_progress" })}`).then(
-        renderProblems,
-      ),
+      ...regional,
       call("/conflicts").then(renderConflicts),
       call("/admin/jobs").then(renderJobs),
       call("/admin/notices/deliveries?limit=20").then(renderDeliveries),
@@ -240,6 +248,13 @@ function renderCoverage(coverage) {
   $("#t-due").textContent = summary.due;
   $("#t-visited").textContent = summary.visited;
   $("#t-coverage").textContent = percent(summary.coverage);
+  // a province's overdue figure is its counties' at their snapshots (renderOverdue otherwise)
+  if (coverage.source === "snapshots") $("#t-overdue").textContent = summary.overdue;
+  const missing = coverage.missing ?? [];
+  $("#missing").hidden = !missing.length;
+  $("#missing").textContent = missing.length
+    ? t("missing", { n: missing.length, names: missing.map((c) => c.name).join("、") })
+    : "";
   $("#period").textContent = t("period", {
     period: coverage.period,
     start: coverage.start,
@@ -263,9 +278,16 @@ function renderCoverage(coverage) {
         "tr",
         {},
         h("td", {}, childLink(child, coverage.period)),
-        h("td", { className: "num" }, child.due),
-        h("td", { className: "num" }, child.visited),
-        h("td", { className: "cov" }, bar(child.coverage), h("span", {}, percent(child.coverage))),
+        h("td", { className: "num" }, child.due ?? "—"),
+        h("td", { className: "num" }, child.visited ?? "—"),
+        child.missing
+          ? h("td", { className: "cov muted" }, t("missing.county"))
+          : h(
+              "td",
+              { className: "cov" },
+              bar(child.coverage),
+              h("span", {}, percent(child.coverage)),
+            ),
       ),
     ),
   );

@@ -662,6 +662,8 @@ class _Planner:
         self.children: dict[tuple[str | None, str, str], str] = {}
         for r in reversed(rows):  # the oldest wins when two share a name
             self.children[(r.parent_id, r.level, r.name)] = r.id
+            if r.level == "county":  # a roster names its county alone, in a province or not
+                self.children[(None, r.level, r.name)] = r.id
 
     def run(self, county_name: str | None) -> Plan:
         county = self._county(county_name)

@@ -64,8 +64,14 @@ from sync.scope import Assignment, Scope
 
 admin = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 
-REGION_LEVELS = ("county", "township", "village")
-PARENT_LEVEL = {"county": None, "township": "county", "village": "township"}
+REGION_LEVELS = ("province", "county", "township", "village")
+#: the levels a region's parent may have (None: no parent); a county stands alone or in a province
+PARENT_LEVELS = {
+    "province": (None,),
+    "county": (None, "province"),
+    "township": ("county",),
+    "village": ("township",),
+}
 ROSTER_MAX_BYTES = 32 * 1024 * 1024
 BODY_MAX_BYTES = 64 * 1024
 PER_PAGE, MAX_PER_PAGE = 50, 200
@@ -273,12 +279,11 @@ def create_region() -> tuple[Response, int]:
         rows = _region_rows(conn)
     levels = {r.id: r.level for r in rows if administers.region(r.id)}
     parent = body["parent_id"]
-    wanted = PARENT_LEVEL[body["level"]]
-    if (parent is None) != (wanted is None) or (
-        parent is not None and levels.get(parent) != wanted
-    ):
-        message = f"a {body['level']} needs " + (f"a {wanted} as parent" if wanted else "no parent")
-        raise _invalid("parent_id", message)
+    allowed = PARENT_LEVELS[body["level"]]
+    found = levels.get(parent) if parent is not None else None
+    if (parent is not None and found is None) or found not in allowed:
+        needs = [f"a {level} as parent" if level else "no parent" for level in allowed]
+        raise _invalid("parent_id", f"a {body['level']} needs " + " or ".join(needs))
     if parent is None and not administers.everything:
         raise ApiError("forbidden", "only an admin of every county may add a county")
     _same_name_check(rows, parent, body["name"], None)

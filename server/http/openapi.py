@@ -441,7 +441,9 @@ ENDPOINTS = [
         "reports",
         "走访覆盖率",
         "Coverage of a region in an ISO week or a month; as_of answers with what the server "
-        "knew then. A cadre sees their own households.",
+        "knew then (on a reports replica: when it last replayed a commit). A cadre sees their "
+        "own households. A province's coverage is its counties' weekly snapshots (ISO weeks "
+        "only): children are its counties, `missing` those without a snapshot.",
         (403, 404),
         query=CoverageQuery,
         returns="Coverage",
@@ -450,7 +452,8 @@ ENDPOINTS = [
         "get /api/v1/reports/trend",
         "reports",
         "覆盖率趋势",
-        "Weekly coverage of a region over the last weeks.",
+        "Weekly coverage of a region over the last weeks (a province's: from its counties' "
+        "snapshots).",
         (403, 404),
         query=TrendQuery,
     ),

@@ -14,7 +14,7 @@ from server import service
 from server.auth import current_caller, require_role
 from server.http.api import json_body
 from server.http.schemas import load
-from server.reports import bulletins, exports, problems, visits
+from server.reports import bulletins, exports, problems, province, visits
 from server.reports import coverage as reports
 from sync.records import MAX_TEXT, PROBLEM_STATUSES
 
@@ -127,6 +127,9 @@ def coverage() -> Response:
     caller = current_caller()
     query = load(CoverageQuery(), request.args.to_dict())
     scope = reports.report_scope(caller, query["region_id"])
+    if province.is_province(query["region_id"]):  # its counties' snapshots, not visits
+        body = province.coverage(query["period"], query["region_id"], query["as_of"], scope)
+        return jsonify(body)
     body = reports.coverage(query["period"], query["region_id"], query["as_of"], scope=scope)
     if caller.role == "cadre":
         body["cadres"] = [c for c in body["cadres"] if c["user_id"] == caller.user_id]
@@ -138,6 +141,10 @@ def trend() -> Response:
     caller = current_caller()
     query = load(TrendQuery(), request.args.to_dict())
     scope = reports.report_scope(caller, query["region_id"])
+    if province.is_province(query["region_id"]):
+        periods = reports.trend_weeks(query["weeks"], query["until"], reports.zone_of(None))
+        weeks = province.trend(query["region_id"], periods, scope)
+        return jsonify({"region_id": query["region_id"], "weeks": weeks})
     weeks = reports.trend(query["region_id"], query["weeks"], query["until"], scope=scope)
     return jsonify({"region_id": query["region_id"], "weeks": weeks})
 

@@ -12,10 +12,10 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
-from server import service
 from server.http.errors import ApiError
 from server.reports.coverage import SNAPSHOTS, Regions, local_iso, zone_of
 from server.reports.periods import Period
+from server.storage import replica
 
 FOLDER = "bulletins"  # under the instance folder
 
@@ -36,7 +36,7 @@ def kept(region_id: str) -> list[dict[str, Any]]:
     whether its Excel file is there to download. Only the county and its townships have them."""
     s = SNAPSHOTS.c
     zone = zone_of(None)
-    with service.store().report() as conn:
+    with replica.report() as conn:
         region = Regions.load(conn).get(region_id)
         rows = conn.execute(
             select(s.period, func.min(s.taken_at))
@@ -60,7 +60,7 @@ def kept(region_id: str) -> list[dict[str, Any]]:
 def kept_file(period: str, region_id: str) -> Path:
     """The Excel file of the region's bulletin for the period; 404 when none was kept."""
     label = Period.parse(period).label  # 422 for anything but a week or a month
-    with service.store().report() as conn:
+    with replica.report() as conn:
         region = Regions.load(conn).get(region_id)
     path = folder() / file_name(label, region)
     if not path.is_file():

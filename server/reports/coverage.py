@@ -37,7 +37,8 @@ from server import service
 from server.auth import Caller
 from server.http.errors import ApiError
 from server.reports.periods import Period, invalid
-from server.reports.summary import SUMMARY, arrived_after, counting, usable
+from server.reports.summary import SUMMARY, arrived_after, complete, counting, usable
+from server.storage import replica
 from server.storage.models import Assignment as AssignmentRow
 from server.storage.models import AuditEntry, Snapshot, User
 from server.storage.store import OPS, TABLES, WRITES, chunks
@@ -498,12 +499,17 @@ class Context:
         return "current" if self.start <= self.reference else "future"
 
 
-def _summarized(tz: str | None, as_of: datetime | str | None) -> bool:
-    """Whether a report can read household_periods: it asks for the current state in the
-    server's time zone, and the summary has every visit (server/summary.py)."""
+def _summarized(
+    tz: str | None, as_of: datetime | str | None, conn: Connection | None = None
+) -> bool:
+    """Whether a report reading ``conn`` can read household_periods: it asks for the current
+    state in the server's time zone, and the summary has every visit (server/summary.py). On
+    a replica the summary is the primary's as replayed, complete or not: it cannot catch up."""
     zone = zone_of(tz)
     if parse_as_of(as_of, zone) is not None or zone.key != current_app.config["TIMEZONE"]:
         return False
+    if conn is not None and replica.on_replica(conn):
+        return complete(conn, zone)
     return usable(service.store().engine, zone)
 
 
@@ -524,7 +530,16 @@ def _context(
     start, end = parsed.bounds(zone)
     due = Due(parsed.policy, regions.village_ids(region_id), scope)
     return Context(
-        parsed, zone, start, end, moment, moment or utcnow(), regions, region, due, summarized
+        parsed,
+        zone,
+        start,
+        end,
+        moment,
+        moment or replica.known_at(conn),
+        regions,
+        region,
+        due,
+        summarized,
     )
 
 
@@ -553,8 +568,8 @@ def coverage_and_villages(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The coverage body and the rows behind it: every village under the region with its
     township, due, visited and coverage (the weekly bulletin's table)."""
-    summarized = _summarized(tz, as_of)  # before the read below starts its snapshot
-    with service.store().report() as conn:
+    with replica.report() as conn:
+        summarized = _summarized(tz, as_of, conn)  # before the reads below
         ctx = _context(conn, period, region_id, as_of, tz, scope, summarized)
         bulletin = bulletin_time(conn, ctx)
         since = bulletin or ctx.end
@@ -774,6 +789,19 @@ def bulletin_time(conn: Connection, ctx: Context) -> datetime | None:
     ).scalar()
 
 
+def trend_weeks(weeks: int, until: str | None, zone: ZoneInfo) -> list[Period]:
+    """The last ``weeks`` ISO weeks up to ``until`` (default: this week), oldest first."""
+    if not 1 <= weeks <= 260:
+        raise invalid("weeks", "between 1 and 260")
+    last = Period.parse(until) if until else Period.containing(local_today(zone), "weekly")
+    if last.policy != "weekly":
+        raise invalid("until", "an ISO week like 2026-W47")
+    periods = [last]
+    while len(periods) < weeks:
+        periods.insert(0, periods[0].previous())
+    return periods
+
+
 def trend(
     region_id: str,
     weeks: int = 12,
@@ -784,18 +812,11 @@ def trend(
 ) -> list[dict[str, Any]]:
     """Weekly coverage of the last ``weeks`` ISO weeks up to ``until`` (default: this week),
     oldest first, in one query over all the weeks."""
-    if not 1 <= weeks <= 260:
-        raise invalid("weeks", "between 1 and 260")
     zone = zone_of(tz)
-    last = Period.parse(until) if until else Period.containing(local_today(zone), "weekly")
-    if last.policy != "weekly":
-        raise invalid("until", "an ISO week like 2026-W47")
-    periods = [last]
-    while len(periods) < weeks:
-        periods.insert(0, periods[0].previous())
-    now = utcnow()
-    summarized = _summarized(tz, None)
-    with service.store().report() as conn:
+    periods = trend_weeks(weeks, until, zone)
+    with replica.report() as conn:
+        now = replica.known_at(conn)
+        summarized = _summarized(tz, None, conn)
         regions = Regions.load(conn)
         regions.get(region_id)
         due = Due("weekly", regions.village_ids(region_id), scope)
@@ -842,7 +863,7 @@ def overdue(
     zone = zone_of(tz)
     today = today or local_today(zone)
     found: list[dict[str, Any]] = []
-    with service.store().report() as conn:
+    with replica.report() as conn:
         regions = Regions.load(conn)
         regions.get(region_id)
         for policy in ("weekly", "monthly"):
@@ -868,7 +889,7 @@ def period_unvisited(
 ) -> list[dict[str, Any]]:
     """The households due in the period and not visited in it (the bulletin's list), each
     marked ``overdue`` when it was not visited in the previous period either."""
-    with service.store().report() as conn:
+    with replica.report() as conn:
         ctx = _context(conn, period, region_id, as_of, tz, scope)
         archived = archived_times(conn, ctx.due)
         archived_due = still_due(archived, min(ctx.end, ctx.reference))
@@ -1074,7 +1095,7 @@ def report_scope(caller: Caller, region_id: str) -> Scope | None:
     (supervisors and admins inside their assignment), the cadre's own households for a cadre.
     404 for an unknown region, 403 for a region outside the caller's assignment: an admin of
     one county reports on that county only (CONTRACT §3)."""
-    with service.store().report() as conn:
+    with replica.report() as conn:
         regions = Regions.load(conn)
     regions.get(region_id)
     scope = service.scope_of(caller.assignment)

@@ -23,12 +23,12 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import select
 
-from server import service
 from server.reports import coverage as reports
 from server.reports import problems
 from server.reports.labels import MODE_NAMES, STATUS_NAMES, category_label
 from server.reports.periods import month_label, week_label
 from server.service import mask_id_number, mask_phone
+from server.storage import replica
 
 COVERAGE_HEADERS = ["乡镇", "村", "应访户数", "已访户数", "未访户数", "覆盖率"]
 LOW_COVERAGE = 0.9  # rows below it are filled red in the bulletin
@@ -290,7 +290,7 @@ def sqlite_snapshot(path: Path) -> dict[str, int]:
     zone = reports.zone_of(None)
     db = sqlite_utils.Database(temporary)
     counts: dict[str, int] = {}
-    with service.store().report() as conn:
+    with replica.report() as conn:
         for name, spec in _SNAPSHOT_TABLES.items():
             table = db.table(name)
             table.create(

@@ -37,6 +37,7 @@ from server.reports.coverage import (
     zone_of,
 )
 from server.reports.periods import invalid
+from server.storage import replica
 from server.storage.store import DEVICES, OPS, WRITES, chunks
 from server.timeutil import utc_iso
 from sync.merge import FieldWrite, merge_write
@@ -51,7 +52,7 @@ def problem_list(scope: Scope, filters: dict[str, Any]) -> list[dict[str, Any]]:
     p = PROBLEMS.alias("p")
     zone = zone_of(filters.get("tz"))
     today: date = filters.get("today") or local_today(zone)
-    with service.store().report() as conn:
+    with replica.report() as conn:  # a list may lag; a problem's own page does not
         regions = Regions.load(conn)
         query = select(p).where(~p.c.deleted, holds(p, scope))
         if filters.get("region_id"):

@@ -88,6 +88,12 @@ def usable(engine: Engine, zone: ZoneInfo) -> bool:
     return True
 
 
+def complete(conn: Connection, zone: ZoneInfo) -> bool:
+    """Whether the summary read through ``conn`` is kept in ``zone`` and holds every visit
+    there, without catching up: a replica can only read what the primary summarized."""
+    return _zone(conn) == zone.key and _waiting(conn, _read_watermark(conn), 1) == 0
+
+
 def catch_up(engine: Engine, zone: ZoneInfo) -> int:
     """Summarize the visits newer than the watermark, ``ROUND`` at a time, until none wait.
     Built anew, in one transaction, the first time and when TIMEZONE changed. Returns the

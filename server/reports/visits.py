@@ -39,6 +39,7 @@ from server.reports.coverage import HOUSEHOLDS, PROBLEMS, USERS, VISITS, Context
 from server.reports.exports import spreadsheet_text
 from server.reports.labels import MODE_NAMES
 from server.reports.periods import Period, local_day
+from server.storage import replica
 from server.storage.models import Blob
 from server.storage.store import TABLES, chunks, utc_naive
 from sync.cursor import sign, unsign
@@ -201,7 +202,7 @@ def visit_list(
     """CONTRACT §10: one page of the visits of the filter, newest first, with how many there
     are in all and the cursor of the next page (None on the last)."""
     after = decode_cursor(cursor, f, reader) if cursor else None
-    with service.store().report() as conn:
+    with replica.report() as conn:
         sel = select_visits(conn, f, scope)
         v = sel.v
         where = list(sel.where)
@@ -293,7 +294,7 @@ def visit_detail(visit_id: str, scope: Scope, role: str) -> dict[str, Any]:
     """One visit in the caller's scope (404 otherwise) with every answer under its label, the
     people seen by name, its photos (stored or pending), and its corrections and void."""
     v = VISITS.alias("v")
-    with service.store().report() as conn:
+    with replica.report() as conn:
         row = conn.execute(
             select(v.c.village_id, v.c.household_id, v.c.visited_at_effective).where(
                 v.c.id == visit_id, ~v.c.deleted
@@ -424,7 +425,7 @@ def household_detail(household_id: str, scope: Scope, role: str) -> dict[str, An
     """A household in the caller's scope (404 otherwise) over time: its people, its latest
     visits, its problems and its help measures (一户一方案)."""
     h = HOUSEHOLDS
-    with service.store().report() as conn:
+    with replica.report() as conn:
         row = conn.execute(
             select(h.c.id, h.c.village_id, h.c.code, h.c.data).where(
                 h.c.id == household_id, ~h.c.deleted
@@ -564,7 +565,7 @@ def submissions_xlsx(f: VisitFilter, scope: Scope | None) -> IO[bytes]:
     book = Workbook(write_only=True)
     sheet = book.create_sheet("走访记录")
     repeats = book.create_sheet("重复组")
-    with service.store().report() as conn:
+    with replica.report() as conn:
         sel = select_visits(conn, f, scope)
         questions = _questions(conn, sel, f.form_id or "")
         sheet.append(_header(FIXED_HEADERS + [label for _, label, _ in questions]))

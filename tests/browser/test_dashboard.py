@@ -70,14 +70,16 @@ def seed(county: Any) -> dict[str, Any]:
     return {"cadre": a, "problem_id": problem_id}
 
 
-def open_dashboard(live: Any, browser: Any, errors: list[str]) -> tuple[Any, Any]:
+def open_dashboard(
+    live: Any, browser: Any, errors: list[str], period: str | None = None
+) -> tuple[Any, Any]:
     context = browser.new_context(**LAPTOP, accept_downloads=True)
     context.add_init_script(WATCH_CSP)
     page = context.new_page()
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     page.on("pageerror", lambda error: errors.append(str(error)))
     this_week = week_label(datetime.now(SHANGHAI).date())  # on a Monday it would open last week
-    response = page.goto(f"{live.url}/admin?period={this_week}")
+    response = page.goto(f"{live.url}/admin?period={period or this_week}")
     assert response.status == 200
     policy = response.headers["content-security-policy"]
     assert "script-src 'self';" in policy and "style-src 'self';" in policy
