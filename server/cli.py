@@ -320,7 +320,7 @@ def forms_import_xlsform(file: str, form_id: str | None, dry_run: bool) -> None:
     except UploadTooLarge as exc:
         raise click.ClickException(f"{path.name}: {exc.text(english=True)}") from None
     form = result.form
-    name = f"{form.form_id} version {form.version} ({len(form.fields)} fields)"
+    name = f"{form.form_id} version {form.version} ({form.field_count()} fields)"
     if result.status == "dry_run":
         click.echo(json.dumps(form.to_record_data(), ensure_ascii=False, indent=2))
         click.echo(f"dry run: would publish {name}; nothing was stored", err=True)

@@ -179,7 +179,7 @@ def form_overview() -> list[dict[str, Any]]:
                 "version": form.version,
                 "title": dict(form.title),
                 "policy": form.policy,
-                "fields": len(form.fields),
+                "fields": form.field_count(),
                 "status": status,
             }
         )
