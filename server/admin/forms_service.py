@@ -126,6 +126,7 @@ def import_xlsform(
     form_id: str | None = None,
     actor: str | None = None,
     dry_run: bool = False,
+    media: Path | None = None,
 ) -> ImportResult:
     """An XLSForm workbook published as the next version of its form (``form_id`` overrides
     the settings sheet). Raises forms.xlsform.XLSFormError listing every problem, or
@@ -134,7 +135,7 @@ def import_xlsform(
     from server.admin.xlsform_io import convert_workbook
 
     # The number in the settings sheet does not matter: publish_next_version numbers it.
-    definition = convert_workbook(source, form_id=form_id, version=1)
+    definition = convert_workbook(source, form_id=form_id, version=1, media=media)
     return publish_next_version(definition, actor, dry_run=dry_run)
 
 
