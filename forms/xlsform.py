@@ -161,8 +161,6 @@ _METADATA = frozenset(
     }
 )
 _UNSUPPORTED = {
-    "loop": "begin_loop (a group asked once per choice of a list) is not supported: "
-    "use begin_repeat",
     "calculate": "calculate is not supported yet",
     "xml-external": "external data files are not supported yet",
     "csv-external": "external data files are not supported yet",
@@ -353,6 +351,7 @@ class _Converter:
         self.external = external if external is not None else {}
         self.positions: dict[tuple[int, int | None], _Question] = {}
         self.repeat_counts: dict[str, str] = {}  # pyxform's <repeat>_count -> its expression
+        self.loop_names: dict[str, str] = {}  # a question of a loop, per choice -> its name
         self.problems: list[SheetProblem] = []
         self.settings_row = rows.settings_row
         self.questions: dict[str, _Question] = {}
@@ -475,7 +474,7 @@ class _Converter:
                 continue
             written, name = str(node.get("type", "")), str(node.get("name", ""))
             kind = _ALIASES.get(written, written)
-            row = self.rows.survey.get(name)
+            row = self.rows.survey.get(self.loop_names.get(name, name))
             if kind == "calculate" and _counts_a_repeat(name, nodes):
                 # pyxform writes a repeat_count other than ${question} as this calculation
                 self.repeat_counts[name] = str((node.get("bind") or {}).get("calculate", ""))
@@ -488,6 +487,8 @@ class _Converter:
                 label = _localized(_cells(node), "label")
                 inner = _Group(row, name, ident or "", relevant, group, label)
                 self._walk(node.get("children") or [], inner, out, repeat)
+            elif kind == "loop":
+                self._loop(node, row, group, out, repeat)
             elif kind == "repeat" and repeat is not None:
                 message = "a repeat inside a repeat is not supported: ask it in its own repeat"
                 self.problem("survey", row, "type", message)
@@ -501,6 +502,49 @@ class _Converter:
                 if question is not None:
                     question.repeat = repeat
                     out.append(question)
+
+    def _loop(
+        self,
+        node: Mapping[str, Any],
+        row: int | None,
+        group: _Group | None,
+        out: list[_Question],
+        repeat: _Question | None,
+    ) -> None:
+        """``begin loop over L``: its questions asked once per choice of ``L``, as pyxform
+        writes the XForm: a group per choice (titled by the choice's label), each question
+        named ``<question>_<choice>`` and ``%(label)s`` / ``%(name)s`` in its label filled in."""
+        name = str(node.get("name", ""))
+        relevant = str((node.get("bind") or {}).get("relevant", ""))
+        for column in node.get("columns") or []:
+            choice = str(column.get("name", ""))
+            label = _localized(_cells(column), "label") or {"zh-CN": choice, "en": choice}
+            ident = self._field_id(f"{name}_{choice}", row, "group")
+            inner = _Group(row, f"{name}_{choice}", ident or "", relevant, group, label)
+            children = [self._for_choice(c, choice, label) for c in node.get("children") or []]
+            self._walk(children, inner, out, repeat)
+
+    def _for_choice(self, node: Any, choice: str, label: Mapping[str, str]) -> Any:
+        """A question (or group) of a loop as it is asked for one choice."""
+        if not isinstance(node, Mapping):
+            return node
+        name = str(node.get("name", ""))
+        renamed = f"{name}_{choice}"
+        self.loop_names[renamed] = self.loop_names.get(name, name)
+        text = next(iter(label.values()), choice)
+
+        def filled(value: Any) -> Any:
+            if isinstance(value, str):
+                return value.replace("%(label)s", text).replace("%(name)s", choice)
+            if isinstance(value, Mapping):
+                return {k: filled(v) for k, v in value.items()}
+            return value
+
+        copy = {key: filled(value) for key, value in node.items() if key != "children"}
+        copy["name"] = renamed
+        if "children" in node:
+            copy["children"] = [self._for_choice(c, choice, label) for c in node["children"]]
+        return copy
 
     def _repeat(
         self, node: Mapping[str, Any], row: int | None, group: _Group | None

@@ -161,3 +161,14 @@ def test_a_choice_filter_on_the_choices_own_columns_is_decided_at_import(
     (c,) = convert_sheets(sheets)["versions"][0]["fields"]
     assert [choice["value"] for choice in c["choices"]] == kept
     assert ("choice_filter" in c) == left
+
+
+def test_begin_loop_asks_its_questions_once_per_choice_in_a_group_each() -> None:
+    doc = convert(
+        {"type": "begin_loop over risk", "name": "per_risk", "label": "风险"},
+        {"type": "integer", "name": "cases", "label": "%(label)s 的户数"},
+        {"type": "end_loop"},
+    )
+    fields = [f for f in doc["versions"][0]["fields"] if f.get("group", "").startswith("per_risk")]
+    assert [f["id"] for f in fields] == ["cases_low", "cases_medium", "cases_high"]
+    assert fields[0]["label"]["zh-CN"] == "low 的户数" and fields[0]["group"] == "per_risk_low"
