@@ -43,7 +43,8 @@ def validate_answers(
     context = answer_context(form, answers)
     for field in form.fields.values():
         if field.type == "repeat":
-            errors.update(_repeat_errors(field, answers.get(field.id), context, known_people))
+            value = answers.get(field.id)
+            errors.update(_repeat_errors(field, value, context, known_people, field.id))
             continue
         code = _field_error(field, answers.get(field.id), context, known_people)
         if code is not None:
@@ -54,21 +55,43 @@ def validate_answers(
 def answer_context(form: FormVersion, answers: Mapping[str, object]) -> dict[str, object]:
     """What a condition outside any repeat reads: the answers, and for each field of a
     repeat the list of its values across the entries (so ``count()`` and ``sum()`` read them)."""
-    context = dict(answers)
-    for repeat in form.fields.values():
+    return _level_context(form.fields, answers, answers)
+
+
+def _level_context(
+    fields: Mapping[str, Field], answers: Mapping[str, object], base: Mapping[str, object]
+) -> dict[str, object]:
+    """``base`` with, for each repeat among ``fields`` (whose answers are ``answers``), every
+    field of its entries at any depth as the list of its values, entry after entry."""
+    context = dict(base)
+    for repeat in fields.values():
         if repeat.type == "repeat":
-            entries = _entries(answers.get(repeat.id))
-            for child in repeat.fields:
-                context[child] = [entry.get(child) for entry in entries]
+            for child, values in _values_across(repeat, _entries(answers.get(repeat.id))).items():
+                context[child] = values
     return context
+
+
+def _values_across(repeat: Field, entries: list[Mapping[str, object]]) -> dict[str, list[object]]:
+    """Each field of the repeat at any depth -> its values across ``entries`` (those of a
+    nested repeat flattened, entry after entry, as XPath reads a path across repeats)."""
+    values: dict[str, list[object]] = {child: [] for child in repeat.fields}
+    for entry in entries:
+        for child in repeat.fields.values():
+            values[child.id].append(entry.get(child.id))
+            if child.type == "repeat":
+                for inner, found in _values_across(child, _entries(entry.get(child.id))).items():
+                    values.setdefault(inner, []).extend(found)
+    return values
 
 
 def entry_context(
     repeat: Field, context: Mapping[str, object], entry: Mapping[str, object]
 ) -> dict[str, object]:
     """What a condition inside one entry of a repeat reads: the entry's own answers over the
-    form's (``context`` from ``answer_context``)."""
-    return {**context, **{child: entry.get(child) for child in repeat.fields}}
+    enclosing level's (``context`` from ``answer_context``, or the enclosing entry's), and the
+    fields of a repeat inside the entry as lists."""
+    inside = {**context, **{child: entry.get(child) for child in repeat.fields}}
+    return _level_context(repeat.fields, entry, inside)
 
 
 def _entries(value: object) -> list[Mapping[str, object]]:
@@ -112,31 +135,40 @@ def _field_error(
 
 
 def _repeat_errors(
-    repeat: Field, value: object, context: Mapping[str, object], people: Collection[str] | None
+    repeat: Field,
+    value: object,
+    context: Mapping[str, object],
+    people: Collection[str] | None,
+    key: str,
 ) -> dict[str, list[str]]:
-    """The repeat's own code (relevance, presence, shape, number of entries) under its id,
-    and each entry's, validated like a form of the repeat's fields, under ``id[i].field``."""
+    """The repeat's own code (relevance, presence, shape, number of entries) under ``key``,
+    and each entry's, validated like a form of the repeat's fields, under ``key[i].field``
+    (a repeat inside it under ``key[i].inner[j].field``)."""
     code = _field_error(repeat, value, context, people)
     if code is not None or not is_answered(value) or not repeat.relevant.holds(context):
-        return {} if code is None else {repeat.id: [code]}
+        return {} if code is None else {key: [code]}
     assert isinstance(value, list)
     errors: dict[str, list[str]] = {}
     wanted = None if repeat.repeat_count is None else repeat.repeat_count.evaluate(context)
     if is_number(wanted) and len(value) != wanted:
-        errors[repeat.id] = [f"entry_count:{format_number(wanted)}"]
+        errors[key] = [f"entry_count:{format_number(wanted)}"]
     seen: set[object] = set()
     for index, entry in enumerate(value):
         assert isinstance(entry, dict)
-        where = f"{repeat.id}[{index}]."
-        for key in entry:
-            if key not in repeat.fields and not (key == "person" and repeat.seed):
-                errors[where + key] = ["unknown_field"]
+        where = f"{key}[{index}]."
+        for name in entry:
+            if name not in repeat.fields and not (name == "person" and repeat.seed):
+                errors[where + name] = ["unknown_field"]
         if repeat.seed:
             code = _entry_person_error(entry.get("person"), seen, people)
             if code is not None:
                 errors[where + "person"] = [code]
         inside = entry_context(repeat, context, entry)
         for child in repeat.fields.values():
+            if child.type == "repeat":
+                inner = entry.get(child.id)
+                errors.update(_repeat_errors(child, inner, inside, people, where + child.id))
+                continue
             code = _field_error(child, entry.get(child.id), inside, people)
             if code is not None:
                 errors[where + child.id] = [code]

@@ -79,6 +79,8 @@ _FIELD_KEYS = frozenset(
 )
 #: keys only a repeat has, and keys a repeat (which takes no answer of its own) never has
 _REPEAT_KEYS = frozenset({"fields", "repeat_count", "seed"})
+#: how deep repeats nest (a household's members, each member's children, …)
+MAX_REPEAT_DEPTH = 3
 _NOT_ON_REPEAT = frozenset(
     {"choices", "min", "max", "max_length", "default", "problem", "step", "prefill"}
     | {"choice_filter", "constraint", "read_only"}
@@ -159,39 +161,45 @@ def _version_errors(version: object, where: str) -> list[str]:
                 errors.append(f"{path}: duplicate field id '{field_id}'")
             elif isinstance(field_id, str):
                 docs[field_id] = each
-    outside = _outside_docs(fields, docs)
+    return errors + _level_condition_errors(fields, _outside_docs(fields, docs), where)
+
+
+def _level_condition_errors(fields: list[Any], docs: FieldDocs, where: str) -> list[str]:
+    """The conditions of the fields of one level (the version's, or a repeat's entries):
+    each reads ``docs``; a repeat's own fields read its entry's fields over them."""
+    errors: list[str] = []
     for index, field in enumerate(fields):
         if not isinstance(field, dict):
             continue
         field_where = f"{where}.fields[{index}]"
-        errors += _field_condition_errors(field, outside, field_where)
-        errors += _choice_filter_errors(field, outside, field_where)
-        if field.get("type") == "repeat" and isinstance(field.get("fields"), list):
-            errors += _repeat_count_errors(field, outside, field_where)
-            inside = {**outside, **{c["id"]: c for _, c in _with_children(field, "")[1:]}}
-            for child_index, child in enumerate(field["fields"]):
-                if isinstance(child, dict):
-                    child_where = f"{field_where}.fields[{child_index}]"
-                    errors += _field_condition_errors(child, inside, child_where)
-                    errors += _choice_filter_errors(child, inside, child_where)
+        errors += _field_condition_errors(field, docs, field_where)
+        errors += _choice_filter_errors(field, docs, field_where)
+        children = field.get("fields")
+        if field.get("type") == "repeat" and isinstance(children, list):
+            errors += _repeat_count_errors(field, docs, field_where)
+            entry = {c["id"]: c for c in children if isinstance(c, dict) and "id" in c}
+            inside = _outside_docs(children, {**docs, **entry})
+            errors += _level_condition_errors(children, inside, field_where)
     return errors
 
 
 def _with_children(field: object, where: str) -> list[tuple[str, Mapping[str, Any]]]:
-    """A field and, for a repeat, each of its fields (objects only), with where they are."""
+    """A field and, for a repeat, each of its fields at any depth (objects with an id), with
+    where they are."""
     if not isinstance(field, dict):
         return []
     children = field.get("fields") if field.get("type") == "repeat" else None
     found: list[tuple[str, Mapping[str, Any]]] = [(where, field)]
     for index, child in enumerate(children if isinstance(children, list) else ()):
         if isinstance(child, dict) and isinstance(child.get("id"), str):
-            found.append((f"{where}.fields[{index}]", child))
+            found += _with_children(child, f"{where}.fields[{index}]")
     return found
 
 
 def _outside_docs(fields: list[Any], docs: FieldDocs) -> dict[str, Mapping[str, Any]]:
-    """What a condition outside any repeat reads: the top-level fields as they are, and a
-    repeat's own fields as the list of their values across its entries."""
+    """What a condition at one level reads: the fields of that level as they are, and the
+    fields of a repeat among them (at any depth) as the list of their values across its
+    entries."""
     outside: dict[str, Mapping[str, Any]] = dict(docs)
     for field in fields:
         for _, child in _with_children(field, "")[1:]:
@@ -215,7 +223,7 @@ def _repeat_count_errors(field: Mapping[str, Any], docs: FieldDocs, where: str) 
     return [f"{where}: unknown field '{name}'" for name in unknown]
 
 
-def _field_errors(field: object, where: str) -> list[str]:
+def _field_errors(field: object, where: str, depth: int = 1) -> list[str]:
     """The mistakes in one field that need no other field to see."""
     if not isinstance(field, dict):
         return [f"{where}: must be an object"]
@@ -246,7 +254,7 @@ def _field_errors(field: object, where: str) -> list[str]:
             errors.append(f"{where}: {key} must be a condition")
     if "group" in field and not _is_id(field["group"]):
         errors.append(f"{where}: group must be a snake_case id")
-    errors += _repeat_errors(field, where)
+    errors += _repeat_errors(field, where, depth)
     errors += _choice_errors(field, where)
     errors += _bound_errors(field, where)
     if "problem" in field:
@@ -254,9 +262,10 @@ def _field_errors(field: object, where: str) -> list[str]:
     return errors
 
 
-def _repeat_errors(field: Mapping[str, Any], where: str) -> list[str]:
-    """A repeat holds fields (no repeat among them), is seeded from the household's people
-    or counted, and takes no answer of its own."""
+def _repeat_errors(field: Mapping[str, Any], where: str, depth: int = 1) -> list[str]:
+    """A repeat holds fields (a repeat among them at most MAX_REPEAT_DEPTH deep), is seeded
+    from the household's people (outside any other repeat) or counted, and takes no answer
+    of its own."""
     if field.get("type") != "repeat":
         return [f"{where}: {key} belongs to repeats only" for key in _REPEAT_KEYS & field.keys()]
     errors = [f"{where}: a repeat has no {key}" for key in sorted(_NOT_ON_REPEAT & field.keys())]
@@ -269,8 +278,13 @@ def _repeat_errors(field: Mapping[str, Any], where: str) -> list[str]:
         errors.append(f"{where}: a repeat seeded from the people has no repeat_count")
     for index, child in enumerate(children):
         child_where = f"{where}.fields[{index}]"
-        if isinstance(child, dict) and child.get("type") == "repeat":
-            errors.append(f"{child_where}: a repeat inside a repeat is not supported")
+        nested = isinstance(child, dict) and child.get("type") == "repeat"
+        if nested and depth >= MAX_REPEAT_DEPTH:
+            errors.append(f"{child_where}: repeats nest at most {MAX_REPEAT_DEPTH} deep")
+        elif nested and "seed" in child:
+            errors.append(f"{child_where}: only a repeat outside any other is seeded")
+        elif nested:
+            errors += _field_errors(child, child_where, depth + 1)
         elif isinstance(child, dict) and "problem" in child:
             errors.append(f"{child_where}: a field of a repeat has no problem path")
         elif isinstance(child, dict) and "seed" in field and child.get("id") == "person":

@@ -142,8 +142,8 @@ class Field:
         )
 
     def walk(self) -> list[Field]:
-        """This field and, for a repeat, the fields of its entries."""
-        return [self, *self.fields.values()]
+        """This field and, for a repeat, the fields of its entries at any depth."""
+        return [self, *(each for child in self.fields.values() for each in child.walk())]
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,30 @@ def test_a_repeat_with_fields_is_a_valid_definition() -> None:
     assert validate_definition({**doc}) == []
 
 
-def test_a_repeat_inside_a_repeat_is_refused() -> None:
-    doc = definition(repeat("member", repeat("child", field("age", "integer"))))
-    assert any("a repeat inside a repeat" in e for e in validate_definition(doc))
+def test_a_repeat_inside_a_repeat_is_a_valid_definition() -> None:
+    doc = definition(
+        repeat(
+            "member",
+            field("n", "integer"),
+            repeat("child", field("age", "integer"), repeat_count="n"),
+        )
+    )
+    assert validate_definition(doc) == []
+
+
+def test_repeats_nest_at_most_three_deep() -> None:
+    deepest = repeat("d", repeat("c", repeat("b", field("age", "integer"))))
+    assert any("at most 3 deep" in e for e in validate_definition(definition(repeat("a", deepest))))
+
+
+def test_only_a_repeat_outside_any_other_is_seeded() -> None:
+    doc = definition(repeat("a", repeat("b", field("age", "integer"), seed="people")))
+    assert any("only a repeat outside" in e for e in validate_definition(doc))
+
+
+def test_a_condition_inside_a_nested_entry_reads_its_own_and_the_enclosing_entry() -> None:
+    inner = repeat("child", field("age", "integer"), field("school", relevant="age < n"))
+    assert validate_definition(definition(repeat("member", field("n", "integer"), inner))) == []
 
 
 def test_a_repeat_without_fields_is_refused() -> None:
@@ -91,6 +112,9 @@ def test_a_choice_named_twice_under_one_filter_is_refused() -> None:
 
 
 def test_a_form_counts_the_questions_inside_repeats_but_not_the_repeat() -> None:
-    doc = definition(field("size", "integer"), repeat("member", field("age"), field("job", "text")))
+    inner = repeat("child", field("school", "text"))
+    doc = definition(
+        field("size", "integer"), repeat("member", field("age"), field("job", "text"), inner)
+    )
     (form,) = parse_definition(doc)
-    assert form.field_count() == 3
+    assert form.field_count() == 4

@@ -244,15 +244,35 @@ export function isRequired(formVersion, field, answers) {
  * @returns {object}
  */
 export function answerContext(formVersion, answers) {
-  const context = { ...answers };
-  for (const field of fieldsOf(formVersion).values()) {
-    if (field.type !== "repeat") continue;
-    const entries = entriesOf(answerOf(answers, field.id));
-    for (const child of field.fields.keys()) {
-      context[child] = entries.map((entry) => answerOf(entry, child) ?? null);
+  return levelContext(formVersion.fields, answers, answers);
+}
+
+/** `base` with, for each repeat among `docs`, every field of its entries as a list. */
+function levelContext(docs, answers, base) {
+  const context = { ...base };
+  for (const doc of docs) {
+    if (doc.type !== "repeat") continue;
+    for (const [child, values] of valuesAcross(doc, entriesOf(answerOf(answers, doc.id)))) {
+      context[child] = values;
     }
   }
   return context;
+}
+
+/** Each field of a repeat at any depth -> its values across the entries, nested flattened. */
+function valuesAcross(repeatDoc, entries) {
+  const values = new Map(repeatDoc.fields.map((child) => [child.id, []]));
+  for (const entry of entries) {
+    for (const child of repeatDoc.fields) {
+      values.get(child.id).push(answerOf(entry, child.id) ?? null);
+      if (child.type !== "repeat") continue;
+      for (const [inner, found] of valuesAcross(child, entriesOf(answerOf(entry, child.id)))) {
+        if (!values.has(inner)) values.set(inner, []);
+        values.get(inner).push(...found);
+      }
+    }
+  }
+  return values;
 }
 
 /**
@@ -267,7 +287,7 @@ export function entryContext(repeatDoc, context, entry) {
   for (const child of repeatDoc.fields) {
     inside[child.id] = answerOf(entry, child.id) ?? null;
   }
-  return inside;
+  return levelContext(repeatDoc.fields, entry, inside);
 }
 
 function entriesOf(value) {
@@ -316,7 +336,8 @@ export function validateAnswers(formVersion, answers, people = null) {
   const context = answerContext(formVersion, answers);
   for (const field of fields.values()) {
     if (field.type === "repeat") {
-      Object.assign(errors, repeatErrors(field, answerOf(answers, field.id), context, known));
+      const value = answerOf(answers, field.id);
+      Object.assign(errors, repeatErrors(field, value, context, known, field.id));
       continue;
     }
     const code = fieldError(field, answerOf(answers, field.id), context, known);
@@ -352,19 +373,19 @@ function fieldError(field, value, context, people) {
 }
 
 /** The repeat's own code under its id, then each entry's under `id[i].field`. */
-function repeatErrors(repeat, value, context, people) {
+function repeatErrors(repeat, value, context, people, key) {
   const code = fieldError(repeat, value, context, people);
   if (code !== null || !isAnswered(value) || !repeat.relevant.holds(context)) {
-    return code === null ? {} : { [repeat.id]: [code] };
+    return code === null ? {} : { [key]: [code] };
   }
   const errors = {};
   const wanted = repeat.repeatCount === null ? null : repeat.repeatCount.evaluate(context);
   if (typeof wanted === "number" && value.length !== wanted) {
-    errors[repeat.id] = [`entry_count:${formatNumber(wanted)}`];
+    errors[key] = [`entry_count:${formatNumber(wanted)}`];
   }
   const seen = new Set();
   value.forEach((entry, index) => {
-    const where = `${repeat.id}[${index}].`;
+    const where = `${key}[${index}].`;
     for (const key of Object.keys(entry)) {
       if (!repeat.fields.has(key) && !(key === "person" && repeat.doc.seed)) {
         errors[where + key] = ["unknown_field"];
@@ -376,6 +397,11 @@ function repeatErrors(repeat, value, context, people) {
     }
     const inside = entryContext(repeat.doc, context, entry);
     for (const child of repeat.fields.values()) {
+      if (child.type === "repeat") {
+        const inner = answerOf(entry, child.id);
+        Object.assign(errors, repeatErrors(child, inner, inside, people, where + child.id));
+        continue;
+      }
       const childCode = fieldError(child, answerOf(entry, child.id), inside, people);
       if (childCode !== null) errors[where + child.id] = [childCode];
     }
