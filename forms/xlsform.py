@@ -349,7 +349,7 @@ class _Converter:
         self.survey = survey
         self.rows = rows
         self.external = external if external is not None else {}
-        self.positions: dict[tuple[int, int | None], _Question] = {}
+        self.positions: dict[tuple[int, ...], _Question] = {}  # where each field is
         self.repeat_counts: dict[str, str] = {}  # pyxform's <repeat>_count -> its expression
         self.loop_names: dict[str, str] = {}  # a question of a loop, per choice -> its name
         self.problems: list[SheetProblem] = []
@@ -387,18 +387,18 @@ class _Converter:
         """The fields of the questions, those of a repeat in the repeat's ``fields``; where
         each came from is kept for placing the findings of ``validate_definition``."""
         fields: list[dict[str, Any]] = []
-        repeats: dict[str, tuple[int, dict[str, Any]]] = {}
+        repeats: dict[str, tuple[tuple[int, ...], list[dict[str, Any]]]] = {"": ((), fields)}
         for question in questions:
             doc = self._field(question)
-            if question.repeat is None:
-                self.positions[(len(fields), None)] = question
-                fields.append(doc)
-                if question.type == "repeat":
-                    repeats[question.name] = (len(fields) - 1, doc)
-            elif question.repeat.name in repeats:
-                index, parent = repeats[question.repeat.name]
-                self.positions[(index, len(parent["fields"]))] = question
-                parent["fields"].append(doc)
+            parent = "" if question.repeat is None else question.repeat.name
+            if parent not in repeats:
+                continue  # its repeat could not be converted, which is reported already
+            path, siblings = repeats[parent]
+            path = (*path, len(siblings))
+            self.positions[path] = question
+            siblings.append(doc)
+            if question.type == "repeat":
+                repeats[question.name] = (path, doc["fields"])
         return fields
 
     # settings sheet
@@ -489,12 +489,10 @@ class _Converter:
                 self._walk(node.get("children") or [], inner, out, repeat)
             elif kind == "loop":
                 self._loop(node, row, group, out, repeat)
-            elif kind == "repeat" and repeat is not None:
-                message = "a repeat inside a repeat is not supported: ask it in its own repeat"
-                self.problem("survey", row, "type", message)
             elif kind == "repeat":
                 entry = self._repeat(node, row, group)
                 if entry is not None:
+                    entry.repeat = repeat
                     out.append(entry)
                     self._walk(node.get("children") or [], None, out, entry)
             elif kind not in _METADATA:
@@ -775,7 +773,12 @@ class _Converter:
         if text.isascii() and text.isdigit():
             return {"repeat_count": int(text)}
         source = self.questions.get(match.group(1)) if match else None
-        if source is not None and source.repeat is None and source.type in NUMBER_TYPES:
+        outside: list[_Question | None] = [None]  # enclosing repeats: their questions count
+        enclosing = question.repeat
+        while enclosing is not None:
+            outside.append(enclosing)
+            enclosing = enclosing.repeat
+        if source is not None and source.repeat in outside and source.type in NUMBER_TYPES:
             return {"repeat_count": source.id}
         message = (
             f"repeat_count {text!r} is not supported yet: a whole number or "
@@ -976,15 +979,15 @@ class _Converter:
     def _definition_problem(self, error: str, questions: list[_Question]) -> None:
         """A mistake ``validate_definition`` found, placed at its question's row and column."""
         match = re.fullmatch(
-            r"versions\[0\]\.fields\[(\d+)\](?:\.fields\[(\d+)\])?(?: \([^)]*\))?"
-            r"([\w.\[\]]*): (.*)",
+            r"versions\[0\]((?:\.fields\[\d+\](?: \([^)]*\))?)+)([\w.\[\]]*): (.*)",
             error,
             re.DOTALL,
         )
-        inner = None if match is None or match.group(2) is None else int(match.group(2))
-        question = None if match is None else self.positions.get((int(match.group(1)), inner))
+        found = [] if match is None else re.findall(r"fields\[(\d+)\]", match.group(1))
+        where = tuple(int(index) for index in found)
+        question = self.positions.get(where)
         if match and question is not None:
-            path, message = match.group(3), match.group(4)
+            path, message = match.group(2), match.group(3)
             column = _COLUMN_OF_PATH.get(path)
             if column is None and path.startswith(".choices"):
                 column = "type"

@@ -50,14 +50,26 @@ def test_repeat_seed_other_than_people_is_refused_at_its_row() -> None:
     assert where(problems_of(*rows))[0][2] == "repeat_seed"
 
 
-def test_a_repeat_inside_a_repeat_is_refused_at_its_row() -> None:
+def test_a_repeat_inside_a_repeat_is_a_repeat_among_its_fields() -> None:
     inner = [
-        {"type": "begin_repeat", "name": "child", "label": "子女"},
+        {"type": "integer", "name": "n_children", "label": "子女数"},
+        {"type": "begin_repeat", "name": "child", "label": "子女", "repeat_count": "${n_children}"},
         {"type": "text", "name": "child_name", "label": "姓名"},
         {"type": "end_repeat"},
     ]
-    problems = problems_of(*MEMBERS[:3], *inner, MEMBERS[-1])
-    assert any("a repeat inside a repeat" in p.message for p in problems)
+    member = field_of(convert(*MEMBERS[:3], *inner, MEMBERS[-1]), "member")
+    child = member["fields"][-1]
+    assert child["type"] == "repeat" and child["repeat_count"] == "n_children"
+    assert [f["id"] for f in child["fields"]] == ["child_name"]
+
+
+def test_repeats_four_deep_are_refused_at_the_row_of_the_fourth() -> None:
+    rows: list[dict[str, Any]] = []
+    for depth in range(4):
+        rows.append({"type": "begin_repeat", "name": f"r{depth}", "label": "r"})
+    rows.append({"type": "text", "name": "deep", "label": "d"})
+    rows += [{"type": "end_repeat"}] * 4
+    assert where(problems_of(*rows)) == [("survey", 14, None)]  # the fourth begin_repeat
 
 
 def test_a_mistake_inside_a_repeat_is_placed_at_its_row() -> None:
