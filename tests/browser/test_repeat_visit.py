@@ -26,6 +26,9 @@ SURVEY = [
     ["begin_repeat", "members", "家庭成员", "Members", None, None, None, "people"],
     ["decimal", "income", "月收入", "Monthly income", "yes"],
     ["select_one yes_no", "works", "是否务工", "Works away", None, "${income} > 0"],
+    ["begin_repeat", "jobs", "工作", "Jobs", None, "${works} = 'no'"],
+    ["text", "job", "工种", "Kind of work", "yes"],
+    ["end_repeat"],
     ["end_repeat"],
     ["integer", "kids", "在校学生数", "Pupils"],
     ["begin_repeat", "pupils", "在校学生", "Pupils", None, None, "${kids}"],
@@ -60,6 +63,8 @@ def test_a_repeat_per_household_member_and_a_counted_repeat_reach_the_server_val
     member.locator(".error", has_text="必填").wait_for()  # the person's own question
     member.get_by_label("月收入").fill("1200")
     member.get_by_text("否", exact=True).click()
+    member.get_by_role("button", name="添加一条").click()  # a repeat inside the person's entry
+    member.get_by_label("工种").fill("保洁")
     visit.get_by_label("在校学生数").fill("2")
     pupils = visit.locator(".repeat", has_text="在校学生").locator(".entry")
     assert pupils.count() == 2  # as many entries as the answer asks for
@@ -75,7 +80,8 @@ def test_a_repeat_per_household_member_and_a_counted_repeat_reach_the_server_val
         stored = [json.loads(v.data) for v in db.session.scalars(select(Visit))]
     (answers,) = [v["answers"] for v in stored if v.get("form_version") == imported.form.version]
     (person,) = [entry["person"] for entry in answers["members"]]
-    assert answers["members"] == [{"person": person, "income": 1200, "works": False}]
+    jobs = [{"job": "保洁"}]
+    assert answers["members"] == [{"person": person, "income": 1200, "works": False, "jobs": jobs}]
     assert answers["pupils"] == [{"school": "中心小学"}, {"school": "县一中"}]
     assert answers["kids"] == 2 and answers["needs"] == ["road", "water"]
     assert answers["card"] == "6901234567892"

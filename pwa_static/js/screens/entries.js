@@ -13,7 +13,7 @@
  * @module screens/entries
  */
 
-import { answerContext, entryState, isAnswered, isRelevant, parseExpression } from "../forms.js";
+import { answerContext, entryContext, isAnswered, isRelevant, parseExpression } from "../forms.js";
 import { pick } from "../i18n.js";
 import { h, labelled } from "../ui.js";
 
@@ -41,14 +41,21 @@ const ACCEPT = { audio: "audio/*", video: "video/*", file: "" };
  * @param {object[]} people the household's people ({id, name})
  * @param {Function} changed called after every change
  * @param {Function} input the visit screen's control for one field: (f, state, people, changed)
+ * @param {Function} [outer] what the repeat's own conditions read (the form's answers, or
+ *   for a repeat inside an entry, that entry's context)
+ * @param {string} [key] the repeat's key in validation codes (`member[0].kids` when nested)
  * @returns {{element: Element, update: Function, rows: Function}} `update` re-reads relevance
  *   and the entry count; `rows` lists each entry field's row for error messages, keyed as
- *   validateAnswers keys them (`member[0].income`)
+ *   validateAnswers keys them (`member[0].income`), those of nested repeats included
  */
-export function repeatInput(form, f, state, people, changed, input) {
+export function repeatInput(
+  form, f, state, people, changed, input,
+  outer = () => answerContext(form, state.answers), key = f.id,
+) {
   const list = h("div", { class: "entries" });
   const element = h("fieldset", { class: "repeat" }, h("legend", {}, pick(f.label)), list);
   let rows = [];
+  let nested = [];
   state.photos ??= new Map(); // shared with every entry: files taken in an entry are kept too
   const entries = () => {
     if (!Array.isArray(state.answers[f.id])) state.answers[f.id] = [];
@@ -57,6 +64,7 @@ export function repeatInput(form, f, state, people, changed, input) {
   const draw = () => {
     list.replaceChildren();
     rows = [];
+    nested = [];
     entries().forEach((entry, index) => list.append(entryCard(index, entry)));
     if (f.seed && people.length === 0) list.append(h("p", { class: "muted" }, word("nobody")));
     addButton.hidden = Boolean(f.seed) || wantedCount() !== null;
@@ -68,14 +76,26 @@ export function repeatInput(form, f, state, people, changed, input) {
     const card = h("section", { class: "entry" }, h("h3", {}, title));
     const sub = { ...state, answers: entry };
     for (const child of f.fields) {
-      const where = `${f.id}[${index}].${child.id}`;
+      const where = `${key}[${index}].${child.id}`;
       const error = h("p", { class: "error", id: `error-${where}`, role: "alert", hidden: true });
       const row = h("div", { class: "field" });
-      row.append(input(child, sub, people, () => {
+      const rowChanged = () => {
         row.classList.remove("invalid");
         error.hidden = true;
         changed();
-      }));
+      };
+      if (child.type === "repeat") {
+        const inner = repeatInput(
+          form, child, sub, people, rowChanged, input, () => entryContext(f, outer(), entry), where,
+        );
+        nested.push(inner);
+        row.append(inner.element);
+        row.append(error);
+        card.append(row);
+        rows.push({ id: where, field: child, element: row, error, entry, entries: inner.rows });
+        continue;
+      }
+      row.append(input(child, sub, people, rowChanged));
       if (child.hint) row.append(h("p", { class: "hint" }, pick(child.hint)));
       row.append(error);
       card.append(row);
@@ -99,8 +119,7 @@ export function repeatInput(form, f, state, people, changed, input) {
   /** The number of entries `repeat_count` asks for given the answers so far, else null. */
   const wantedCount = () => {
     if (f.repeat_count === undefined || f.repeat_count === null) return null;
-    const context = answerContext(form, state.answers);
-    const n = parseExpression(String(f.repeat_count)).evaluate(context);
+    const n = parseExpression(String(f.repeat_count)).evaluate(outer());
     return Number.isInteger(n) && n >= 0 && n <= 100 ? n : null;
   };
   /** Entries follow the household's people or the count; children follow their relevance. */
@@ -123,9 +142,12 @@ export function repeatInput(form, f, state, people, changed, input) {
         return draw();
       }
     }
+    const context = outer();
     for (const row of rows) {
-      row.element.hidden = !entryState(form, f, row.field, state.answers, row.entry).relevant;
+      const inside = entryContext(f, context, row.entry);
+      row.element.hidden = !parseExpression(row.field.relevant ?? "true").holds(inside);
     }
+    for (const inner of nested) inner.update();
   };
   const addButton = h("button", {
     type: "button",
@@ -140,7 +162,7 @@ export function repeatInput(form, f, state, people, changed, input) {
   }, word("add"));
   element.append(addButton);
   draw();
-  return { element, update, rows: () => rows };
+  return { element, update, rows: () => rows.flatMap((row) => [row, ...(row.entries?.() ?? [])]) };
 }
 
 /**
@@ -151,13 +173,19 @@ export function repeatInput(form, f, state, people, changed, input) {
  * @returns {object[]}
  */
 export function relevantEntries(form, f, answers) {
-  const entries = Array.isArray(answers[f.id]) ? answers[f.id] : [];
+  return keptEntries(f, answers[f.id], answerContext(form, answers));
+}
+
+/** Each entry's relevant, answered fields, a nested repeat's entries likewise. */
+function keptEntries(f, value, context) {
+  const entries = Array.isArray(value) ? value : [];
   return entries.map((entry) => {
     const kept = f.seed ? { person: entry.person } : {};
+    const inside = entryContext(f, context, entry);
     for (const child of f.fields) {
-      if (isAnswered(entry[child.id]) && entryState(form, f, child, answers, entry).relevant) {
-        kept[child.id] = entry[child.id];
-      }
+      if (!isAnswered(entry[child.id])) continue;
+      if (!parseExpression(child.relevant ?? "true").holds(inside)) continue;
+      kept[child.id] = child.type === "repeat" ? keptEntries(child, entry[child.id], inside) : entry[child.id];
     }
     return kept;
   });
