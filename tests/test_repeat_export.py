@@ -80,3 +80,26 @@ def test_a_repeat_has_its_own_sheet_with_a_row_per_entry_keyed_by_visit(any_coun
     visits = list(book["走访记录"].iter_rows(values_only=True))
     assert visits[1][visits[0].index("家庭成员")] == "1 条（见同名工作表）"
     assert list(book["重复组"].iter_rows(values_only=True))[1:] == []  # not written twice
+
+
+def test_a_repeat_inside_an_entry_is_numbered_after_its_enclosing_entry():
+    from forms import parse_definition
+    from server.reports.repeat_sheets import _entries_at, entry_rows
+
+    kids = {
+        "id": "kids",
+        "type": "repeat",
+        "label": label("子女"),
+        "fields": [{"id": "age", "type": "integer", "label": label("年龄")}],
+    }
+    members = {"id": "members", "type": "repeat", "label": label("成员"), "fields": [kids]}
+    doc = {**MEMBER_FORM, "versions": [{**MEMBER_FORM["versions"][0], "fields": [members]}]}
+    (form,) = parse_definition(doc)
+    answers = {"members": [{"kids": [{"age": 3}]}, {"kids": [{"age": 5}, {"age": 9}]}]}
+    inner = form.fields["members"].fields["kids"]
+    rows = [
+        row
+        for number, entries in _entries_at(answers, ("members", "kids"), "")
+        for row in entry_rows("v1", inner, entries, {}, number)
+    ]
+    assert rows == [["v1", "1.1", None, 3], ["v1", "2.1", None, 5], ["v1", "2.2", None, 9]]
