@@ -87,3 +87,32 @@ def test_a_repeat_per_household_member_and_a_counted_repeat_reach_the_server_val
     assert answers["card"] == "6901234567892"
     assert validate_answers(imported.form, answers, [person]) == {}
     assert phone.errors == []
+
+
+def test_a_long_form_pages_by_group_and_an_invalid_question_brings_its_page_up(
+    live, browser, screenshot
+):
+    survey: list[list[object]] = [["type", "name", "label", "required"]]
+    for group in range(1, 4):
+        survey.append(["begin_group", f"part{group}", f"第{group}部分"])
+        survey += [["text", f"q{group}_{n}", f"问题{group}-{n}"] for n in range(1, 10)]
+        survey.append(["end_group"])
+    survey[-2] = [*survey[-2], "yes"]  # the last question of the last page must be answered
+    content = workbook_bytes({"survey": survey, "settings": [["form_id"], ["weekly_visit"]]})
+    with live.app.app_context():
+        assert import_xlsform(io.BytesIO(content), actor=None).status == "published"
+    phone = Phone(browser.new_context(**PHONE).new_page(), live.url)
+    phone.sign_in("cadre_a")
+    phone.household("户主1").get_by_role("link", name="记录走访").click()
+    visit = phone.screen("visit")
+    assert visit.get_by_label("问题1-1").is_visible()
+    assert not visit.get_by_label("问题2-1").is_visible()
+    visit.get_by_role("button", name="下一页").click()
+    assert visit.get_by_label("问题2-1").is_visible()
+    assert not visit.get_by_label("问题1-1").is_visible()
+    visit.get_by_role("button", name="上一页").click()
+    phone.page.get_by_role("button", name="保存").click()
+    assert visit.get_by_label("问题3-9").is_visible()  # its page came up, with the message
+    visit.locator(".error", has_text="必填").wait_for()
+    screenshot(phone.page, "visit-paged")
+    assert phone.errors == []

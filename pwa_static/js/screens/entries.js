@@ -301,3 +301,48 @@ export function rankInput(f, label, current, set) {
   draw();
   return h("fieldset", { class: "rank-field" }, h("legend", {}, label), list, status);
 }
+
+/** Forms longer than this many questions, in at least PAGED_GROUPS groups, page by group. */
+const PAGED_FIELDS = 24;
+const PAGED_GROUPS = 3;
+const PAGE_WORDS = {
+  previous: { "zh-CN": "上一页", en: "Previous" },
+  next: { "zh-CN": "下一页", en: "Next" },
+  page: { "zh-CN": "第 {n} 页，共 {m} 页", en: "Page {n} of {m}" },
+};
+
+/** Questions at any depth, as `forms list` counts them (a repeat itself is none). */
+function questionCount(docs) {
+  return docs.reduce((n, doc) => n + (doc.type === "repeat" ? questionCount(doc.fields) : 1), 0);
+}
+
+/**
+ * The form's group cards, one page per group when the form is long (a short form, such as
+ * the weekly visit, stays one page, so a routine visit is still three taps). 保存 stays on
+ * every page; a question found invalid on another page brings its page up (the `reveal`
+ * event the visit screen sends from it).
+ * @param {object} form
+ * @param {Element[]} cards one per group, in order
+ * @returns {Element | Element[]}
+ */
+export function pagedCards(form, cards) {
+  if (cards.length < PAGED_GROUPS || questionCount(form.fields) <= PAGED_FIELDS) return cards;
+  let page = 0;
+  const status = h("span", { class: "muted", "aria-live": "polite" });
+  const previous = h("button", { type: "button", class: "secondary", on: { click: () => show(page - 1) } }, pick(PAGE_WORDS.previous));
+  const next = h("button", { type: "button", class: "secondary", on: { click: () => show(page + 1) } }, pick(PAGE_WORDS.next));
+  const show = (index) => {
+    page = Math.max(0, Math.min(cards.length - 1, index));
+    cards.forEach((card, i) => {
+      card.hidden = i !== page;
+    });
+    previous.disabled = page === 0;
+    next.disabled = page === cards.length - 1;
+    status.textContent = pick(PAGE_WORDS.page).replace("{n}", page + 1).replace("{m}", cards.length);
+  };
+  const pages = h("div", { class: "pages", on: {
+    reveal: (event) => show(cards.findIndex((card) => card.contains(event.target))),
+  } }, cards, h("nav", { class: "pager card" }, previous, status, next));
+  show(0);
+  return pages;
+}

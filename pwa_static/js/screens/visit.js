@@ -23,7 +23,9 @@ import {
 import { known, lang, pick, t } from "../i18n.js";
 import * as outbox from "../outbox.js";
 import { formVersion, get, householdDetail, latestForm } from "../queries.js";
-import { barcodeInput, mediaInput, rankInput, relevantEntries, repeatInput, sendsEntries } from "./entries.js";
+import {
+  barcodeInput, mediaInput, pagedCards, rankInput, relevantEntries, repeatInput, sendsEntries,
+} from "./entries.js";
 import { localIso } from "../time.js";
 import { field, h, labelled, toast } from "../ui.js";
 
@@ -85,7 +87,7 @@ export async function render(ctx, [householdId], query) {
     when.element,
     modePicker(state),
     people.length > 0 && peoplePicker(people, state),
-    form ? fields.cards : h("p", { class: "card muted" }, t("visit.noForm")),
+    form ? pagedCards(form, fields.cards) : h("p", { class: "card muted" }, t("visit.noForm")),
     h("section", { class: "card" }, field(t("visit.notes"), notes)),
     locationRow(state),
     h(
@@ -178,6 +180,7 @@ function showErrors(rows, errors) {
     markInvalid(row.element, row.error, Boolean(codes));
     if (codes && !first) first = row.element;
   }
+  first?.dispatchEvent(new Event("reveal", { bubbles: true })); // its page, if the form pages
   first?.scrollIntoView({ block: "center" });
   first?.querySelector("input, select, textarea")?.focus({ preventScroll: true });
   return first !== null;
