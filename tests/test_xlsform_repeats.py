@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +185,41 @@ def test_begin_loop_asks_its_questions_once_per_choice_in_a_group_each() -> None
     fields = [f for f in doc["versions"][0]["fields"] if f.get("group", "").startswith("per_risk")]
     assert [f["id"] for f in fields] == ["cases_low", "cases_medium", "cases_high"]
     assert fields[0]["label"]["zh-CN"] == "low 的户数" and fields[0]["group"] == "per_risk_low"
+
+
+def test_the_cli_reads_a_choices_file_from_media_or_refuses_the_row_without_it(
+    county: Any, tmp_path: Path
+) -> None:
+    from tests.samples.make_xlsforms import workbook_bytes
+    from tests.test_xlsform import cli
+
+    survey = [["type", "name", "label"], ["select_one_from_file villages.csv", "village", "村"]]
+    book = tmp_path / "survey.xlsx"
+    book.write_bytes(workbook_bytes({"survey": survey, "settings": [["form_id"], ["villages"]]}))
+    refused = cli(county.app, "forms", "import-xlsform", str(book))
+    assert refused.exit_code == 1
+    assert "survey row 2, column type: the choices file villages.csv is not attached" in (
+        refused.output
+    )
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "villages.csv").write_text("name,label\nshang,上村\nxia,下村\n", encoding="utf-8")
+    result = cli(county.app, "forms", "import-xlsform", str(book), "--media", str(media))
+    assert result.exit_code == 0, result.output
+    assert "published villages version 1 (1 fields)" in result.output
+
+
+def test_forms_list_counts_the_questions_inside_a_repeat_not_the_repeat(
+    county: Any, tmp_path: Path
+) -> None:
+    from tests.samples.make_xlsforms import workbook_bytes
+    from tests.test_xlsform import cli
+
+    header = ["type", "name", "label", "repeat_count"]
+    survey = [header, *([row.get(key) for key in header] for row in MEMBERS)]
+    book = tmp_path / "members.xlsx"
+    book.write_bytes(workbook_bytes({"survey": survey, "settings": [["form_id"], ["members"]]}))
+    result = cli(county.app, "forms", "import-xlsform", str(book))
+    assert "published members version 1 (4 fields)" in result.output, result.output
+    listed = json.loads(cli(county.app, "forms", "list", "--json").output)
+    assert [f["fields"] for f in listed if f["form_id"] == "members"] == [4]
