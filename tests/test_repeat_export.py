@@ -103,3 +103,27 @@ def test_a_repeat_inside_an_entry_is_numbered_after_its_enclosing_entry():
         for row in entry_rows("v1", inner, entries, {}, number)
     ]
     assert rows == [["v1", "1.1", None, 3], ["v1", "2.1", None, 5], ["v1", "2.2", None, 9]]
+
+
+def test_the_server_checks_the_people_of_a_repeat_per_household_member(any_county, clock):
+    from tests.county import uid
+
+    c, h = any_county, any_county.households
+    with c.app.app_context():
+        publish_next_version(MEMBER_FORM, actor=None)
+    a = c.device("cadre_a")
+    stranger = a.visit(
+        h["h1"], at(23), form_id="member_income", form_version=1,
+        answers={"members": [{"person": uid(), "income": 1}]},
+    )  # fmt: skip
+    newcomer = uid()
+    person = a.op("create", "person", newcomer, {"household_id": h["h1"], "name": "新生儿"})
+    met = a.visit(
+        h["h1"], at(24), form_id="member_income", form_version=1,
+        answers={"members": [{"person": newcomer, "income": 0}]},
+    )  # fmt: skip
+    results = a.push([stranger, person, met], device_time=clock().isoformat()).get_json()
+    statuses = [r["status"] for r in results["results"]]
+    assert statuses == ["rejected", "applied", "applied"], results
+    error = results["results"][0]["error"]
+    assert error["details"]["fields"] == {"data.answers.members[0].person": ["unknown_person"]}
