@@ -435,6 +435,17 @@ export function offeredChoices(formVersion, field, answers) {
   return offered(doc, answerContext(formVersion, answers));
 }
 
+/**
+ * The choices a cascading list inside a repeat's entry offers: as offeredChoices, reading
+ * the entry's context (entryContext).
+ * @param {object} doc the field's definition
+ * @param {object} context
+ * @returns {string[]}
+ */
+export function offeredChoicesIn(doc, context) {
+  return offered(doc, context);
+}
+
 function offered(doc, answers) {
   const expected = new Map();
   for (const term of doc.choice_filter ?? []) {

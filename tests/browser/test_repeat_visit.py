@@ -22,7 +22,7 @@ pytestmark = pytest.mark.browser
 
 SURVEY = [
     ["type", "name", "label::Chinese (zh)", "label::English (en)", "required", "relevant",
-     "repeat_count", "repeat_seed"],
+     "repeat_count", "repeat_seed", "choice_filter"],
     ["begin_repeat", "members", "家庭成员", "Members", None, None, None, "people"],
     ["decimal", "income", "月收入", "Monthly income", "yes"],
     ["select_one yes_no", "works", "是否务工", "Works away", None, "${income} > 0"],
@@ -33,12 +33,18 @@ SURVEY = [
     ["integer", "kids", "在校学生数", "Pupils"],
     ["begin_repeat", "pupils", "在校学生", "Pupils", None, None, "${kids}"],
     ["text", "school", "学校", "School", "yes"],
+    ["select_one stage", "stage", "学段", "Stage"],
+    ["select_one grade", "grade", "年级", "Grade", None, None, None, None, "stage = ${stage}"],
     ["end_repeat"],
     ["rank needs", "needs", "最需要的帮助", "Most needed help"],
     ["barcode", "card", "卡号", "Card number"],
 ]  # fmt: skip
 CHOICES = [
-    ["list_name", "name", "label::Chinese (zh)", "label::English (en)"],
+    ["list_name", "name", "label::Chinese (zh)", "label::English (en)", "stage"],
+    ["stage", "primary", "小学", "Primary"],
+    ["stage", "middle", "中学", "Middle"],
+    ["grade", "g1", "一年级", "Grade 1", "primary"],
+    ["grade", "g7", "七年级", "Grade 7", "middle"],
     ["yes_no", "yes", "是", "Yes"],
     ["yes_no", "no", "否", "No"],
     ["needs", "water", "饮水", "Water"],
@@ -69,6 +75,9 @@ def test_a_repeat_per_household_member_and_a_counted_repeat_reach_the_server_val
     pupils = visit.locator(".repeat", has_text="在校学生").locator(".entry")
     assert pupils.count() == 2  # as many entries as the answer asks for
     pupils.nth(0).get_by_label("学校").fill("中心小学")
+    pupils.nth(0).get_by_text("小学", exact=True).click()  # a cascading list inside an entry
+    assert not pupils.nth(0).get_by_text("七年级").is_visible()
+    pupils.nth(0).get_by_text("一年级", exact=True).click()
     pupils.nth(1).get_by_label("学校").fill("县一中")
     visit.get_by_role("button", name="下移 饮水").click()
     visit.get_by_label("卡号").fill("6901234567892")
@@ -82,7 +91,8 @@ def test_a_repeat_per_household_member_and_a_counted_repeat_reach_the_server_val
     (person,) = [entry["person"] for entry in answers["members"]]
     jobs = [{"job": "保洁"}]
     assert answers["members"] == [{"person": person, "income": 1200, "works": False, "jobs": jobs}]
-    assert answers["pupils"] == [{"school": "中心小学"}, {"school": "县一中"}]
+    first_pupil = {"school": "中心小学", "stage": "primary", "grade": "g1"}
+    assert answers["pupils"] == [first_pupil, {"school": "县一中"}]
     assert answers["kids"] == 2 and answers["needs"] == ["road", "water"]
     assert answers["card"] == "6901234567892"
     assert validate_answers(imported.form, answers, [person]) == {}

@@ -13,7 +13,9 @@
  * @module screens/entries
  */
 
-import { answerContext, entryContext, isAnswered, isRelevant, parseExpression } from "../forms.js";
+import {
+  answerContext, entryContext, isAnswered, isRelevant, offeredChoicesIn, parseExpression,
+} from "../forms.js";
 import { pick } from "../i18n.js";
 import { h, labelled } from "../ui.js";
 
@@ -146,6 +148,7 @@ export function repeatInput(
     for (const row of rows) {
       const inside = entryContext(f, context, row.entry);
       row.element.hidden = !parseExpression(row.field.relevant ?? "true").holds(inside);
+      if (row.field.choice_filter) offerInEntry(row, offeredChoicesIn(row.field, inside));
     }
     for (const inner of nested) inner.update();
   };
@@ -163,6 +166,19 @@ export function repeatInput(
   element.append(addButton);
   draw();
   return { element, update, rows: () => rows.flatMap((row) => [row, ...(row.entries?.() ?? [])]) };
+}
+
+/** A cascading list in an entry shows only what the entry's answers offer, and drops an
+ *  answer they no longer offer (as the visit screen does for its own questions). */
+function offerInEntry(row, offered) {
+  const offers = new Set(offered);
+  for (const box of row.element.querySelectorAll("input[type=radio], input[type=checkbox]")) {
+    box.closest("label").hidden = !offers.has(box.value);
+    if (!offers.has(box.value)) box.checked = false;
+  }
+  const current = row.entry[row.field.id];
+  if (Array.isArray(current)) row.entry[row.field.id] = current.filter((v) => offers.has(v));
+  else if (isAnswered(current) && !offers.has(current)) row.entry[row.field.id] = null;
 }
 
 /**
