@@ -22,7 +22,7 @@ pytestmark = pytest.mark.browser
 
 SURVEY = [
     ["type", "name", "label::Chinese (zh)", "label::English (en)", "required", "relevant",
-     "repeat_count", "repeat_seed", "choice_filter"],
+     "repeat_count", "repeat_seed", "choice_filter", "default"],
     ["begin_repeat", "members", "家庭成员", "Members", None, None, None, "people"],
     ["decimal", "income", "月收入", "Monthly income", "yes"],
     ["select_one yes_no", "works", "是否务工", "Works away", None, "${income} > 0"],
@@ -33,6 +33,7 @@ SURVEY = [
     ["integer", "kids", "在校学生数", "Pupils"],
     ["begin_repeat", "pupils", "在校学生", "Pupils", None, None, "${kids}"],
     ["text", "school", "学校", "School", "yes"],
+    ["text", "county", "所在县", "County", None, None, None, None, None, "本县"],
     ["select_one stage", "stage", "学段", "Stage"],
     ["select_one grade", "grade", "年级", "Grade", None, None, None, None, "stage = ${stage}"],
     ["end_repeat"],
@@ -91,8 +92,8 @@ def test_a_repeat_per_household_member_and_a_counted_repeat_reach_the_server_val
     (person,) = [entry["person"] for entry in answers["members"]]
     jobs = [{"job": "保洁"}]
     assert answers["members"] == [{"person": person, "income": 1200, "works": False, "jobs": jobs}]
-    first_pupil = {"school": "中心小学", "stage": "primary", "grade": "g1"}
-    assert answers["pupils"] == [first_pupil, {"school": "县一中"}]
+    first_pupil = {"school": "中心小学", "county": "本县", "stage": "primary", "grade": "g1"}
+    assert answers["pupils"] == [first_pupil, {"school": "县一中", "county": "本县"}]
     assert answers["kids"] == 2 and answers["needs"] == ["road", "water"]
     assert answers["card"] == "6901234567892"
     assert validate_answers(imported.form, answers, [person]) == {}

@@ -118,6 +118,10 @@ export function repeatInput(
     }
     return card;
   };
+  /** A new entry: each of the repeat's own fields with a `default` starts with it. */
+  const fresh = () => Object.fromEntries(f.fields
+    .filter((child) => child.default !== undefined && child.default !== null)
+    .map((child) => [child.id, JSON.parse(JSON.stringify(child.default))]));
   /** The number of entries `repeat_count` asks for given the answers so far, else null. */
   const wantedCount = () => {
     if (f.repeat_count === undefined || f.repeat_count === null) return null;
@@ -130,7 +134,7 @@ export function repeatInput(
     if (f.seed) {
       const ids = new Set(people.map((p) => p.id));
       const have = new Set(current.map((entry) => entry.person));
-      const missing = people.filter((p) => !have.has(p.id)).map((p) => ({ person: p.id }));
+      const missing = people.filter((p) => !have.has(p.id)).map((p) => ({ person: p.id, ...fresh() }));
       const kept = current.filter((entry) => ids.has(entry.person));
       if (missing.length || kept.length !== current.length) {
         state.answers[f.id] = [...kept, ...missing];
@@ -139,7 +143,7 @@ export function repeatInput(
     } else {
       const n = wantedCount();
       if (n !== null && n !== current.length) {
-        while (current.length < n) current.push({});
+        while (current.length < n) current.push(fresh());
         current.length = n;
         return draw();
       }
@@ -157,7 +161,7 @@ export function repeatInput(
     class: "secondary",
     on: {
       click: () => {
-        entries().push({});
+        entries().push(fresh());
         draw();
         changed();
       },
