@@ -71,6 +71,11 @@ def _count(nodes: list[Any]) -> int:
     return total
 
 
+def _fields(docs: list[Any]) -> int:
+    """The fields of a definition at any depth, a repeat itself not counted (CONTRACT §9)."""
+    return sum(_fields(d["fields"]) if d["type"] == "repeat" else 1 for d in docs)
+
+
 def reason(message: str) -> str:
     """A problem's message without its particulars, so that problems group by kind."""
     text = re.sub(r"'[^']*'|\"[^\"]*\"", "…", message)
@@ -86,9 +91,9 @@ def measure(paths: list[Path]) -> dict[str, Any]:
         row: dict[str, Any] = {"file": path.name, "pyxform": questions is not None}
         try:
             doc = convert_workbook(path)
-            fields = doc["versions"][0]["fields"]
-            row["zoufang_fields"] = len(fields)
-            row["brought_over"] = len(fields)  # pyxform counts or_other's question too
+            fields = _fields(doc["versions"][0]["fields"])  # inside repeats too
+            row["zoufang_fields"] = fields
+            row["brought_over"] = fields  # pyxform counts or_other's question too
         except (XLSFormError, UploadTooLarge) as error:
             problems = getattr(error, "problems", None) or [str(error)]
             row["refused"] = [str(p) for p in problems]

@@ -34,26 +34,79 @@ def validate_answers(
 ) -> dict[str, list[str]]:
     """Field id -> message codes of everything wrong with the answers; empty when valid.
 
-    ``people`` are the ids of the household's people; when given, a person answer must be
-    one of them.
+    ``people`` are the ids of the household's people; when given, a person answer (and the
+    person of an entry of a repeat seeded from the people) must be one of them. The fields of
+    a repeat's entries are keyed ``<repeat>[<index>].<field>``, the index counted from 0.
     """
     known_people = None if people is None else frozenset(people)
     errors = {field_id: ["unknown_field"] for field_id in answers if field_id not in form.fields}
+    context = answer_context(form, answers)
     for field in form.fields.values():
-        code = _field_error(field, answers, known_people)
+        if field.type == "repeat":
+            value = answers.get(field.id)
+            errors.update(_repeat_errors(field, value, context, known_people, field.id))
+            continue
+        code = _field_error(field, answers.get(field.id), context, known_people)
         if code is not None:
             errors[field.id] = [code]
     return errors
 
 
+def answer_context(form: FormVersion, answers: Mapping[str, object]) -> dict[str, object]:
+    """What a condition outside any repeat reads: the answers, and for each field of a
+    repeat the list of its values across the entries (so ``count()`` and ``sum()`` read them)."""
+    return _level_context(form.fields, answers, answers)
+
+
+def _level_context(
+    fields: Mapping[str, Field], answers: Mapping[str, object], base: Mapping[str, object]
+) -> dict[str, object]:
+    """``base`` with, for each repeat among ``fields`` (whose answers are ``answers``), every
+    field of its entries at any depth as the list of its values, entry after entry."""
+    context = dict(base)
+    for repeat in fields.values():
+        if repeat.type == "repeat":
+            for child, values in _values_across(repeat, _entries(answers.get(repeat.id))).items():
+                context[child] = values
+    return context
+
+
+def _values_across(repeat: Field, entries: list[Mapping[str, object]]) -> dict[str, list[object]]:
+    """Each field of the repeat at any depth -> its values across ``entries`` (those of a
+    nested repeat flattened, entry after entry, as XPath reads a path across repeats)."""
+    values: dict[str, list[object]] = {child: [] for child in repeat.fields}
+    for entry in entries:
+        for child in repeat.fields.values():
+            values[child.id].append(entry.get(child.id))
+            if child.type == "repeat":
+                for inner, found in _values_across(child, _entries(entry.get(child.id))).items():
+                    values.setdefault(inner, []).extend(found)
+    return values
+
+
+def entry_context(
+    repeat: Field, context: Mapping[str, object], entry: Mapping[str, object]
+) -> dict[str, object]:
+    """What a condition inside one entry of a repeat reads: the entry's own answers over the
+    enclosing level's (``context`` from ``answer_context``, or the enclosing entry's), and the
+    fields of a repeat inside the entry as lists."""
+    inside = {**context, **{child: entry.get(child) for child in repeat.fields}}
+    return _level_context(repeat.fields, entry, inside)
+
+
+def _entries(value: object) -> list[Mapping[str, object]]:
+    return [e for e in value if isinstance(e, dict)] if isinstance(value, list) else []
+
+
 def problems_found(form: FormVersion, answers: Mapping[str, object]) -> list[dict[str, str]]:
     """The problems the answers point to, in form order, for the PWA to offer as new problems."""
+    context = answer_context(form, answers)
     return [
         {"field": field.id, "category": field.problem.category}
         for field in form.fields.values()
         if field.problem is not None
-        and field.relevant.holds(answers)
-        and field.problem.when.holds(answers)
+        and field.relevant.holds(context)
+        and field.problem.when.holds(context)
     ]
 
 
@@ -63,29 +116,86 @@ def check_value(field: Field, value: object, people: Collection[str] | None = No
 
 
 def _field_error(
-    field: Field, answers: Mapping[str, object], people: Collection[str] | None
+    field: Field, value: object, context: Mapping[str, object], people: Collection[str] | None
 ) -> str | None:
     """At most one code per field: relevance first, then presence, then the value itself."""
-    value = answers.get(field.id)
     answered = is_answered(value)
-    if not field.relevant.holds(answers):
+    if not field.relevant.holds(context):
         return "not_relevant" if answered else None
     if not answered:
-        return "required" if field.required.holds(answers) else None
+        return "required" if field.required.holds(context) else None
     code = check_value(field, value, people)
     if code is None and field.choice_filter:
         chosen = value if isinstance(value, list) else [value]
-        offered = offered_choices(field, answers)
+        offered = offered_choices(field, context)
         code = None if all(item in offered for item in chosen) else "not_offered"
-    if code is None and not field.constraint.holds(answers):
+    if code is None and not field.constraint.holds(context):
         return "constraint"
     return code
+
+
+def _repeat_errors(
+    repeat: Field,
+    value: object,
+    context: Mapping[str, object],
+    people: Collection[str] | None,
+    key: str,
+) -> dict[str, list[str]]:
+    """The repeat's own code (relevance, presence, shape, number of entries) under ``key``,
+    and each entry's, validated like a form of the repeat's fields, under ``key[i].field``
+    (a repeat inside it under ``key[i].inner[j].field``)."""
+    code = _field_error(repeat, value, context, people)
+    if code is not None or not is_answered(value) or not repeat.relevant.holds(context):
+        return {} if code is None else {key: [code]}
+    assert isinstance(value, list)
+    errors: dict[str, list[str]] = {}
+    wanted = None if repeat.repeat_count is None else repeat.repeat_count.evaluate(context)
+    if is_number(wanted) and len(value) != wanted:
+        errors[key] = [f"entry_count:{format_number(wanted)}"]
+    seen: set[object] = set()
+    for index, entry in enumerate(value):
+        assert isinstance(entry, dict)
+        where = f"{key}[{index}]."
+        for name in entry:
+            if name not in repeat.fields and not (name == "person" and repeat.seed):
+                errors[where + name] = ["unknown_field"]
+        if repeat.seed:
+            code = _entry_person_error(entry.get("person"), seen, people)
+            if code is not None:
+                errors[where + "person"] = [code]
+        inside = entry_context(repeat, context, entry)
+        for child in repeat.fields.values():
+            if child.type == "repeat":
+                inner = entry.get(child.id)
+                errors.update(_repeat_errors(child, inner, inside, people, where + child.id))
+                continue
+            code = _field_error(child, entry.get(child.id), inside, people)
+            if code is not None:
+                errors[where + child.id] = [code]
+    return errors
+
+
+def _entry_person_error(
+    person: object, seen: set[object], people: Collection[str] | None
+) -> str | None:
+    """An entry of a repeat seeded from the people names one of them, each at most once."""
+    if not is_answered(person):
+        return "required"
+    if not isinstance(person, str):
+        return "wrong_type:person"
+    if people is not None and person not in people:
+        return "unknown_person"
+    if person in seen:
+        return "duplicate_person"
+    seen.add(person)
+    return None
 
 
 def offered_choices(field: Field, answers: Mapping[str, object]) -> list[str]:
     """The choices a cascading list offers given the other answers, in order: those whose
     ``filter`` column equals, as text, each term's answer or literal (an unanswered question
-    is the empty text, as in XLSForm; an answer that is no text matches nothing)."""
+    is the empty text, as in XLSForm; an answer that is no text matches nothing). A value the
+    list names more than once (under different filters) is offered when any of them matches."""
     expected: dict[str, str | None] = {}
     for term in field.choice_filter:
         if term.field is None:
@@ -97,8 +207,11 @@ def offered_choices(field: Field, answers: Mapping[str, object]) -> list[str]:
         expected[term.column] = answer if isinstance(answer, str) else None
     return [
         value
-        for value, tags in field.choice_tags.items()
-        if all(tags.get(column, "") == want for column, want in expected.items())
+        for value, filters in field.choice_tags.items()
+        if any(
+            all(tags.get(column, "") == want for column, want in expected.items())
+            for tags in filters
+        )
     ]
 
 
@@ -241,10 +354,29 @@ def _check_person(field: Field, value: object, people: Collection[str] | None) -
     return None
 
 
-def _check_photo(field: Field, value: object, people: Collection[str] | None) -> str | None:
+def _check_file(field: Field, value: object, people: Collection[str] | None) -> str | None:
+    """A photo, recording or file is stored by content: the answer is its sha256."""
     if not isinstance(value, str) or not _SHA256.fullmatch(value):
-        return "wrong_type:photo"
+        return f"wrong_type:{field.type}"
     return None
+
+
+def _check_barcode(field: Field, value: object, people: Collection[str] | None) -> str | None:
+    """The text a barcode holds, scanned or typed."""
+    return None if isinstance(value, str) else "wrong_type:barcode"
+
+
+def _check_rank(field: Field, value: object, people: Collection[str] | None) -> str | None:
+    """Choice values in the order of preference: all of them or some, each at most once."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        return "wrong_type:rank"
+    return _check_multiple_choice(field, value, people)
+
+
+def _check_repeat(field: Field, value: object, people: Collection[str] | None) -> str | None:
+    """A list of entries, each an object of the repeat's field ids to answers."""
+    fits = isinstance(value, list) and all(isinstance(entry, dict) for entry in value)
+    return None if fits else "wrong_type:repeat"
 
 
 _CHECKS: dict[str, Check] = {
@@ -255,7 +387,7 @@ _CHECKS: dict[str, Check] = {
     "single_choice": _check_single_choice,
     "multiple_choice": _check_multiple_choice,
     "person": _check_person,
-    "photo": _check_photo,
+    "photo": _check_file,
     "integer": _check_integer,
     "range": _check_range,
     "time": _check_time,
@@ -265,6 +397,12 @@ _CHECKS: dict[str, Check] = {
     "geopoint": _check_geopoint,
     "geotrace": _check_geopoints,
     "geoshape": _check_geopoints,
+    "repeat": _check_repeat,
+    "audio": _check_file,
+    "video": _check_file,
+    "file": _check_file,
+    "barcode": _check_barcode,
+    "rank": _check_rank,
 }
 
 

@@ -33,12 +33,14 @@ from forms.expressions import (
 from forms.model import (
     CHOICE_TYPES,
     FIELD_TYPES,
+    FILE_TYPES,
     LANGUAGES,
     NUMBER_TYPES,
     ORDERED_TYPES,
     POLICIES,
     PREFILLS,
     PROBLEM_CATEGORIES,
+    SEEDS,
     FormVersion,
 )
 
@@ -70,14 +72,27 @@ _FIELD_KEYS = frozenset(
         "group_label",
         "choice_filter",
         "constraint",
+        "fields",
+        "repeat_count",
+        "seed",
     }
+)
+#: keys only a repeat has, and keys a repeat (which takes no answer of its own) never has
+_REPEAT_KEYS = frozenset({"fields", "repeat_count", "seed"})
+#: how deep repeats nest (a household's members, each member's children, …)
+MAX_REPEAT_DEPTH = 3
+_NOT_ON_REPEAT = frozenset(
+    {"choices", "min", "max", "max_length", "default", "problem", "step", "prefill"}
+    | {"choice_filter", "constraint", "read_only"}
 )
 _CHOICE_KEYS = frozenset({"value", "label", "filter"})
 #: the answers a cascading list may be filtered by: text, as its choices' filter columns are
 _FILTER_SOURCE_TYPES = ("single_choice", "text")
 _PROBLEM_KEYS = frozenset({"when", "category"})
 #: answers that are no text, number or boolean: a condition can only test them for null
-_UNCOMPARABLE_TYPES = ("note", "geopoint", "geotrace", "geoshape", "photo")
+_UNCOMPARABLE_TYPES = ("note", "geopoint", "geotrace", "geoshape", "repeat", *FILE_TYPES)
+#: the answers ``count()`` reads: a list of choices, or a repeat's entries or values
+_COUNTABLE_TYPES = ("multiple_choice", "rank", "repeat")
 
 FieldDocs = Mapping[str, Mapping[str, Any]]
 
@@ -140,19 +155,75 @@ def _version_errors(version: object, where: str) -> list[str]:
     for index, field in enumerate(fields):
         field_where = f"{where}.fields[{index}]"
         errors += _field_errors(field, field_where)
-        field_id = field.get("id") if isinstance(field, dict) else None
-        if isinstance(field_id, str) and field_id in docs:
-            errors.append(f"{field_where}: duplicate field id '{field_id}'")
-        elif isinstance(field_id, str):
-            docs[field_id] = field
+        for path, each in _with_children(field, field_where):
+            field_id = each.get("id")
+            if isinstance(field_id, str) and field_id in docs:
+                errors.append(f"{path}: duplicate field id '{field_id}'")
+            elif isinstance(field_id, str):
+                docs[field_id] = each
+    return errors + _level_condition_errors(fields, _outside_docs(fields, docs), where)
+
+
+def _level_condition_errors(fields: list[Any], docs: FieldDocs, where: str) -> list[str]:
+    """The conditions of the fields of one level (the version's, or a repeat's entries):
+    each reads ``docs``; a repeat's own fields read its entry's fields over them."""
+    errors: list[str] = []
     for index, field in enumerate(fields):
-        if isinstance(field, dict):
-            errors += _field_condition_errors(field, docs, f"{where}.fields[{index}]")
-            errors += _choice_filter_errors(field, docs, f"{where}.fields[{index}]")
+        if not isinstance(field, dict):
+            continue
+        field_where = f"{where}.fields[{index}]"
+        errors += _field_condition_errors(field, docs, field_where)
+        errors += _choice_filter_errors(field, docs, field_where)
+        children = field.get("fields")
+        if field.get("type") == "repeat" and isinstance(children, list):
+            errors += _repeat_count_errors(field, docs, field_where)
+            entry = {c["id"]: c for c in children if isinstance(c, dict) and "id" in c}
+            inside = _outside_docs(children, {**docs, **entry})
+            errors += _level_condition_errors(children, inside, field_where)
     return errors
 
 
-def _field_errors(field: object, where: str) -> list[str]:
+def _with_children(field: object, where: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """A field and, for a repeat, each of its fields at any depth (objects with an id), with
+    where they are."""
+    if not isinstance(field, dict):
+        return []
+    children = field.get("fields") if field.get("type") == "repeat" else None
+    found: list[tuple[str, Mapping[str, Any]]] = [(where, field)]
+    for index, child in enumerate(children if isinstance(children, list) else ()):
+        if isinstance(child, dict) and isinstance(child.get("id"), str):
+            found += _with_children(child, f"{where}.fields[{index}]")
+    return found
+
+
+def _outside_docs(fields: list[Any], docs: FieldDocs) -> dict[str, Mapping[str, Any]]:
+    """What a condition at one level reads: the fields of that level as they are, and the
+    fields of a repeat among them (at any depth) as the list of their values across its
+    entries."""
+    outside: dict[str, Mapping[str, Any]] = dict(docs)
+    for field in fields:
+        for _, child in _with_children(field, "")[1:]:
+            outside[child["id"]] = {"id": child["id"], "type": "repeat"}
+    return outside
+
+
+def _repeat_count_errors(field: Mapping[str, Any], docs: FieldDocs, where: str) -> list[str]:
+    """``repeat_count``: a whole number, or an expression read outside the repeat."""
+    count = field.get("repeat_count")
+    if count is None or (isinstance(count, int) and not isinstance(count, bool) and count >= 0):
+        return []
+    where = f"{where} ({field.get('id')}).repeat_count"
+    if not isinstance(count, str):
+        return [f"{where}: a whole number of at least 0, or an expression"]
+    try:
+        expression = parse_expression(count)
+    except ExpressionError as error:
+        return [f"{where}: does not parse: {error}"]
+    unknown = sorted(expression.references() - docs.keys())
+    return [f"{where}: unknown field '{name}'" for name in unknown]
+
+
+def _field_errors(field: object, where: str, depth: int = 1) -> list[str]:
     """The mistakes in one field that need no other field to see."""
     if not isinstance(field, dict):
         return [f"{where}: must be an object"]
@@ -183,10 +254,43 @@ def _field_errors(field: object, where: str) -> list[str]:
             errors.append(f"{where}: {key} must be a condition")
     if "group" in field and not _is_id(field["group"]):
         errors.append(f"{where}: group must be a snake_case id")
+    errors += _repeat_errors(field, where, depth)
     errors += _choice_errors(field, where)
     errors += _bound_errors(field, where)
     if "problem" in field:
         errors += _problem_errors(field["problem"], where)
+    return errors
+
+
+def _repeat_errors(field: Mapping[str, Any], where: str, depth: int = 1) -> list[str]:
+    """A repeat holds fields (a repeat among them at most MAX_REPEAT_DEPTH deep), is seeded
+    from the household's people (outside any other repeat) or counted, and takes no answer
+    of its own."""
+    if field.get("type") != "repeat":
+        return [f"{where}: {key} belongs to repeats only" for key in _REPEAT_KEYS & field.keys()]
+    errors = [f"{where}: a repeat has no {key}" for key in sorted(_NOT_ON_REPEAT & field.keys())]
+    children = field.get("fields")
+    if not isinstance(children, list) or not children:
+        return [*errors, f"{where}: a repeat needs a non-empty list of fields"]
+    if field.get("seed", None) not in (*SEEDS, None):
+        errors.append(f"{where}: seed must be 'people'")
+    elif "seed" in field and "repeat_count" in field:
+        errors.append(f"{where}: a repeat seeded from the people has no repeat_count")
+    for index, child in enumerate(children):
+        child_where = f"{where}.fields[{index}]"
+        nested = isinstance(child, dict) and child.get("type") == "repeat"
+        if nested and depth >= MAX_REPEAT_DEPTH:
+            errors.append(f"{child_where}: repeats nest at most {MAX_REPEAT_DEPTH} deep")
+        elif nested and "seed" in child:
+            errors.append(f"{child_where}: only a repeat outside any other is seeded")
+        elif nested:
+            errors += _field_errors(child, child_where, depth + 1)
+        elif isinstance(child, dict) and "problem" in child:
+            errors.append(f"{child_where}: a field of a repeat has no problem path")
+        elif isinstance(child, dict) and "seed" in field and child.get("id") == "person":
+            errors.append(f"{child_where}: 'person' names the entry's person in this repeat")
+        else:
+            errors += _field_errors(child, child_where)
     return errors
 
 
@@ -210,9 +314,11 @@ def _choice_errors(field: Mapping[str, Any], where: str) -> list[str]:
             isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
         ):
             errors.append(f"{choice_where}: filter must map column names to text")
-        if not choice["value"] or choice["value"] in seen:
-            errors.append(f"{choice_where}: value must be non-empty and unique")
-        seen.add(choice["value"])
+        # a value may be listed again under another filter (a village of that name in two towns)
+        key = json.dumps([choice["value"], tags], sort_keys=True)
+        if not choice["value"] or key in seen:
+            errors.append(f"{choice_where}: value must be non-empty, and unique for its filter")
+        seen.add(key)
     return errors
 
 
@@ -288,7 +394,7 @@ def _default_errors(versions: list[Any]) -> list[str]:
     """
     errors = []
     for index, doc in enumerate(versions):
-        for field in FormVersion.from_dict("", doc).fields.values():
+        for field in FormVersion.from_dict("", doc).all_fields():
             code = None if field.default is None else check_value(field, field.default)
             if code is not None:
                 errors.append(f"versions[{index}] ({field.id}): default is not valid ({code})")
@@ -357,7 +463,9 @@ def _list_function_errors(node: Selected | Count, fields: FieldDocs) -> list[str
     field = fields.get(node.field)
     if field is None:
         return []
-    if field.get("type") != "multiple_choice":
+    if isinstance(node, Count) and field.get("type") in _COUNTABLE_TYPES:
+        return []
+    if field.get("type") not in ("multiple_choice", "rank"):
         return [f"'{node.field}' is not a multiple_choice field"]
     if isinstance(node, Selected):
         return _literal_errors(field, node.value, as_element=True)
@@ -396,7 +504,7 @@ def _literal_errors(
     name = f"'{field.get('id')}'"
     if value is None:
         return []
-    if field_type == "multiple_choice" and not as_element:
+    if field_type in ("multiple_choice", "rank") and not as_element:
         return [f"compare multiple_choice field {name} with selected() or count()"]
     if field_type in CHOICE_TYPES:
         fits = value in _choice_values(field)

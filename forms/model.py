@@ -31,14 +31,26 @@ FIELD_TYPES = (
     "geopoint",
     "geotrace",
     "geoshape",
+    "repeat",
+    "audio",
+    "video",
+    "file",
+    "barcode",
+    "rank",
 )
+#: types whose answer is a file uploaded by content (CONTRACT §11): its lowercase sha256
+FILE_TYPES = ("photo", "audio", "video", "file")
+#: what a repeat may be seeded from: ``people`` gives one entry per person of the household
+SEEDS = ("people",)
 #: types whose answers are numbers, bounded by ``min``/``max``
 NUMBER_TYPES = ("number", "integer", "range")
 #: types whose answers order: numbers numerically, ISO dates and times as text
 ORDERED_TYPES = (*NUMBER_TYPES, "date", "time", "datetime", "text")
 #: what ``prefill`` may ask the phone for, and the types it fits
 PREFILLS = {"today": ("date", "datetime"), "now": ("time", "datetime")}
-CHOICE_TYPES = ("single_choice", "multiple_choice")
+CHOICE_TYPES = ("single_choice", "multiple_choice", "rank")
+#: choice types whose answer is a list of choice values
+LIST_CHOICE_TYPES = ("multiple_choice", "rank")
 PROBLEM_CATEGORIES = (
     "food",
     "clothing",
@@ -91,7 +103,11 @@ class Field:
     step: int | float | None = None
     choice_filter: tuple[FilterTerm, ...] = ()
     constraint: Expression = TRUE
-    choice_tags: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # value -> filter
+    # value -> the filter of each choice naming it (a value may appear once per filter)
+    choice_tags: Mapping[str, tuple[Mapping[str, str], ...]] = field(default_factory=dict)
+    fields: Mapping[str, Field] = field(default_factory=dict)  # a repeat's own fields
+    repeat_count: Expression | None = None  # how many entries a repeat must have
+    seed: str | None = None  # "people": one entry per person of the household
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Field:
@@ -106,7 +122,7 @@ class Field:
             label=doc["label"],
             required=parse_expression(_as_condition(required)),
             relevant=parse_expression(doc.get("relevant", "true")),
-            choices={choice["value"]: choice["label"] for choice in doc.get("choices", ())},
+            choices=_first_labels(doc.get("choices", ())),
             minimum=doc.get("min"),
             maximum=doc.get("max"),
             max_length=doc.get("max_length", DEFAULT_MAX_LENGTH),
@@ -119,10 +135,15 @@ class Field:
                 for term in doc.get("choice_filter", ())
             ),
             constraint=parse_expression(doc.get("constraint", "true")),
-            choice_tags={
-                choice["value"]: choice.get("filter", {}) for choice in doc.get("choices", ())
-            },
+            choice_tags=_tags(doc.get("choices", ())),
+            fields={child["id"]: cls.from_dict(child) for child in doc.get("fields", ())},
+            repeat_count=_count_expression(doc.get("repeat_count")),
+            seed=doc.get("seed"),
         )
+
+    def walk(self) -> list[Field]:
+        """This field and, for a repeat, the fields of its entries at any depth."""
+        return [self, *(each for child in self.fields.values() for each in child.walk())]
 
 
 @dataclass(frozen=True)
@@ -149,6 +170,15 @@ class FormVersion:
             definition=copy.deepcopy(dict(doc)),
         )
 
+    def all_fields(self) -> list[Field]:
+        """Every field at any depth, in form order: a repeat, then its own fields."""
+        return [each for top in self.fields.values() for each in top.walk()]
+
+    def field_count(self) -> int:
+        """Questions, notes and hidden values at any depth; a repeat itself is no field
+        (CONTRACT §9), as a group is none."""
+        return sum(1 for each in self.all_fields() if each.type != "repeat")
+
     def to_record_data(self) -> dict[str, Any]:
         """The ``data`` of the contract's ``form`` record (CONTRACT §4), a fresh copy."""
         return {
@@ -165,3 +195,25 @@ def _as_condition(required: bool | str) -> str:
     if isinstance(required, bool):
         return "true" if required else "false"
     return required
+
+
+def _first_labels(choices: Any) -> dict[str, Mapping[str, str]]:
+    """Value -> label; a value listed once per filter shows the label it is first given."""
+    labels: dict[str, Mapping[str, str]] = {}
+    for choice in choices:
+        labels.setdefault(choice["value"], choice["label"])
+    return labels
+
+
+def _tags(choices: Any) -> dict[str, tuple[Mapping[str, str], ...]]:
+    tags: dict[str, tuple[Mapping[str, str], ...]] = {}
+    for choice in choices:
+        tags[choice["value"]] = (*tags.get(choice["value"], ()), choice.get("filter", {}))
+    return tags
+
+
+def _count_expression(count: int | str | None) -> Expression | None:
+    """``repeat_count`` is a whole number or an expression giving one."""
+    if count is None:
+        return None
+    return parse_expression(str(count) if isinstance(count, int) else count)

@@ -38,7 +38,7 @@ _TRUE_WORDS = frozenset({"yes", "true", "true()", "1"})
 _FALSE_WORDS = frozenset({"", "no", "false", "false()", "0"})
 _ZH_NAMES = frozenset({"chinese", "中文", "汉语", "简体中文", "普通话", "mandarin"})
 _EN_NAMES = frozenset({"english", "英文", "英语"})
-_CHOICE_TYPES = ("single_choice", "multiple_choice")
+_CHOICE_TYPES = ("single_choice", "multiple_choice", "rank")
 
 #: pyxform keeps a question's type as the author spelt it; every spelling of its type
 #: dictionary (pyxform/question_type_dictionary.py) that means the same question
@@ -110,7 +110,17 @@ _TYPES = {
     "geoshape": "geoshape",
     "select one": "single_choice",
     "select all that apply": "multiple_choice",
+    "rank": "rank",
+    "audio": "audio",
+    "video": "video",
+    "file": "file",
+    "barcode": "barcode",
 }
+#: the selects whose choices may come from a file or the external_choices sheet
+_SELECTS = ("select one", "select all that apply", "rank")
+#: Zoufang's own survey column on a begin_repeat row: ``people`` asks the repeat once per
+#: person of the household (the definition's ``seed``)
+_SEED_COLUMN = "repeat_seed"
 #: Filled in by the phone, not asked: a Zoufang visit records who, when, where and on which
 #: device by itself, so these questions are skipped.
 _METADATA = frozenset(
@@ -151,16 +161,7 @@ _METADATA = frozenset(
     }
 )
 _UNSUPPORTED = {
-    "repeat": "repeat groups are not supported yet: a visit holds one set of answers "
-    "(record people in the household roster instead)",
     "calculate": "calculate is not supported yet",
-    "select one external": "select_one_external (choices from an external file) is not "
-    "supported yet",
-    "rank": "rank is not supported yet",
-    "barcode": "barcode is not supported: a phone's browser cannot scan one",
-    "audio": "audio is not supported yet",
-    "video": "video is not supported yet",
-    "file": "file is not supported yet",
     "xml-external": "external data files are not supported yet",
     "csv-external": "external data files are not supported yet",
     "osm": "OpenStreetMap questions are not supported",
@@ -280,15 +281,18 @@ def convert_survey(
     form_id: str | None = None,
     fallback_id: str | None = None,
     version: int | None = None,
+    external: ExternalChoices | None = None,
 ) -> dict[str, Any]:
     """The definition document ``{"form_id", "versions": [one version]}`` of pyxform's JSON
     form (``pyxform.xls2json.workbook_to_json``).
 
     The form id is ``form_id``, else the settings sheet's, else ``fallback_id`` (the file
-    name) made snake_case; ``version`` overrides the settings sheet. Raises XLSFormError
-    listing every problem.
+    name) made snake_case; ``version`` overrides the settings sheet. ``external`` holds the
+    choices of ``select_one_from_file`` and ``select_one_external`` questions (see
+    ``ExternalChoices``); they are copied into the definition. Raises XLSFormError listing
+    every problem.
     """
-    return _Converter(survey, rows).convert(form_id, fallback_id, version)
+    return _Converter(survey, rows, external).convert(form_id, fallback_id, version)
 
 
 def snake_id(text: str) -> str:
@@ -330,12 +334,24 @@ class _Question:
     choices: list[dict[str, Any]] = field(default_factory=list)
     booleans: dict[str, bool] = field(default_factory=dict)  # lowercase answer -> true/false
     node: Mapping[str, Any] = field(default_factory=dict)
+    repeat: _Question | None = None  # the repeat whose entries ask this question
+
+
+#: rows of choices from outside the choices sheet: a file name (``villages.csv``) or a list of
+#: the external_choices sheet (``select_one_external L``) -> its rows as {column: cell}
+ExternalChoices = Mapping[str, Sequence[Mapping[str, object]]]
 
 
 class _Converter:
-    def __init__(self, survey: Mapping[str, Any], rows: SheetRows) -> None:
+    def __init__(
+        self, survey: Mapping[str, Any], rows: SheetRows, external: ExternalChoices | None = None
+    ) -> None:
         self.survey = survey
         self.rows = rows
+        self.external = external if external is not None else {}
+        self.positions: dict[tuple[int, ...], _Question] = {}  # where each field is
+        self.repeat_counts: dict[str, str] = {}  # pyxform's <repeat>_count -> its expression
+        self.loop_names: dict[str, str] = {}  # a question of a loop, per choice -> its name
         self.problems: list[SheetProblem] = []
         self.settings_row = rows.settings_row
         self.questions: dict[str, _Question] = {}
@@ -354,7 +370,7 @@ class _Converter:
         title = _localized(settings, "form_title") or {"zh-CN": form_id, "en": form_id}
         questions = self._questions()
         self.questions = {question.name: question for question in questions}
-        fields = [self._field(question) for question in questions]
+        fields = self._nested_fields(questions)
         if self.problems:
             raise XLSFormError(_in_sheet_order(self.problems))
         doc = {
@@ -366,6 +382,24 @@ class _Converter:
         if self.problems:
             raise XLSFormError(_in_sheet_order(self.problems))
         return doc
+
+    def _nested_fields(self, questions: list[_Question]) -> list[dict[str, Any]]:
+        """The fields of the questions, those of a repeat in the repeat's ``fields``; where
+        each came from is kept for placing the findings of ``validate_definition``."""
+        fields: list[dict[str, Any]] = []
+        repeats: dict[str, tuple[tuple[int, ...], list[dict[str, Any]]]] = {"": ((), fields)}
+        for question in questions:
+            doc = self._field(question)
+            parent = "" if question.repeat is None else question.repeat.name
+            if parent not in repeats:
+                continue  # its repeat could not be converted, which is reported already
+            path, siblings = repeats[parent]
+            path = (*path, len(siblings))
+            self.positions[path] = question
+            siblings.append(doc)
+            if question.type == "repeat":
+                repeats[question.name] = (path, doc["fields"])
+        return fields
 
     # settings sheet
 
@@ -421,14 +455,25 @@ class _Converter:
             self.problem("survey", None, None, "no questions to import")
         return questions
 
-    def _walk(self, nodes: Sequence[Any], group: _Group | None, out: list[_Question]) -> None:
-        """Every question of ``nodes`` and of the groups in them, in form order."""
+    def _walk(
+        self,
+        nodes: Sequence[Any],
+        group: _Group | None,
+        out: list[_Question],
+        repeat: _Question | None = None,
+    ) -> None:
+        """Every question of ``nodes`` and of the groups and repeats in them, in form order
+        (a repeat before its own questions)."""
         for node in nodes:
             if not isinstance(node, Mapping):
                 continue
             written, name = str(node.get("type", "")), str(node.get("name", ""))
             kind = _ALIASES.get(written, written)
-            row = self.rows.survey.get(name)
+            row = self.rows.survey.get(self.loop_names.get(name, name))
+            if kind == "calculate" and _counts_a_repeat(name, nodes):
+                # pyxform writes a repeat_count other than ${question} as this calculation
+                self.repeat_counts[name] = str((node.get("bind") or {}).get("calculate", ""))
+                continue
             if kind == "group" and name == "meta" and (node.get("control") or {}).get("bodyless"):
                 continue  # pyxform's own instanceID, and the metadata a visit records itself
             if kind == "group":
@@ -436,13 +481,76 @@ class _Converter:
                 relevant = str((node.get("bind") or {}).get("relevant", ""))
                 label = _localized(_cells(node), "label")
                 inner = _Group(row, name, ident or "", relevant, group, label)
-                self._walk(node.get("children") or [], inner, out)
-            elif kind in ("repeat", "loop"):
-                self.problem("survey", row, "type", _UNSUPPORTED["repeat"])
+                self._walk(node.get("children") or [], inner, out, repeat)
+            elif kind == "loop":
+                self._loop(node, row, group, out, repeat)
+            elif kind == "repeat":
+                entry = self._repeat(node, row, group)
+                if entry is not None:
+                    entry.repeat = repeat
+                    out.append(entry)
+                    self._walk(node.get("children") or [], None, out, entry)
             elif kind not in _METADATA:
                 question = self._question(node, kind, row, group, out)
                 if question is not None:
+                    question.repeat = repeat
                     out.append(question)
+
+    def _loop(
+        self,
+        node: Mapping[str, Any],
+        row: int | None,
+        group: _Group | None,
+        out: list[_Question],
+        repeat: _Question | None,
+    ) -> None:
+        """``begin loop over L``: its questions asked once per choice of ``L``, as pyxform
+        writes the XForm: a group per choice (titled by the choice's label), each question
+        named ``<question>_<choice>`` and ``%(label)s`` / ``%(name)s`` in its label filled in."""
+        name = str(node.get("name", ""))
+        relevant = str((node.get("bind") or {}).get("relevant", ""))
+        for column in node.get("columns") or []:
+            choice = str(column.get("name", ""))
+            label = _localized(_cells(column), "label") or {"zh-CN": choice, "en": choice}
+            ident = self._field_id(f"{name}_{choice}", row, "group")
+            inner = _Group(row, f"{name}_{choice}", ident or "", relevant, group, label)
+            children = [self._for_choice(c, choice, label) for c in node.get("children") or []]
+            self._walk(children, inner, out, repeat)
+
+    def _for_choice(self, node: Any, choice: str, label: Mapping[str, str]) -> Any:
+        """A question (or group) of a loop as it is asked for one choice."""
+        if not isinstance(node, Mapping):
+            return node
+        name = str(node.get("name", ""))
+        renamed = f"{name}_{choice}"
+        self.loop_names[renamed] = self.loop_names.get(name, name)
+        text = next(iter(label.values()), choice)
+
+        def filled(value: Any) -> Any:
+            if isinstance(value, str):
+                return value.replace("%(label)s", text).replace("%(name)s", choice)
+            if isinstance(value, Mapping):
+                return {k: filled(v) for k, v in value.items()}
+            return value
+
+        copy = {key: filled(value) for key, value in node.items() if key != "children"}
+        copy["name"] = renamed
+        if "children" in node:
+            copy["children"] = [self._for_choice(c, choice, label) for c in node["children"]]
+        return copy
+
+    def _repeat(
+        self, node: Mapping[str, Any], row: int | None, group: _Group | None
+    ) -> _Question | None:
+        """A begin_repeat: a field of type repeat, its questions asked once per entry."""
+        name = str(node.get("name", ""))
+        ident = self._field_id(name, row, "repeat")
+        if ident is None:
+            return None
+        cells = _cells(node)
+        if not _localized(cells, "label"):
+            cells["label"] = name
+        return _Question(row, name, ident, "repeat", "repeat", cells, group, node=node)
 
     def _question(
         self,
@@ -481,9 +589,17 @@ class _Converter:
     def _choices(self, question: _Question, node: Mapping[str, Any]) -> None:
         list_name = str(node.get("list_name") or node.get("itemset") or "")
         choices: list[dict[str, Any]] = []
-        for choice in node.get("choices") or []:
+        rows = node.get("choices") or self.external.get(str(node.get("itemset") or "")) or []
+        static, remainder = _split_filter(question.cells.get("choice_filter", ""))
+        if static:
+            question.cells["choice_filter"] = remainder
+        columns = {column for choice in rows for column in _cells(choice)}
+        for choice in rows:
             value = str(choice.get("name", ""))
-            label = _localized(_cells(choice), "label")
+            cells = _cells(choice)
+            if not all(_holds_for(term, value, cells, columns) for term in static):
+                continue  # a choice a filter on its own columns never offers
+            label = _localized(cells, "label")
             row = self.rows.choices.get((list_name, value))
             if row is None and value == "other":
                 label = _OTHER_LABEL  # the choice pyxform adds for or_other
@@ -491,7 +607,7 @@ class _Converter:
                 label = {"zh-CN": value, "en": value}
             entry: dict[str, Any] = {"value": value, "label": label}
             tags = {
-                column: value if column == "name" else _cell(choice.get(column))
+                column: value if column == "name" else cells.get(column.lower(), "")
                 for column, _, _ in _filter_terms(question.cells.get("choice_filter", "")) or ()
             }
             if any(tags.values()):
@@ -506,16 +622,10 @@ class _Converter:
     def _field_type(self, node: Mapping[str, Any], kind: str, row: int | None) -> str | None:
         """The Zoufang type of a question; None, with the problem noted, if it has none."""
         itemset = str(node.get("itemset") or "")
-        if kind in ("select one", "select all that apply", "select one from file") and (
-            itemset.endswith((".csv", ".xml", ".geojson")) or kind == "select one from file"
+        if kind == "select one external" or (
+            kind in _SELECTS and itemset.endswith((".csv", ".xml", ".geojson"))
         ):
-            self.problem(
-                "survey",
-                row,
-                "type",
-                "choices from a file are not supported yet: copy them into the choices sheet",
-            )
-            return None
+            return self._external_type(kind, row, itemset)
         if kind in _TYPES:
             if kind.startswith("select") and not node.get("choices"):
                 self.problem("survey", row, "type", f"no choices for {node.get('name')!r}")
@@ -526,6 +636,25 @@ class _Converter:
         else:
             self.problem("survey", row, "type", f"{kind!r} is not supported by Zoufang forms")
         return None
+
+    def _external_type(self, kind: str, row: int | None, itemset: str) -> str | None:
+        """A select whose choices are the rows of an attached CSV file or of the
+        external_choices sheet; they are copied into the field's choices."""
+        if itemset.endswith((".xml", ".geojson")):
+            message = f"choices from {itemset} are not supported: give them as a .csv file"
+            self.problem("survey", row, "type", message)
+            return None
+        if itemset not in self.external:
+            if kind == "select one external":
+                message = f"the external_choices sheet has no list {itemset!r}"
+            else:
+                message = (
+                    f"the choices file {itemset} is not attached: put it beside the workbook "
+                    "(or in the folder given with --media)"
+                )
+            self.problem("survey", row, "type", message)
+            return None
+        return _TYPES["select one" if kind == "select one external" else kind]
 
     def _field_id(self, name: str, row: int | None, what: str) -> str | None:
         """The field or group id of a name: the name itself when it is a snake_case id that
@@ -549,6 +678,8 @@ class _Converter:
     # survey sheet, second pass: each question as a field, its expressions translated
 
     def _field(self, question: _Question) -> dict[str, Any]:
+        if question.type == "repeat":
+            return self._repeat_field(question)
         cells, row = question.cells, question.row
         doc: dict[str, Any] = {
             "id": question.id,
@@ -594,6 +725,62 @@ class _Converter:
             if cells.get(column):
                 self.problem("survey", row, column, message)
         return doc
+
+    def _repeat_field(self, question: _Question) -> dict[str, Any]:
+        """A repeat: its label, relevance and group, how many entries it has (``repeat_count``,
+        or one per person of the household with ``repeat_seed`` = ``people``); its
+        fields are added by ``_nested_fields``."""
+        cells, row = question.cells, question.row
+        doc: dict[str, Any] = {"id": question.id, "type": "repeat"}
+        doc["label"] = _localized(cells, "label")
+        if question.name != question.id:
+            doc["name"] = question.name
+        hint = _localized(cells, "hint")
+        if hint:
+            doc["hint"] = hint
+        relevant = self._relevant(question)
+        if relevant:
+            doc["relevant"] = relevant
+        if question.group is not None and question.group.id:
+            doc["group"] = question.group.id
+            if question.group.label:
+                doc["group_label"] = question.group.label
+        seed = cells.get(_SEED_COLUMN, "")
+        count = str((question.node.get("control") or {}).get("jr:count", "")).strip()
+        if seed and seed != "people":
+            self.problem("survey", row, _SEED_COLUMN, f"{_SEED_COLUMN} is people or empty")
+        elif seed and count:
+            message = "a repeat asked once per person has no repeat_count"
+            self.problem("survey", row, "repeat_count", message)
+        elif seed:
+            doc["seed"] = "people"
+        elif count:
+            doc.update(self._repeat_count(question, count))
+        doc["fields"] = []
+        return doc
+
+    def _repeat_count(self, question: _Question, text: str) -> dict[str, Any]:
+        """``repeat_count``: a whole number, or a number question asked outside the repeat."""
+        match = re.fullmatch(r"\$\{\s*([^}]+?)\s*\}", text)
+        if match and match.group(1) in self.repeat_counts:
+            text = self.repeat_counts[match.group(1)].strip()
+            match = re.fullmatch(r"\$\{\s*([^}]+?)\s*\}", text)
+        if text.isascii() and text.isdigit():
+            return {"repeat_count": int(text)}
+        source = self.questions.get(match.group(1)) if match else None
+        outside: list[_Question | None] = [None]  # enclosing repeats: their questions count
+        enclosing = question.repeat
+        while enclosing is not None:
+            outside.append(enclosing)
+            enclosing = enclosing.repeat
+        if source is not None and source.repeat in outside and source.type in NUMBER_TYPES:
+            return {"repeat_count": source.id}
+        message = (
+            f"repeat_count {text!r} is not supported yet: a whole number or "
+            "${question} naming a number question outside the repeat"
+        )
+        self.problem("survey", question.row, "repeat_count", message)
+        return {}
 
     def _choice_filter(self, question: _Question, text: str) -> dict[str, Any]:
         """A cascading list: ``column = ${question}`` and ``column = 'text'`` terms joined with
@@ -745,13 +932,13 @@ class _Converter:
                 self.problem("survey", question.row, "default", f"default {text!r} is no number")
                 return None
             return _json_number(number)
-        if question.type == "multiple_choice":
-            return text.split()
         if question.type == "geopoint":
             return self._point(question, text)
         if question.type == "date" and re.fullmatch(r"[0-9-]{10}[ T]00:00:00", text):
             return text[:10]  # an Excel date cell, which pyxform writes with its midnight
-        if question.type in ("photo", "note", "geotrace", "geoshape"):
+        if question.type in ("multiple_choice", "rank"):
+            return text.split()
+        if question.type in ("photo", "note", "geotrace", "geoshape", "audio", "video", "file"):
             self.problem("survey", question.row, "default", f"a {question.kind} has no default")
         return text
 
@@ -787,10 +974,14 @@ class _Converter:
     def _definition_problem(self, error: str, questions: list[_Question]) -> None:
         """A mistake ``validate_definition`` found, placed at its question's row and column."""
         match = re.fullmatch(
-            r"versions\[0\]\.fields\[(\d+)\](?: \([^)]*\))?([\w.\[\]]*): (.*)", error, re.DOTALL
+            r"versions\[0\]((?:\.fields\[\d+\](?: \([^)]*\))?)+)([\w.\[\]]*): (.*)",
+            error,
+            re.DOTALL,
         )
-        if match:
-            question = questions[int(match.group(1))]
+        found = [] if match is None else re.findall(r"fields\[(\d+)\]", match.group(1))
+        where = tuple(int(index) for index in found)
+        question = self.positions.get(where)
+        if match and question is not None:
             path, message = match.group(2), match.group(3)
             column = _COLUMN_OF_PATH.get(path)
             if column is None and path.startswith(".choices"):
@@ -809,6 +1000,17 @@ class _Converter:
             self.problem("settings", self.settings_row, "form_title", match.group(1))
             return
         self.problem("survey", None, None, error)
+
+
+def _counts_a_repeat(name: str, nodes: Sequence[Any]) -> bool:
+    """Whether ``name`` is the calculation pyxform adds for a repeat's ``repeat_count``."""
+    return any(
+        isinstance(node, Mapping)
+        and node.get("type") == "repeat"
+        and name == f"{node.get('name')}_count"
+        and (node.get("control") or {}).get("jr:count") == f"${{{name}}}"
+        for node in nodes
+    )
 
 
 def _in_sheet_order(problems: list[SheetProblem]) -> list[SheetProblem]:
@@ -867,6 +1069,54 @@ _FILTER_TERM = re.compile(
     |(?P<reference>\$\{[^}]+\})\s*=\s*(?P<column2>[A-Za-z_][\w.-]*))\s*""",
     re.VERBOSE,
 )
+
+
+_STATIC_TERM = re.compile(
+    r"""\s*(?P<left>[A-Za-z_][\w.:-]*)\s*(?P<op>!=|=)\s*
+    (?P<right>'[^']*'|"[^"]*"|[A-Za-z_][\w.:-]*)\s*""",
+    re.VERBOSE,
+)
+
+
+def _split_filter(text: str) -> tuple[list[tuple[str, str, str]], str]:
+    """The ``and``-terms of a choice_filter that read only the choice's own columns
+    (``pastel=yes``: two columns; ``label::English != ''``, ``name != 'xia'``), which the import
+    decides for each choice once, and the rest of the filter as text. ``column = 'text'``
+    stays in the rest, as a ``{column, value}`` term of the definition."""
+    static: list[tuple[str, str, str]] = []
+    rest: list[str] = []
+    parts = re.split(r"\s+and\s+", text.strip()) if text.strip() else []
+    for part in parts:
+        match = _STATIC_TERM.fullmatch(part)
+        quoted = match is not None and match["right"][0] in "'\""
+        if match is None or (match["op"] == "=" and quoted) or match["right"] in _XPATH_WORDS:
+            rest.append(part)
+        else:
+            static.append((match["left"], match["op"], match["right"]))
+    return static, " and ".join(rest)
+
+
+#: bare words that are XPath operators or functions, never a column of the choice
+_XPATH_WORDS = frozenset({"and", "or", "div", "mod", "true", "false", "not"})
+
+
+def _holds_for(
+    term: tuple[str, str, str], value: str, cells: Mapping[str, str], columns: set[str]
+) -> bool:
+    """Whether a term on a choice's own columns holds for this choice: a column the choice
+    leaves empty is the empty text; a bare word that is no column of the list is read as the
+    text it spells (``pastel=yes`` means ``pastel='yes'``, as its author meant; XPath would
+    read a missing node and offer nothing)."""
+
+    def operand(text: str) -> str:
+        if text[0] in "'\"":
+            return text[1:-1]
+        if text == "name":
+            return value
+        return cells.get(text.lower(), "") if text.lower() in columns else text
+
+    left, op, right = term
+    return (operand(left) == operand(right)) == (op == "=")
 
 
 def _filter_terms(text: str) -> list[tuple[str, str, bool]] | None:
@@ -929,6 +1179,10 @@ def _normalize(row: Row) -> dict[str, str]:
         if header and text:
             cells.setdefault(header, text)
     return cells
+
+
+#: a sheet row with its headers as the converter reads them (for the external_choices sheet)
+normalize_row = _normalize
 
 
 def _language(suffix: str) -> str | None:

@@ -324,24 +324,32 @@ def forms_publish() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--form-id", default=None, help="the form it is a version of (default: settings)")
 @click.option("--dry-run", is_flag=True, help="check and print the definition; publish nothing")
-def forms_import_xlsform(file: str, form_id: str | None, dry_run: bool) -> None:
+@click.option(
+    "--media",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="folder of the choices files (select_one_from_file); default: the workbook's folder",
+)
+def forms_import_xlsform(file: str, form_id: str | None, dry_run: bool, media: str | None) -> None:
     """Publish an XLSForm (.xlsx or .xls, as ODK/KoBo read it) as the next version of its form."""
     from pathlib import Path
 
     from forms.xlsform import XLSFormError
-    from server.admin.forms_service import field_count, import_xlsform
+    from server.admin.forms_service import import_xlsform
     from server.admin.uploads import UploadTooLarge
 
     path = Path(file)
     try:
         with _app().app_context():
-            result = import_xlsform(path, form_id=form_id, dry_run=dry_run)
+            result = import_xlsform(
+                path, form_id=form_id, dry_run=dry_run, media=Path(media) if media else None
+            )
     except XLSFormError as exc:
         raise click.ClickException(f"{path.name}: {exc}") from exc
     except UploadTooLarge as exc:
         raise click.ClickException(f"{path.name}: {exc.text(english=True)}") from None
     form = result.form
-    name = f"{form.form_id} version {form.version} ({field_count(form)} fields)"
+    name = f"{form.form_id} version {form.version} ({form.field_count()} fields)"
     if result.status == "dry_run":
         click.echo(json.dumps(form.to_record_data(), ensure_ascii=False, indent=2))
         click.echo(f"dry run: would publish {name}; nothing was stored", err=True)

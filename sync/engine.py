@@ -22,8 +22,11 @@ from sync.records import RECORD_TYPES, parse_offset_datetime, with_defaults
 from sync.scope import EMPTY_SCOPE, Assignment, Scope, expand
 from sync.store import DeviceState, Record, Store, StoredOp, WriteTxn
 
-#: answers validator: (form_id, form_version, answers) → field → messages
-AnswerCheck = Callable[[str | None, int | None, dict[str, Any]], dict[str, list[str]]]
+#: answers validator: (form_id, form_version, answers, household_id, ids of the people this
+#: batch creates in that household) → field → messages
+AnswerCheck = Callable[
+    [str | None, int | None, dict[str, Any], str | None, frozenset[str]], dict[str, list[str]]
+]
 
 
 @dataclass(frozen=True)
@@ -116,9 +119,17 @@ def _answer_problems(ctx: PushContext, ops: list[Op]) -> dict[tuple[str, str], d
     before the write lock is taken: every other device's push waits for that lock."""
     if ctx.check_answers is None:
         return {}
+    created: dict[object, set[str]] = {}  # a person recorded in the same batch as the visit
+    for op in ops:
+        if op.type == "person" and op.action == "create":
+            created.setdefault(op.data.get("household_id"), set()).add(op.id)
     return {
         (op.op_id, op.fingerprint): ctx.check_answers(
-            op.data.get("form_id"), op.data.get("form_version"), op.data.get("answers") or {}
+            op.data.get("form_id"),
+            op.data.get("form_version"),
+            op.data.get("answers") or {},
+            household if isinstance(household := op.data.get("household_id"), str) else None,
+            frozenset(created.get(op.data.get("household_id"), ())),
         )
         for op in ops
         if op.type == "visit" and op.action == "create" and not op.problems

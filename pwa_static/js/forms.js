@@ -60,6 +60,14 @@ export const MESSAGES = {
     off_step: "须按 {0} 的间隔取值",
     not_offered: "根据前面的回答，不能选这一项",
     constraint: "不符合本题的要求",
+    "wrong_type:repeat": "应为若干条记录",
+    "wrong_type:audio": "应为录音（SHA-256 摘要）",
+    "wrong_type:video": "应为视频（SHA-256 摘要）",
+    "wrong_type:file": "应为文件（SHA-256 摘要）",
+    "wrong_type:barcode": "应为条码文字",
+    "wrong_type:rank": "应为排好顺序的选项列表",
+    entry_count: "应有 {0} 条记录",
+    duplicate_person: "同一人员出现了两次",
   },
   en: {
     unknown_field: "is not a field of this form",
@@ -93,6 +101,14 @@ export const MESSAGES = {
     off_step: "must be in steps of {0}",
     not_offered: "is not offered given the earlier answers",
     constraint: "does not meet the question's condition",
+    "wrong_type:repeat": "must be a list of entries",
+    "wrong_type:audio": "must be a recording (its SHA-256 digest)",
+    "wrong_type:video": "must be a video (its SHA-256 digest)",
+    "wrong_type:file": "must be a file (its SHA-256 digest)",
+    "wrong_type:barcode": "must be the text of a barcode",
+    "wrong_type:rank": "must be a list of choices in order",
+    entry_count: "must have {0} entries",
+    duplicate_person: "names the same person twice",
   },
 };
 
@@ -166,10 +182,14 @@ function fieldsOf(formVersion) {
 function compileField(doc) {
   const required = doc.required ?? false;
   const condition = typeof required === "boolean" ? String(required) : required;
+  const count = doc.repeat_count;
   return {
     id: doc.id,
     type: doc.type,
     doc,
+    fields: new Map((doc.type === "repeat" ? doc.fields : []).map((child) =>
+      [child.id, compileField(child)])),
+    repeatCount: count === undefined || count === null ? null : parseExpression(String(count)),
     required: parseExpression(condition),
     relevant: parseExpression(doc.relevant ?? "true"),
     constraint: parseExpression(doc.constraint ?? "true"),
@@ -199,7 +219,7 @@ function fieldOf(formVersion, field) {
  * @returns {boolean}
  */
 export function isRelevant(formVersion, field, answers) {
-  return fieldOf(formVersion, field).relevant.holds(answers);
+  return fieldOf(formVersion, field).relevant.holds(answerContext(formVersion, answers));
 }
 
 /**
@@ -212,17 +232,96 @@ export function isRelevant(formVersion, field, answers) {
  */
 export function isRequired(formVersion, field, answers) {
   const compiledField = fieldOf(formVersion, field);
-  return compiledField.relevant.holds(answers) && compiledField.required.holds(answers);
+  const context = answerContext(formVersion, answers);
+  return compiledField.relevant.holds(context) && compiledField.required.holds(context);
+}
+
+/**
+ * What a condition outside any repeat reads: the answers, and for each field of a repeat the
+ * list of its values across the entries (as answer_context in forms/answers.py).
+ * @param {object} formVersion
+ * @param {object} answers
+ * @returns {object}
+ */
+export function answerContext(formVersion, answers) {
+  return levelContext(formVersion.fields, answers, answers);
+}
+
+/** `base` with, for each repeat among `docs`, every field of its entries as a list. */
+function levelContext(docs, answers, base) {
+  const context = { ...base };
+  for (const doc of docs) {
+    if (doc.type !== "repeat") continue;
+    for (const [child, values] of valuesAcross(doc, entriesOf(answerOf(answers, doc.id)))) {
+      context[child] = values;
+    }
+  }
+  return context;
+}
+
+/** Each field of a repeat at any depth -> its values across the entries, nested flattened. */
+function valuesAcross(repeatDoc, entries) {
+  const values = new Map(repeatDoc.fields.map((child) => [child.id, []]));
+  for (const entry of entries) {
+    for (const child of repeatDoc.fields) {
+      values.get(child.id).push(answerOf(entry, child.id) ?? null);
+      if (child.type !== "repeat") continue;
+      for (const [inner, found] of valuesAcross(child, entriesOf(answerOf(entry, child.id)))) {
+        if (!values.has(inner)) values.set(inner, []);
+        values.get(inner).push(...found);
+      }
+    }
+  }
+  return values;
+}
+
+/**
+ * What a condition inside one entry of a repeat reads: the entry's answers over the form's.
+ * @param {object} repeatDoc the repeat's definition
+ * @param {object} context from answerContext
+ * @param {object} entry
+ * @returns {object}
+ */
+export function entryContext(repeatDoc, context, entry) {
+  const inside = { ...context };
+  for (const child of repeatDoc.fields) {
+    inside[child.id] = answerOf(entry, child.id) ?? null;
+  }
+  return levelContext(repeatDoc.fields, entry, inside);
+}
+
+function entriesOf(value) {
+  return Array.isArray(value) ? value.filter(isEntry) : [];
+}
+
+function isEntry(value) {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/**
+ * Whether a field of a repeat applies, and whether it must be answered, in one entry.
+ * @param {object} formVersion
+ * @param {object} repeatDoc the repeat's definition
+ * @param {object} childDoc the field's definition, from repeatDoc.fields
+ * @param {object} answers the visit's answers
+ * @param {object} entry the entry's answers
+ * @returns {{relevant: boolean, required: boolean}}
+ */
+export function entryState(formVersion, repeatDoc, childDoc, answers, entry) {
+  const child = fieldOf(formVersion, repeatDoc).fields.get(childDoc.id);
+  const inside = entryContext(repeatDoc, answerContext(formVersion, answers), entry);
+  const relevant = child.relevant.holds(inside);
+  return { relevant, required: relevant && child.required.holds(inside) };
 }
 
 /**
  * Field id -> message codes of everything wrong with the answers; {} when valid. At most one
  * code per field, decided in the order of forms/README.md: unknown field, relevance, presence,
- * then the value itself.
+ * then the value itself. The fields of a repeat's entries are keyed `repeat[index].field`.
  * @param {object} formVersion
  * @param {object} answers
  * @param {string[] | null} [people=null] ids of the household's people; when given, a person
- *   answer must be one of them
+ *   answer (and the person of an entry of a repeat seeded from the people) must be one of them
  * @returns {Object<string, string[]>}
  */
 export function validateAnswers(formVersion, answers, people = null) {
@@ -234,8 +333,14 @@ export function validateAnswers(formVersion, answers, people = null) {
       errors[id] = ["unknown_field"];
     }
   }
+  const context = answerContext(formVersion, answers);
   for (const field of fields.values()) {
-    const code = fieldError(field, answers, known);
+    if (field.type === "repeat") {
+      const value = answerOf(answers, field.id);
+      Object.assign(errors, repeatErrors(field, value, context, known, field.id));
+      continue;
+    }
+    const code = fieldError(field, answerOf(answers, field.id), context, known);
     if (code !== null) {
       errors[field.id] = [code];
     }
@@ -244,42 +349,101 @@ export function validateAnswers(formVersion, answers, people = null) {
 }
 
 /** Relevance first, then presence, then the value itself. */
-function fieldError(field, answers, people) {
-  const value = answerOf(answers, field.id);
+function fieldError(field, value, context, people) {
   const answered = isAnswered(value);
-  if (!field.relevant.holds(answers)) {
+  if (!field.relevant.holds(context)) {
     return answered ? "not_relevant" : null;
   }
   if (!answered) {
-    return field.required.holds(answers) ? "required" : null;
+    return field.required.holds(context) ? "required" : null;
   }
   // A type newer than this app (a form published after it was installed) is left to the
   // server to check, rather than stopping the cadre's visit.
   let code = Object.hasOwn(CHECKS, field.type) ? CHECKS[field.type](field, value, people) : null;
   if (code === null && field.doc.choice_filter) {
-    const offers = new Set(offered(field.doc, answers));
+    const offers = new Set(offered(field.doc, context));
     code = (Array.isArray(value) ? value : [value]).every((item) => offers.has(item))
       ? null
       : "not_offered";
   }
-  if (code === null && !field.constraint.holds(answers)) {
+  if (code === null && !field.constraint.holds(context)) {
     return "constraint";
   }
   return code;
+}
+
+/** The repeat's own code under its id, then each entry's under `id[i].field`. */
+function repeatErrors(repeat, value, context, people, key) {
+  const code = fieldError(repeat, value, context, people);
+  if (code !== null || !isAnswered(value) || !repeat.relevant.holds(context)) {
+    return code === null ? {} : { [key]: [code] };
+  }
+  const errors = {};
+  const wanted = repeat.repeatCount === null ? null : repeat.repeatCount.evaluate(context);
+  if (typeof wanted === "number" && value.length !== wanted) {
+    errors[key] = [`entry_count:${formatNumber(wanted)}`];
+  }
+  const seen = new Set();
+  value.forEach((entry, index) => {
+    const where = `${key}[${index}].`;
+    for (const key of Object.keys(entry)) {
+      if (!repeat.fields.has(key) && !(key === "person" && repeat.doc.seed)) {
+        errors[where + key] = ["unknown_field"];
+      }
+    }
+    if (repeat.doc.seed) {
+      const personCode = entryPersonError(answerOf(entry, "person"), seen, people);
+      if (personCode !== null) errors[`${where}person`] = [personCode];
+    }
+    const inside = entryContext(repeat.doc, context, entry);
+    for (const child of repeat.fields.values()) {
+      if (child.type === "repeat") {
+        const inner = answerOf(entry, child.id);
+        Object.assign(errors, repeatErrors(child, inner, inside, people, where + child.id));
+        continue;
+      }
+      const childCode = fieldError(child, answerOf(entry, child.id), inside, people);
+      if (childCode !== null) errors[where + child.id] = [childCode];
+    }
+  });
+  return errors;
+}
+
+/** An entry of a repeat seeded from the people names one of them, each at most once. */
+function entryPersonError(person, seen, people) {
+  if (!isAnswered(person)) return "required";
+  if (typeof person !== "string") return "wrong_type:person";
+  if (people !== null && !people.has(person)) return "unknown_person";
+  if (seen.has(person)) return "duplicate_person";
+  seen.add(person);
+  return null;
 }
 
 /**
  * The choices a cascading list offers given the other answers, in order (all of them for a
  * list without `choice_filter`): those whose `filter` column equals, as text, each term's
  * answer or literal. An unanswered question is the empty text, as in XLSForm; an answer that
- * is no text matches nothing.
+ * is no text matches nothing. A value listed under several filters is offered once, when any
+ * of them matches.
  * @param {object} formVersion
  * @param {string | object} field its id, or its definition from formVersion.fields
  * @param {object} answers
  * @returns {string[]} the values of the choices offered
  */
 export function offeredChoices(formVersion, field, answers) {
-  return offered(fieldOf(formVersion, field).doc, answers);
+  const doc = typeof field === "string" ? fieldOf(formVersion, field).doc : field;
+  return offered(doc, answerContext(formVersion, answers));
+}
+
+/**
+ * The choices a cascading list inside a repeat's entry offers: as offeredChoices, reading
+ * the entry's context (entryContext).
+ * @param {object} doc the field's definition
+ * @param {object} context
+ * @returns {string[]}
+ */
+export function offeredChoicesIn(doc, context) {
+  return offered(doc, context);
 }
 
 function offered(doc, answers) {
@@ -293,10 +457,10 @@ function offered(doc, answers) {
     if (!isAnswered(answer)) answer = "";
     expected.set(term.column, typeof answer === "string" ? answer : null);
   }
-  return (doc.choices ?? [])
+  return [...new Set((doc.choices ?? [])
     .filter((choice) => [...expected].every(([column, want]) =>
       (Object.hasOwn(choice.filter ?? {}, column) ? choice.filter[column] : "") === want))
-    .map((choice) => choice.value);
+    .map((choice) => choice.value))];
 }
 
 /**
@@ -306,9 +470,10 @@ function offered(doc, answers) {
  * @returns {{field: string, category: string}[]}
  */
 export function problemsFound(formVersion, answers) {
+  const context = answerContext(formVersion, answers);
   return [...fieldsOf(formVersion).values()]
-    .filter((field) => field.problem && field.relevant.holds(answers)
-      && field.problem.when.holds(answers))
+    .filter((field) => field.problem && field.relevant.holds(context)
+      && field.problem.when.holds(context))
     .map((field) => ({ field: field.id, category: field.problem.category }));
 }
 
@@ -521,8 +686,27 @@ function checkPerson(field, value, people) {
   return people === null || people.has(value) ? null : "unknown_person";
 }
 
-function checkPhoto(field, value) {
-  return typeof value === "string" && SHA256.test(value) ? null : "wrong_type:photo";
+/** A photo, recording or file is stored by content: the answer is its sha256. */
+function checkFile(field, value) {
+  return typeof value === "string" && SHA256.test(value) ? null : `wrong_type:${field.type}`;
+}
+
+/** The text a barcode holds, scanned or typed. */
+function checkBarcode(field, value) {
+  return typeof value === "string" ? null : "wrong_type:barcode";
+}
+
+/** Choice values in the order of preference: all of them or some, each at most once. */
+function checkRank(field, value) {
+  if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) {
+    return "wrong_type:rank";
+  }
+  return checkMultipleChoice(field, value);
+}
+
+/** A list of entries, each an object of the repeat's field ids to answers. */
+function checkRepeat(field, value) {
+  return Array.isArray(value) && value.every(isEntry) ? null : "wrong_type:repeat";
 }
 
 const CHECKS = {
@@ -533,7 +717,7 @@ const CHECKS = {
   single_choice: checkSingleChoice,
   multiple_choice: checkMultipleChoice,
   person: checkPerson,
-  photo: checkPhoto,
+  photo: checkFile,
   integer: checkInteger,
   range: checkRange,
   time: checkTime,
@@ -543,4 +727,10 @@ const CHECKS = {
   geopoint: checkGeopoint,
   geotrace: checkGeopoints,
   geoshape: checkGeopoints,
+  repeat: checkRepeat,
+  audio: checkFile,
+  video: checkFile,
+  file: checkFile,
+  barcode: checkBarcode,
+  rank: checkRank,
 };

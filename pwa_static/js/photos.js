@@ -36,7 +36,7 @@ export async function downscaled(file) {
   return { bytes, sha256: await sha256Hex(bytes), width, height };
 }
 
-async function sha256Hex(bytes) {
+export async function sha256Hex(bytes) {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
@@ -86,9 +86,17 @@ export function photoInput(label, current, set, taken) {
   );
 }
 
-/** The shas of every photo among a visit's answers. */
+/** The shas of every photo (and audio, video or file) among a visit's answers, inside
+ *  repeat entries too. */
 function photosIn(answers) {
-  return Object.values(answers ?? {}).filter((v) => typeof v === "string" && /^[0-9a-f]{64}$/.test(v));
+  const found = [];
+  const walk = (value) => {
+    if (typeof value === "string" && /^[0-9a-f]{64}$/.test(value)) found.push(value);
+    else if (Array.isArray(value)) value.forEach(walk);
+    else if (value && typeof value === "object") Object.values(value).forEach(walk);
+  };
+  walk(answers ?? {});
+  return found;
 }
 
 /** Keep the photos a visit's answers name, before the visit is queued: one is never lost. */

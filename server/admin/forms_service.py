@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 import forms
 from server.service import audit, store
 from server.storage.models import Form
-from server.storage.store import SqlTxn
+from server.storage.store import TABLES, SqlTxn
 from sync.store import Record
 
 FORM_NAMESPACE = uuid.UUID("0c7b9d3e-4f0a-4a55-8f57-6b1d7e2c9a10")
@@ -127,6 +127,7 @@ def import_xlsform(
     actor: str | None = None,
     dry_run: bool = False,
     filename: str | None = None,
+    media: Path | None = None,
 ) -> ImportResult:
     """An XLSForm workbook published as the next version of its form (``form_id`` overrides
     the settings sheet). Raises forms.xlsform.XLSFormError listing every problem, or
@@ -136,14 +137,10 @@ def import_xlsform(
     from server.admin.xlsform_io import convert_workbook
 
     # The number in the settings sheet does not matter: publish_next_version numbers it.
-    definition = convert_workbook(source, form_id=form_id, version=1, filename=filename)
+    definition = convert_workbook(
+        source, form_id=form_id, version=1, filename=filename, media=media
+    )
     return publish_next_version(definition, actor, dry_run=dry_run)
-
-
-def field_count(form: forms.FormVersion) -> int:
-    """How many questions, notes and calculations a version holds at any depth, as
-    ``forms list --json`` and the admin page count them (CONTRACT §9): groups are no fields."""
-    return len(form.fields)
 
 
 def published_form(form_id: str, version: int) -> forms.FormVersion | None:
@@ -187,7 +184,7 @@ def form_overview() -> list[dict[str, Any]]:
                 "version": form.version,
                 "title": dict(form.title),
                 "policy": form.policy,
-                "fields": field_count(form),
+                "fields": form.field_count(),
                 "status": status,
             }
         )
@@ -195,10 +192,16 @@ def form_overview() -> list[dict[str, Any]]:
 
 
 def check_answers(
-    form_id: str | None, version: int | None, answers: dict[str, Any]
+    form_id: str | None,
+    version: int | None,
+    answers: dict[str, Any],
+    household_id: str | None = None,
+    batch_people: frozenset[str] = frozenset(),
 ) -> dict[str, list[str]]:
     """Field → message codes, checked by the published version the visit was filled with; a
-    visit without a form carries no answers to check."""
+    visit without a form carries no answers to check. A repeat asked once per person of the
+    household must name its people: those stored, and those ``batch_people`` the same push
+    creates (a person met on the visit and recorded with it)."""
     if form_id is None:
         return {"_form": ["answers need a form_id"]} if answers else {}
     if version is None:
@@ -206,7 +209,17 @@ def check_answers(
     form = published_form(form_id, version)
     if form is None:
         return {"_form": [f"form {form_id} version {version} is not published on this server"]}
-    return forms.validate_answers(form, answers)
+    seeded = any(field.seed for field in form.fields.values())
+    people = _people_of(household_id, batch_people) if seeded and household_id else None
+    return forms.validate_answers(form, answers, people)
+
+
+def _people_of(household_id: str, batch_people: frozenset[str]) -> list[str]:
+    """The ids of a household's people as stored, and those the same push creates."""
+    people = TABLES["person"]
+    with store().read() as conn:
+        query = select(people.c.id).where(people.c.household_id == household_id)
+        return [*conn.scalars(query), *batch_people]
 
 
 def _next_version(

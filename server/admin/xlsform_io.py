@@ -12,11 +12,12 @@ the row when pyxform names one: no input gives a traceback.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import io
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,7 +25,7 @@ from pyxform.builder import create_survey_element_from_dict
 from pyxform.xls2json import workbook_to_json
 from pyxform.xls2json_backends import DefinitionData, get_xlsform
 
-from forms.xlsform import SheetProblem, XLSFormError, convert_survey, locate
+from forms.xlsform import SheetProblem, XLSFormError, convert_survey, locate, normalize_row
 from server.admin.uploads import UploadTooLarge, bounded_rows, checked_workbook, upload_limits
 
 _ZIP = b"PK\x03\x04"
@@ -40,13 +41,25 @@ def convert_workbook(
     form_id: str | None = None,
     version: int | None = None,
     filename: str | None = None,
+    media: Path | None = None,
 ) -> dict[str, Any]:
     """The definition document of an XLSForm file. Its form id is ``form_id``, else the
-    settings sheet's, else its file name's. Raises XLSFormError listing every problem, or
-    UploadTooLarge for a file beyond the upload limits (server/uploads.py)."""
+    settings sheet's, else its file name's. The CSV files of ``select_one_from_file``
+    questions are read from the folder ``media``, by default the workbook's own folder (an
+    uploaded stream has none: such a question is refused at its row). Raises XLSFormError
+    listing every problem, or UploadTooLarge for a file beyond the upload limits
+    (server/uploads.py)."""
     name = filename or (source.name if isinstance(source, Path) else None) or "the file"
     workbook = read_xlsform(source, name)
-    return convert_sheets(workbook, form_id=form_id, version=version, fallback_id=Path(name).stem)
+    if media is None and isinstance(source, Path):
+        media = source.parent
+    return convert_sheets(
+        workbook,
+        form_id=form_id,
+        version=version,
+        fallback_id=Path(name).stem,
+        media=MediaFolder(media) if media is not None else None,
+    )
 
 
 def convert_sheets(
@@ -55,15 +68,73 @@ def convert_sheets(
     form_id: str | None = None,
     version: int | None = None,
     fallback_id: str | None = None,
+    media: Mapping[str, Sequence[Mapping[str, object]]] | None = None,
 ) -> dict[str, Any]:
     """The definition document of a workbook already read: pyxform's own reading, or sheets
-    given as ``{sheet name: [{column header: cell}]}`` (a blank row is an empty mapping)."""
+    given as ``{sheet name: [{column header: cell}]}`` (a blank row is an empty mapping).
+    ``media`` maps the file names of choices files to their rows (``MediaFolder``)."""
     data = workbook if isinstance(workbook, DefinitionData) else _definition_data(workbook)
     survey = _pyxform_json(_untranslated_title(data))
     sheets = {sheet: list(getattr(data, sheet) or []) for sheet in _SHEETS}
+    external: dict[str, list[Mapping[str, object]]] = {}
+    for row in data.external_choices or []:
+        cells = normalize_row(row)  # headers as the choices sheet's: LIST_NAME, list name …
+        external.setdefault(cells.get("list_name", ""), []).append(cells)
     return convert_survey(
-        survey, locate(sheets), form_id=form_id, fallback_id=fallback_id, version=version
+        survey,
+        locate(sheets),
+        form_id=form_id,
+        fallback_id=fallback_id,
+        version=version,
+        external=_Choices(external, media if media is not None else {}),
     )
+
+
+class _Choices(Mapping[str, Sequence[Mapping[str, object]]]):
+    """The lists of the external_choices sheet, then the attached files, by name."""
+
+    def __init__(
+        self,
+        sheet: Mapping[str, Sequence[Mapping[str, object]]],
+        files: Mapping[str, Sequence[Mapping[str, object]]],
+    ) -> None:
+        self.sheet, self.files = sheet, files
+
+    def __getitem__(self, name: str) -> Sequence[Mapping[str, object]]:
+        return self.sheet[name] if name in self.sheet else self.files[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.sheet)
+
+    def __len__(self) -> int:
+        return len(self.sheet)
+
+
+class MediaFolder(Mapping[str, Sequence[Mapping[str, object]]]):
+    """The CSV files a form names (``select_one_from_file villages.csv``) in one folder, read
+    when asked for, within the upload bounds: file name -> rows as {column: cell}. Only a
+    plain file name is looked up, never a path."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def __getitem__(self, name: str) -> Sequence[Mapping[str, object]]:
+        path = self.folder / name
+        if Path(name).name != name or not name.endswith(".csv") or not path.is_file():
+            raise KeyError(name)
+        limits = dataclasses.replace(upload_limits(), columns=EXCEL_COLUMNS)
+        if path.stat().st_size > limits.uncompressed_bytes:
+            raise UploadTooLarge("expands_too_far", limits.uncompressed_bytes)
+        text = path.read_bytes().decode("utf-8-sig", errors="replace")
+        table = list(bounded_rows(csv.reader(io.StringIO(text)), limits))
+        header = [cell.strip() for cell in table[0]] if table else []
+        return [dict(zip(header, row, strict=False)) for row in table[1:] if any(row)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(p.name for p in self.folder.glob("*.csv")))
+
+    def __len__(self) -> int:
+        return len(list(self.folder.glob("*.csv")))
 
 
 def read_xlsform(source: Path | IO[bytes], name: str = "the file") -> DefinitionData:

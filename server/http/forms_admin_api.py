@@ -54,7 +54,7 @@ def _summary(form: forms.FormVersion) -> dict[str, Any]:
         "version": form.version,
         "title": dict(form.title),
         "policy": form.policy,
-        "fields": forms_service.field_count(form),
+        "fields": form.field_count(),
     }
 
 

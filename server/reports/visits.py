@@ -39,6 +39,7 @@ from server.reports.coverage import HOUSEHOLDS, PROBLEMS, USERS, VISITS, Context
 from server.reports.exports import spreadsheet_text
 from server.reports.labels import MODE_NAMES
 from server.reports.periods import Period, local_day
+from server.reports.repeat_sheets import RepeatSheets
 from server.storage import replica
 from server.storage.models import Blob
 from server.storage.store import TABLES, chunks, utc_naive
@@ -570,6 +571,7 @@ def submissions_xlsx(f: VisitFilter, scope: Scope | None) -> IO[bytes]:
         questions = _questions(conn, sel, f.form_id or "")
         sheet.append(_header(FIXED_HEADERS + [label for _, label, _ in questions]))
         repeats.append(_header(REPEAT_HEADERS))
+        per_repeat = RepeatSheets(book, questions)  # a repeat question's own sheet
         names = user_names(conn)
         labels = {qid: label for qid, label, _ in questions}
         query = (
@@ -582,7 +584,8 @@ def submissions_xlsx(f: VisitFilter, scope: Scope | None) -> IO[bytes]:
         for row in rows:
             item = visit_item(row, names, sel.ctx, "supervisor")  # masked, as every export
             sheet.append(_visit_row(sheet, item, questions))
-            for line in _repeat_rows(item, labels):
+            per_repeat.write(conn, item, _text)
+            for line in _repeat_rows(item, labels, skip=per_repeat.ids()):
                 repeats.append([_text(repeats, value) for value in line])
     out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 (the response closes it)
     book.save(out)
@@ -661,6 +664,8 @@ def _cell_value(field: Any, value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
+        if field is not None and field.type == "repeat":
+            return f"{len(value)} 条（见同名工作表）"
         return f"{len(value)} 条（见“重复组”）"
     if isinstance(value, bool):
         return "是" if value else "否"
@@ -674,9 +679,14 @@ def _cell_value(field: Any, value: Any) -> Any:
     return value
 
 
-def _repeat_rows(item: dict[str, Any], labels: dict[str, str]) -> Iterator[list[Any]]:
-    """One row per value of every entry of every list-of-objects answer of the visit."""
+def _repeat_rows(
+    item: dict[str, Any], labels: dict[str, str], skip: frozenset[str] | set[str] = frozenset()
+) -> Iterator[list[Any]]:
+    """One row per value of every entry of every list-of-objects answer of the visit that is
+    no repeat question of the form (those have a sheet of their own, RepeatSheets)."""
     for qid, value in item["answers"].items():
+        if qid in skip:
+            continue
         if not (isinstance(value, list) and value and all(isinstance(x, dict) for x in value)):
             continue
         for index, entry in enumerate(value, start=1):

@@ -24,6 +24,9 @@ import { known, lang, pick, t } from "../i18n.js";
 import * as outbox from "../outbox.js";
 import { keepPhotos, photoInput } from "../photos.js";
 import { formVersion, get, householdDetail, latestForm } from "../queries.js";
+import {
+  barcodeInput, mediaInput, pagedCards, rankInput, relevantEntries, repeatInput, sendsEntries,
+} from "./entries.js";
 import { localIso } from "../time.js";
 import { field, h, labelled, toast } from "../ui.js";
 
@@ -87,7 +90,7 @@ export async function render(ctx, [householdId], query) {
     when.element,
     modePicker(state),
     people.length > 0 && peoplePicker(people, state),
-    form ? fields.cards : h("p", { class: "card muted" }, t("visit.noForm")),
+    form ? pagedCards(form, fields.cards) : h("p", { class: "card muted" }, t("visit.noForm")),
     h("section", { class: "card" }, field(t("visit.notes"), notes)),
     locationRow(state),
     h(
@@ -162,7 +165,9 @@ async function formFor(db, household, original) {
 function relevantAnswers(form, answers) {
   const kept = {};
   for (const f of form.fields) {
-    if (isAnswered(answers[f.id]) && isRelevant(form, f, answers)) kept[f.id] = answers[f.id];
+    if (f.type === "repeat") {
+      if (sendsEntries(form, f, answers)) kept[f.id] = relevantEntries(form, f, answers);
+    } else if (isAnswered(answers[f.id]) && isRelevant(form, f, answers)) kept[f.id] = answers[f.id];
   }
   return kept;
 }
@@ -171,13 +176,14 @@ function relevantAnswers(form, answers) {
  *  described by that message, and focus goes to the first, so a screen reader reads it. */
 function showErrors(rows, errors) {
   let first = null;
-  for (const row of rows) {
+  for (const row of rows.flatMap((each) => [each, ...(each.entries?.() ?? [])])) {
     const codes = errors[row.id];
     const problem = codes?.map((code) => messageFor(row.field, code, lang())).join("；");
     row.error.textContent = codes ? t("visit.fieldError", { field: pick(row.field.label), problem }) : "";
     markInvalid(row.element, row.error, Boolean(codes));
     if (codes && !first) first = row.element;
   }
+  first?.dispatchEvent(new Event("reveal", { bubbles: true })); // its page, if the form pages
   first?.scrollIntoView({ block: "center" });
   first?.querySelector("input, select, textarea")?.focus({ preventScroll: true });
   return first !== null;
@@ -266,7 +272,9 @@ function peoplePicker(people, state) {
 export function formFields(form, state, people) {
   const rows = [];
   const cards = [];
+  const repeats = [];
   const update = () => {
+    for (const repeat of repeats) repeat.update();
     for (const row of rows) {
       row.element.hidden = row.field.type === "hidden" || !isRelevant(form, row.field, state.answers);
       if (row.field.choice_filter) offerChoices(form, row, state.answers);
@@ -282,10 +290,13 @@ export function formFields(form, state, people) {
     }
     const error = h("p", { class: "error", id: `error-${f.id}`, role: "alert", hidden: true });
     const element = h("div", { class: f.problem ? "field problem-field" : "field" });
-    const control = input(f, state, people, () => {
+    const changed = () => {
       markInvalid(element, error, false);
       update();
-    });
+    };
+    const repeat = f.type === "repeat" ? repeatInput(form, f, state, people, changed, input) : null;
+    if (repeat) repeats.push(repeat);
+    const control = repeat ? repeat.element : input(f, state, people, changed);
     if (f.read_only) {
       for (const each of control.querySelectorAll?.("input, select, textarea, button") ?? []) each.disabled = true;
       if ("disabled" in control) control.disabled = true;
@@ -294,7 +305,7 @@ export function formFields(form, state, people) {
     if (f.hint) element.append(h("p", { class: "hint" }, pick(f.hint)));
     element.append(error);
     cards.at(-1).element.append(element);
-    rows.push({ id: f.id, field: f, element, error });
+    rows.push({ id: f.id, field: f, element, error, entries: repeat?.rows });
   }
   update();
   return { rows, cards: cards.map((c) => c.element) };
@@ -442,6 +453,14 @@ function input(f, state, people, changed) {
       );
     case "photo":
       return photoInput(label, current, set, (state.photos ??= new Map()));
+    case "audio":
+    case "video":
+    case "file":
+      return mediaInput(f, label, current, set, (state.photos ??= new Map()));
+    case "barcode":
+      return barcodeInput(label, current, set);
+    case "rank":
+      return rankInput(f, label, current, set);
     default:
       return labelled(
         label,
