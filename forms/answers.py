@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable, Collection, Mapping
 
-from forms.expressions import is_answered, is_number
+from forms.expressions import equal, is_answered, is_number
 from forms.model import Field, FormVersion
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -25,35 +25,82 @@ _LEAST_POINTS = {"geotrace": 2, "geoshape": 3}
 #: are not exact in binary; Python and JavaScript compute the same double)
 _STEP_TOLERANCE = 1e-9
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+#: how far apart a stored and a recomputed calculation may be, relative to their size (both
+#: sides compute the same doubles; the tolerance only absorbs a value that was rounded on
+#: its way, e.g. written with fewer digits by another client)
+_CALCULATION_TOLERANCE = 1e-9
 
 Check = Callable[[Field, object, Collection[str] | None], str | None]
 
 
 def validate_answers(
-    form: FormVersion, answers: Mapping[str, object], people: list[str] | None = None
+    form: FormVersion,
+    answers: Mapping[str, object],
+    people: list[str] | None = None,
+    *,
+    clock: str | None = None,
 ) -> dict[str, list[str]]:
     """Field id -> message codes of everything wrong with the answers; empty when valid.
 
     ``people`` are the ids of the household's people; when given, a person answer must be
-    one of them.
+    one of them. ``clock`` is the visit's local time ``YYYY-MM-DDTHH:MM:SS``, what ``today()``
+    and ``now()`` read (null without it).
     """
     known_people = None if people is None else frozenset(people)
     errors = {field_id: ["unknown_field"] for field_id in answers if field_id not in form.fields}
+    expected = calculate(form, answers, clock=clock)
     for field in form.fields.values():
-        code = _field_error(field, answers, known_people)
+        code = _field_error(field, answers, known_people, clock)
+        if code is None and field.id in expected:
+            code = _calculation_error(answers.get(field.id), expected[field.id])
         if code is not None:
             errors[field.id] = [code]
     return errors
 
 
-def problems_found(form: FormVersion, answers: Mapping[str, object]) -> list[dict[str, str]]:
+def calculate(
+    form: FormVersion, answers: Mapping[str, object], *, clock: str | None = None
+) -> dict[str, object]:
+    """The value of every calculate field from the other answers, each calculation reading
+    those computed before it (an irrelevant calculation is null). The phone stores these."""
+    values = dict(answers)
+    for field in form.calculations:
+        assert field.calculation is not None
+        relevant = field.relevant.holds(values, clock=clock)
+        value = field.calculation.evaluate(values, clock=clock) if relevant else None
+        values[field.id] = value if is_answered(value) else None
+    return {field.id: values[field.id] for field in form.calculations}
+
+
+def _calculation_error(given: object, expected: object) -> str | None:
+    """``calculation_mismatch`` unless the stored value is the recomputed one (unanswered
+    for null; numbers to within a relative 1e-9)."""
+    if not is_answered(given):
+        return None if expected is None else "calculation_mismatch"
+    return None if same_value(given, expected) else "calculation_mismatch"
+
+
+def same_value(given: object, expected: object) -> bool:
+    """Whether a stored calculation is the recomputed value: equal numbers to within a
+    relative 1e-9, equal text or booleans, lists of such values item by item."""
+    if is_number(given) and is_number(expected):
+        scale = max(1.0, abs(given), abs(expected))
+        return abs(given - expected) <= _CALCULATION_TOLERANCE * scale
+    if isinstance(given, list) and isinstance(expected, list):
+        return len(given) == len(expected) and all(map(same_value, given, expected))
+    return expected is not None and equal(given, expected)
+
+
+def problems_found(
+    form: FormVersion, answers: Mapping[str, object], *, clock: str | None = None
+) -> list[dict[str, str]]:
     """The problems the answers point to, in form order, for the PWA to offer as new problems."""
     return [
         {"field": field.id, "category": field.problem.category}
         for field in form.fields.values()
         if field.problem is not None
-        and field.relevant.holds(answers)
-        and field.problem.when.holds(answers)
+        and field.relevant.holds(answers, clock=clock)
+        and field.problem.when.holds(answers, clock=clock)
     ]
 
 
@@ -63,21 +110,21 @@ def check_value(field: Field, value: object, people: Collection[str] | None = No
 
 
 def _field_error(
-    field: Field, answers: Mapping[str, object], people: Collection[str] | None
+    field: Field, answers: Mapping[str, object], people: Collection[str] | None, clock: str | None
 ) -> str | None:
     """At most one code per field: relevance first, then presence, then the value itself."""
     value = answers.get(field.id)
     answered = is_answered(value)
-    if not field.relevant.holds(answers):
+    if not field.relevant.holds(answers, clock=clock):
         return "not_relevant" if answered else None
     if not answered:
-        return "required" if field.required.holds(answers) else None
+        return "required" if field.required.holds(answers, clock=clock) else None
     code = check_value(field, value, people)
     if code is None and field.choice_filter:
         chosen = value if isinstance(value, list) else [value]
         offered = offered_choices(field, answers)
         code = None if all(item in offered for item in chosen) else "not_offered"
-    if code is None and not field.constraint.holds(answers):
+    if code is None and not field.constraint.holds(answers, clock=clock):
         return "constraint"
     return code
 
@@ -189,6 +236,18 @@ def _check_hidden(field: Field, value: object, people: Collection[str] | None) -
     return None if isinstance(value, str) else "wrong_type:hidden"
 
 
+def _check_calculate(field: Field, value: object, people: Collection[str] | None) -> str | None:
+    """A calculation's value is what its expression gives: text, a number, a boolean or a
+    list of them; whether it is the right one is checked against the recomputation."""
+    scalar = (str, bool, int, float)
+    fits = isinstance(value, scalar) or (
+        isinstance(value, list) and all(isinstance(item, scalar) for item in value)
+    )
+    if is_number(value) and not math.isfinite(value):
+        fits = False
+    return None if fits else "wrong_type:calculate"
+
+
 def _check_geopoint(field: Field, value: object, people: Collection[str] | None) -> str | None:
     return None if _is_point(value) else "wrong_type:geopoint"
 
@@ -265,6 +324,7 @@ _CHECKS: dict[str, Check] = {
     "geopoint": _check_geopoint,
     "geotrace": _check_geopoints,
     "geoshape": _check_geopoints,
+    "calculate": _check_calculate,
 }
 
 

@@ -42,6 +42,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "off_step": "须按 {0} 的间隔取值",
         "not_offered": "根据前面的回答，不能选这一项",
         "constraint": "不符合本题的要求",
+        "calculation_mismatch": "计算结果与其他回答不一致",
+        "wrong_type:calculate": "应为计算结果（文字、数字或是否）",
     },
     "en": {
         "unknown_field": "is not a field of this form",
@@ -75,6 +77,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "off_step": "must be in steps of {0}",
         "not_offered": "is not offered given the earlier answers",
         "constraint": "does not meet the question's condition",
+        "calculation_mismatch": "does not match the calculation from the other answers",
+        "wrong_type:calculate": "should be a calculated value (text, a number or yes/no)",
     },
 }
 

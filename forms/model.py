@@ -31,6 +31,7 @@ FIELD_TYPES = (
     "geopoint",
     "geotrace",
     "geoshape",
+    "calculate",
 )
 #: types whose answers are numbers, bounded by ``min``/``max``
 NUMBER_TYPES = ("number", "integer", "range")
@@ -92,6 +93,7 @@ class Field:
     choice_filter: tuple[FilterTerm, ...] = ()
     constraint: Expression = TRUE
     choice_tags: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # value -> filter
+    calculation: Expression | None = None  # calculate fields only
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Field:
@@ -122,6 +124,7 @@ class Field:
             choice_tags={
                 choice["value"]: choice.get("filter", {}) for choice in doc.get("choices", ())
             },
+            calculation=parse_expression(doc["calculation"]) if "calculation" in doc else None,
         )
 
 
@@ -135,6 +138,7 @@ class FormVersion:
     policy: str | None
     fields: Mapping[str, Field]  # id -> field, in the order of the definition
     definition: Mapping[str, Any]  # the version object exactly as written in the file
+    calculations: tuple[Field, ...] = ()  # calculate fields, each after those it reads
 
     @classmethod
     def from_dict(cls, form_id: str, doc: Mapping[str, Any]) -> FormVersion:
@@ -147,6 +151,7 @@ class FormVersion:
             policy=doc.get("policy"),
             fields={each.id: each for each in fields},
             definition=copy.deepcopy(dict(doc)),
+            calculations=calculation_order(fields),
         )
 
     def to_record_data(self) -> dict[str, Any]:
@@ -158,6 +163,26 @@ class FormVersion:
             "fields": copy.deepcopy(self.definition["fields"]),
             "policy": self.policy,
         }
+
+
+def calculation_order(fields: list[Field]) -> tuple[Field, ...]:
+    """The calculate fields, each after every calculation it reads (definitions have no cycles;
+    ``validate_definition`` refuses them), otherwise in form order. The PWA orders them alike."""
+    calculated = {each.id: each for each in fields if each.calculation is not None}
+    ordered: dict[str, Field] = {}
+
+    def visit(each: Field, path: frozenset[str]) -> None:
+        if each.id in ordered or each.id in path:
+            return
+        assert each.calculation is not None
+        reads = each.calculation.references() | each.relevant.references()
+        for name in sorted(reads & calculated.keys()):
+            visit(calculated[name], path | {each.id})
+        ordered[each.id] = each
+
+    for each in calculated.values():
+        visit(each, frozenset())
+    return tuple(ordered.values())
 
 
 def _as_condition(required: bool | str) -> str:
