@@ -65,7 +65,10 @@ def translate(pattern: str) -> str:
 
 def compile_regex(pattern: str) -> re.Pattern[str]:
     """The compiled pattern (ASCII ``\\b``, as JavaScript's), or RegexError."""
-    return re.compile(translate(pattern), re.ASCII)
+    try:
+        return re.compile(translate(pattern), re.ASCII)
+    except re.error as error:  # not expected: the walk admits only what re reads
+        raise RegexError(str(error)) from None
 
 
 def _step(walk: _Walk, i: int) -> int:

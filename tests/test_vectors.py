@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import random
 import shutil
 import subprocess
 import uuid
@@ -23,6 +24,7 @@ import pytest
 from forms import MESSAGES, describe, parse_expression
 from forms.answers import format_number
 from forms.expressions import ExpressionError
+from forms.regex import RegexError, compile_regex, translate
 from sync.hlc import ZERO, Clock, HLCError, format_hlc, is_hlc, parse_hlc
 from sync.merge import CONFLICT_NAMESPACE, FieldWrite, conflict_for, heads, merge_write, resolve
 from sync.records import RECORD_TYPES
@@ -227,3 +229,54 @@ def _describe(code: str, lang: str) -> str | None:
         return describe(code, lang)
     except ValueError:
         return None
+
+
+REGEX_JS = ROOT / "pwa_static" / "js" / "regex.js"
+_IMPORTS = """
+import { readFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+"""
+_REGEX_JS = """
+const [modulePath] = process.argv.slice(1);
+const { compileRegex, translateRegex, RegexError } = await import(pathToFileURL(modulePath));
+const [patterns, texts] = JSON.parse(readFileSync(0, "utf8"));
+console.log(JSON.stringify(patterns.map((pattern) => {
+  try {
+    const compiled = compileRegex(pattern);
+    return [translateRegex(pattern), texts.map((text) => compiled.test(text))];
+  } catch (error) {
+    if (error instanceof RegexError) return null;
+    throw error;
+  }
+})));
+"""
+_REGEX_PIECES = [*"ab\\dDwsSb.^$*+?(){}[]|-,09:z走😀", "(?:", "(?=", "{2}", "{1,3}", "{2,}"]
+_REGEX_PIECES += ["\\-", "\\.", "\\[", "\\]", "\\1", "a-z", "[^"]
+_REGEX_TEXTS = ["", "a", "ab", "a\n", "1", "走", "😀", "-", "a-b", "ab12", " ", "\n", "9:", "z,"]
+
+
+def test_regex_js_accepts_writes_and_matches_as_python_on_random_patterns() -> None:
+    """regex() patterns are checked on both sides by a port of one walk: thousands of random
+    patterns are refused alike, or translated alike and match the same texts."""
+    rng = random.Random(15)
+    patterns = sorted(
+        {"".join(rng.choice(_REGEX_PIECES) for _ in range(rng.randint(1, 8))) for _ in range(3000)}
+    )
+    result = subprocess.run(
+        [node(), "--input-type=module", "-e", _IMPORTS + _REGEX_JS, str(REGEX_JS)],
+        input=json.dumps([patterns, _REGEX_TEXTS]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    expected = []
+    for pattern in patterns:
+        try:
+            compiled = compile_regex(pattern)
+        except RegexError:
+            expected.append(None)
+            continue
+        matches = [compiled.search(text) is not None for text in _REGEX_TEXTS]
+        expected.append([translate(pattern).replace("\\Z", "$"), matches])
+    assert json.loads(result.stdout) == expected
+    assert sum(item is not None for item in expected) > 300  # not only refusals

@@ -25,6 +25,8 @@ const POINT_KEYS = new Set(["lat", "lon", "accuracy", "altitude"]);
 const LEAST_POINTS = { geotrace: 2, geoshape: 3 };
 /** How far from a whole number of steps a range answer may be, as in forms/answers.py. */
 const STEP_TOLERANCE = 1e-9;
+/** How far apart a stored and a recomputed calculation may be, relative to their size. */
+const CALCULATION_TOLERANCE = 1e-9;
 
 /** The wording of every validation code, as in forms/messages.py. */
 export const MESSAGES = {
@@ -60,6 +62,8 @@ export const MESSAGES = {
     off_step: "须按 {0} 的间隔取值",
     not_offered: "根据前面的回答，不能选这一项",
     constraint: "不符合本题的要求",
+    calculation_mismatch: "计算结果与其他回答不一致",
+    "wrong_type:calculate": "应为计算结果（文字、数字或是否）",
   },
   en: {
     unknown_field: "is not a field of this form",
@@ -93,6 +97,8 @@ export const MESSAGES = {
     off_step: "must be in steps of {0}",
     not_offered: "is not offered given the earlier answers",
     constraint: "does not meet the question's condition",
+    calculation_mismatch: "does not match the calculation from the other answers",
+    "wrong_type:calculate": "should be a calculated value (text, a number or yes/no)",
   },
 };
 
@@ -158,9 +164,34 @@ function fieldsOf(formVersion) {
   let fields = compiled.get(formVersion);
   if (fields === undefined) {
     fields = new Map(formVersion.fields.map((doc) => [doc.id, compileField(doc)]));
+    fields.calculations = calculationOrder(fields);
     compiled.set(formVersion, fields);
   }
   return fields;
+}
+
+/**
+ * The calculate fields, each after every calculation it reads, otherwise in form order (as
+ * calculation_order in forms/model.py; definitions have no cycles).
+ */
+function calculationOrder(fields) {
+  const calculated = new Map([...fields].filter(([, field]) => field.calculation !== null));
+  const ordered = new Map();
+  const visit = (field, path) => {
+    if (ordered.has(field.id) || path.has(field.id)) {
+      return;
+    }
+    const reads = new Set([...field.calculation.references, ...field.relevant.references]);
+    const inner = new Set([...path, field.id]);
+    for (const name of [...reads].filter((each) => calculated.has(each)).sort()) {
+      visit(calculated.get(name), inner);
+    }
+    ordered.set(field.id, field);
+  };
+  for (const field of calculated.values()) {
+    visit(field, new Set());
+  }
+  return [...ordered.values()];
 }
 
 function compileField(doc) {
@@ -173,6 +204,7 @@ function compileField(doc) {
     required: parseExpression(condition),
     relevant: parseExpression(doc.relevant ?? "true"),
     constraint: parseExpression(doc.constraint ?? "true"),
+    calculation: doc.calculation === undefined ? null : parseExpression(doc.calculation),
     choices: new Set((doc.choices ?? []).map((choice) => choice.value)),
     problem: doc.problem && {
       when: parseExpression(doc.problem.when),
@@ -198,8 +230,8 @@ function fieldOf(formVersion, field) {
  * @param {object} answers
  * @returns {boolean}
  */
-export function isRelevant(formVersion, field, answers) {
-  return fieldOf(formVersion, field).relevant.holds(answers);
+export function isRelevant(formVersion, field, answers, context = {}) {
+  return fieldOf(formVersion, field).relevant.holds(answers, context);
 }
 
 /**
@@ -210,9 +242,68 @@ export function isRelevant(formVersion, field, answers) {
  * @param {object} answers
  * @returns {boolean}
  */
-export function isRequired(formVersion, field, answers) {
+export function isRequired(formVersion, field, answers, context = {}) {
   const compiledField = fieldOf(formVersion, field);
-  return compiledField.relevant.holds(answers) && compiledField.required.holds(answers);
+  return compiledField.relevant.holds(answers, context)
+    && compiledField.required.holds(answers, context);
+}
+
+/**
+ * The value of every calculate field from the other answers, each calculation reading those
+ * computed before it (an irrelevant calculation is null). The phone stores these with the
+ * answers; the server recomputes them (calculation_mismatch).
+ * @param {object} formVersion
+ * @param {object} answers
+ * @param {{clock?: string|null}} [context] the visit's local time YYYY-MM-DDTHH:MM:SS
+ * @returns {Object<string, unknown>} field id -> value (null when there is none)
+ */
+export function calculate(formVersion, answers, { clock = null } = {}) {
+  const values = { ...answers };
+  const result = {};
+  for (const field of fieldsOf(formVersion).calculations) {
+    const relevant = field.relevant.holds(values, { clock });
+    const value = relevant ? field.calculation.evaluate(values, { clock }) : null;
+    values[field.id] = isAnswered(value) ? value : null;
+    result[field.id] = values[field.id];
+  }
+  return result;
+}
+
+/**
+ * The answers with every calculation recomputed: what the phone saves (an unanswered
+ * calculation is left out, as an unanswered question is).
+ */
+export function withCalculations(formVersion, answers, context = {}) {
+  const result = { ...answers };
+  for (const [id, value] of Object.entries(calculate(formVersion, answers, context))) {
+    if (value === null) {
+      delete result[id];
+    } else {
+      result[id] = value;
+    }
+  }
+  return result;
+}
+
+/** A stored calculation is the recomputed one: numbers to within a relative 1e-9. */
+function sameValue(given, expected) {
+  if (typeof given === "number" && typeof expected === "number") {
+    const scale = Math.max(1, Math.abs(given), Math.abs(expected));
+    return Math.abs(given - expected) <= CALCULATION_TOLERANCE * scale;
+  }
+  if (Array.isArray(given) && Array.isArray(expected)) {
+    return given.length === expected.length
+      && given.every((item, index) => sameValue(item, expected[index]));
+  }
+  return expected !== null && typeof given === typeof expected
+    && ["string", "boolean"].includes(typeof given) && given === expected;
+}
+
+function calculationError(given, expected) {
+  if (!isAnswered(given)) {
+    return expected === null ? null : "calculation_mismatch";
+  }
+  return sameValue(given, expected) ? null : "calculation_mismatch";
 }
 
 /**
@@ -225,8 +316,10 @@ export function isRequired(formVersion, field, answers) {
  *   answer must be one of them
  * @returns {Object<string, string[]>}
  */
-export function validateAnswers(formVersion, answers, people = null) {
+export function validateAnswers(formVersion, answers, people = null, { clock = null } = {}) {
   const fields = fieldsOf(formVersion);
+  const context = { clock };
+  const expected = calculate(formVersion, answers, context);
   const known = people === null ? null : new Set(people);
   const errors = {};
   for (const id of Object.keys(answers)) {
@@ -235,7 +328,10 @@ export function validateAnswers(formVersion, answers, people = null) {
     }
   }
   for (const field of fields.values()) {
-    const code = fieldError(field, answers, known);
+    let code = fieldError(field, answers, known, context);
+    if (code === null && Object.hasOwn(expected, field.id)) {
+      code = calculationError(answerOf(answers, field.id), expected[field.id]);
+    }
     if (code !== null) {
       errors[field.id] = [code];
     }
@@ -244,14 +340,14 @@ export function validateAnswers(formVersion, answers, people = null) {
 }
 
 /** Relevance first, then presence, then the value itself. */
-function fieldError(field, answers, people) {
+function fieldError(field, answers, people, context) {
   const value = answerOf(answers, field.id);
   const answered = isAnswered(value);
-  if (!field.relevant.holds(answers)) {
+  if (!field.relevant.holds(answers, context)) {
     return answered ? "not_relevant" : null;
   }
   if (!answered) {
-    return field.required.holds(answers) ? "required" : null;
+    return field.required.holds(answers, context) ? "required" : null;
   }
   // A type newer than this app (a form published after it was installed) is left to the
   // server to check, rather than stopping the cadre's visit.
@@ -262,7 +358,7 @@ function fieldError(field, answers, people) {
       ? null
       : "not_offered";
   }
-  if (code === null && !field.constraint.holds(answers)) {
+  if (code === null && !field.constraint.holds(answers, context)) {
     return "constraint";
   }
   return code;
@@ -305,10 +401,10 @@ function offered(doc, answers) {
  * @param {object} answers
  * @returns {{field: string, category: string}[]}
  */
-export function problemsFound(formVersion, answers) {
+export function problemsFound(formVersion, answers, context = {}) {
   return [...fieldsOf(formVersion).values()]
-    .filter((field) => field.problem && field.relevant.holds(answers)
-      && field.problem.when.holds(answers))
+    .filter((field) => field.problem && field.relevant.holds(answers, context)
+      && field.problem.when.holds(answers, context))
     .map((field) => ({ field: field.id, category: field.problem.category }));
 }
 
@@ -525,6 +621,14 @@ function checkPhoto(field, value) {
   return typeof value === "string" && SHA256.test(value) ? null : "wrong_type:photo";
 }
 
+/** A calculation's value: text, a number, a boolean or a list of them. */
+function checkCalculate(field, value) {
+  const scalar = (item) => ["string", "boolean"].includes(typeof item)
+    || (typeof item === "number" && Number.isFinite(item));
+  const fits = scalar(value) || (Array.isArray(value) && value.every(scalar));
+  return fits ? null : "wrong_type:calculate";
+}
+
 const CHECKS = {
   text: checkText,
   number: checkNumber,
@@ -543,4 +647,5 @@ const CHECKS = {
   geopoint: checkGeopoint,
   geotrace: checkGeopoints,
   geoshape: checkGeopoints,
+  calculate: checkCalculate,
 };

@@ -23,11 +23,15 @@ const form = (formId) => shipped.find((each) => each.form_id === formId);
 for (const vector of vectors) {
   test(`vector: ${vector.name}`, () => {
     if ("form" in vector) {
-      assert.deepEqual(validateAnswers(vector.form, vector.answers, vector.people), vector.errors);
+      const context = { clock: vector.clock ?? null };
+      assert.deepEqual(
+        validateAnswers(vector.form, vector.answers, vector.people, context), vector.errors);
     } else if (vector.parse_error) {
       assert.throws(() => parseExpression(vector.expression), ExpressionError);
     } else {
-      assert.deepEqual(parseExpression(vector.expression).evaluate(vector.answers), vector.result);
+      const context = { clock: vector.clock ?? null, position: vector.position ?? null };
+      assert.deepEqual(
+        parseExpression(vector.expression).evaluate(vector.answers, context), vector.result);
     }
   });
 }
