@@ -10,6 +10,7 @@ from forms.answers import (
     offered_choices,
     problems_found,
     validate_answers,
+    visit_clock,
 )
 from forms.definition import DefinitionError, parse_definition, validate_definition
 from forms.expressions import Expression, ExpressionError, is_answered, parse_expression
@@ -41,4 +42,5 @@ __all__ = [
     "problems_found",
     "validate_answers",
     "validate_definition",
+    "visit_clock",
 ]

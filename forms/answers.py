@@ -18,6 +18,7 @@ from forms.model import Field, FormVersion
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TIME = re.compile(r"[0-9]{2}:[0-9]{2}(?::[0-9]{2})?")
 _DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?")
+_VISITED_AT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
 _POINT_KEYS = frozenset({"lat", "lon", "accuracy", "altitude"})
 #: the fewest points of a line and of an area
 _LEAST_POINTS = {"geotrace": 2, "geoshape": 3}
@@ -56,6 +57,15 @@ def validate_answers(
         if code is not None:
             errors[field.id] = [code]
     return errors
+
+
+def visit_clock(visited_at: object) -> str | None:
+    """The clock of ``today()``/``now()`` for a visit: the local date and time of its
+    ``visited_at`` (ISO 8601 with the phone's offset) as written, ``YYYY-MM-DDTHH:MM:SS``, so
+    the server reads the same day the phone did; None when it is not such a time."""
+    if isinstance(visited_at, str) and _VISITED_AT.match(visited_at):
+        return visited_at[:19]
+    return None
 
 
 def calculate(

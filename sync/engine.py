@@ -22,8 +22,9 @@ from sync.records import RECORD_TYPES, parse_offset_datetime, with_defaults
 from sync.scope import EMPTY_SCOPE, Assignment, Scope, expand
 from sync.store import DeviceState, Record, Store, StoredOp, WriteTxn
 
-#: answers validator: (form_id, form_version, answers) → field → messages
-AnswerCheck = Callable[[str | None, int | None, dict[str, Any]], dict[str, list[str]]]
+#: answers validator: (form_id, form_version, answers, visited_at) → field → messages; the
+#: visit's time is the clock of the form's today() and now()
+AnswerCheck = Callable[[str | None, int | None, dict[str, Any], str | None], dict[str, list[str]]]
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,10 @@ def _answer_problems(ctx: PushContext, ops: list[Op]) -> dict[tuple[str, str], d
         return {}
     return {
         (op.op_id, op.fingerprint): ctx.check_answers(
-            op.data.get("form_id"), op.data.get("form_version"), op.data.get("answers") or {}
+            op.data.get("form_id"),
+            op.data.get("form_version"),
+            op.data.get("answers") or {},
+            op.data.get("visited_at"),
         )
         for op in ops
         if op.type == "visit" and op.action == "create" and not op.problems

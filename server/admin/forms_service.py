@@ -187,10 +187,14 @@ def form_overview() -> list[dict[str, Any]]:
 
 
 def check_answers(
-    form_id: str | None, version: int | None, answers: dict[str, Any]
+    form_id: str | None,
+    version: int | None,
+    answers: dict[str, Any],
+    visited_at: str | None = None,
 ) -> dict[str, list[str]]:
     """Field → message codes, checked by the published version the visit was filled with; a
-    visit without a form carries no answers to check."""
+    visit without a form carries no answers to check. ``today()`` and ``now()`` read the
+    visit's ``visited_at`` as the phone recorded it, the local time the phone computed them by."""
     if form_id is None:
         return {"_form": ["answers need a form_id"]} if answers else {}
     if version is None:
@@ -198,7 +202,7 @@ def check_answers(
     form = published_form(form_id, version)
     if form is None:
         return {"_form": [f"form {form_id} version {version} is not published on this server"]}
-    return forms.validate_answers(form, answers)
+    return forms.validate_answers(form, answers, clock=forms.visit_clock(visited_at))
 
 
 def _next_version(
