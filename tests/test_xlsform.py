@@ -207,7 +207,7 @@ def test_every_unsupported_feature_is_reported_at_once_with_its_row_and_column()
     problems = caught.value.problems
     assert where(problems) == [
         ("survey", 3, "type"),
-        ("survey", 6, "type"),
+        ("survey", 6, "calculation"),
         ("survey", 7, "type"),
         ("survey", 8, "constraint"),
         ("survey", 9, "choice_filter"),
@@ -220,14 +220,14 @@ def test_every_unsupported_feature_is_reported_at_once_with_its_row_and_column()
     for row, phrase in enumerate(
         [
             "repeat groups are not supported",
-            "calculate is not supported",
+            "once() is not supported",
             "barcode is not supported",
-            "regex() is not supported",
+            "lookaround",
             "choice_filter",
             "audio is not supported",
             "choices from a file",
             "dynamic default '${head_name}'",
-            "arithmetic (+) is not supported",
+            "pow() is not supported",
         ]
     ):
         assert phrase in messages[row]
@@ -443,12 +443,14 @@ def test_translated_conditions_treat_unanswered_questions_as_xlsform_does(
 @pytest.mark.parametrize(
     ("xlsform", "phrase"),
     [
-        ("${n} + 1 > 2", "arithmetic (+)"),
-        ("${n} div 2 = 1", "arithmetic (div)"),
+        ("${n} + 1", "arithmetic is not a condition"),
+        ("pow(${n}, 2) > 4", "pow() is not supported"),
         ("${kinds} = 'flood'", "selected()"),
-        ("${n} = ${x}", "comparing two questions"),
-        ("regex(${t}, '[0-9]+')", "regex() is not supported"),
-        ("today() > ${d}", "today()"),
+        ("${n} | ${x}", "unions"),
+        ("regex(${t}, '(a)\\1')", "\\1"),
+        ("regex(${t}, ${x})", "quoted pattern"),
+        ("string-length(${t})", "a value, not a condition"),
+        ("once(${n}) > 1", "once() is not supported"),
         ("${risk} > 'low'", "cannot be compared"),
         ("${a} = 'maybe'", "never 'maybe'"),
         ("${n} = 'many'", "is a number"),
@@ -546,11 +548,10 @@ def test_a_constraint_against_another_question_validates_on_both_sides() -> None
 @pytest.mark.parametrize(
     ("xls_type", "constraint"),
     [
-        ("text", "string-length(.) >= 2"),
         ("text", ". >= 2"),
         ("integer", ". >= ${t}"),
-        ("text", "regex(., '^[0-9]+$')"),
-        ("integer", "${n} >= ${x}"),
+        ("text", "regex(., '[')"),
+        ("integer", ". >= pow(${n}, 2)"),
     ],
 )
 def test_constraints_without_an_equivalent_are_reported(xls_type: str, constraint: str) -> None:
@@ -652,6 +653,7 @@ def test_the_cli_refuses_an_xlsform_with_problems_naming_each_row(county: Any) -
     assert "xlsform_unsupported.xlsx: the XLSForm cannot be imported (9 problems)" in result.output
     assert "survey row 3, column type: repeat groups are not supported" in result.output
     assert "survey row 13, column relevant: cannot translate" in result.output
+    assert "survey row 6, column calculation: cannot translate" in result.output
     assert "household_survey" not in cli(county.app, "forms", "list").output
 
 
@@ -889,3 +891,66 @@ def test_a_choice_filter_zoufang_cannot_check_is_reported_at_its_row(text: str) 
     (problem,) = problems_of(row)
     assert (problem.row, problem.column) == (11, "choice_filter")
     assert "is not supported yet" in problem.message
+
+
+# Expressions with values: arithmetic, functions, calculations (issue 15)
+
+
+@pytest.mark.parametrize(
+    ("xlsform", "zoufang"),
+    [
+        ("${n} + 1 > 2", "(n + 1) > 2"),
+        ("${n} div 2 = 1", "(n / 2) == 1"),
+        ("${n} mod 2 = 1", "(n % 2) == 1"),
+        ("${n} * -${x} < 0", "(n * (-x)) < 0"),
+        ("${n} - 1 >= '3'", "(n - 1) >= 3"),
+        ("${n} = ${x}", "n == x"),
+        ("today() > ${d}", "today() > d"),
+        ("regex(${t}, '^[0-9]+$')", "regex(t, '^[0-9]+$')"),
+        ("string-length(${t}) > 3", "string_length(t) > 3"),
+        ("count-selected(${kinds}) + 1 > 2", "(count_selected(kinds) + 1) > 2"),
+        ("if(${n} > 1, 'a', 'b') = 'a'", "if(n > 1, 'a', 'b') == 'a'"),
+        ("int(${x}) = round(${x})", "int(x) == round(x)"),
+        ("concat(${t}, 'x') != 'ax'", "concat(t, 'x') != 'ax'"),
+    ],
+)
+def test_arithmetic_and_functions_are_translated(xlsform: str, zoufang: str) -> None:
+    assert relevant_of(xlsform) == zoufang
+
+
+@pytest.mark.parametrize(
+    ("xls_type", "constraint", "condition"),
+    [
+        ("text", "regex(., '^1[3-9][0-9]{9}$')", "regex(q, '^1[3-9][0-9]{9}$')"),
+        ("date", ". <= today()", "q <= today()"),
+        ("text", "string-length(.) >= 2", "string_length(q) >= 2"),
+        ("integer", ". <= ${n} - 1", "q <= (n - 1)"),
+        ("integer", "${n} >= ${x}", "n >= x"),
+    ],
+)
+def test_constraints_with_functions_and_arithmetic_are_translated(
+    xls_type: str, constraint: str, condition: str
+) -> None:
+    doc = convert({"type": xls_type, "name": "q", "label": "q", "constraint": constraint})
+    assert field_of(doc, "q")["constraint"] == condition
+
+
+def test_a_calculate_question_becomes_a_calculation_the_server_recomputes() -> None:
+    doc = convert(
+        {"type": "calculate", "name": "per_capita", "calculation": "round(${x} div ${n}, 2)"},
+        {"type": "text", "name": "why", "label": "why", "relevant": "${per_capita} < 6000"},
+    )
+    calc = field_of(doc, "per_capita")
+    assert (calc["type"], calc["calculation"]) == ("calculate", "round((x / n), 2)")
+    assert field_of(doc, "why")["relevant"] == "per_capita < 6000"
+    (form,) = parse_definition(doc)
+    assert validate_answers(form, {"x": 20000, "n": 4, "per_capita": 5000}) == {}
+    assert validate_answers(form, {"x": 20000, "n": 4, "per_capita": 1}) == {
+        "per_capita": ["calculation_mismatch"]
+    }
+
+
+def test_a_calculation_column_on_another_question_is_refused() -> None:
+    (problem,) = problems_of({"type": "text", "name": "q", "label": "q", "calculation": "1"})
+    assert (problem.row, problem.column) == (11, "calculation")
+    assert "use a calculate question" in problem.message

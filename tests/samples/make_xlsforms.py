@@ -104,15 +104,15 @@ UNSUPPORTED_SURVEY: list[list[Any]] = [
     ["begin_repeat", "members", "家庭成员", "Members"],  # row 3: repeat
     ["text", "member_name", "成员姓名", "Member's name"],
     ["end_repeat"],
-    ["calculate", "yearly_income", None, None, None, None, "${age} * 12"],  # row 6
+    ["calculate", "yearly_income", None, None, None, None, "once(${age} * 12)"],  # row 6
     ["barcode", "id_card", "身份证条码", "ID card barcode"],  # row 7
-    ["integer", "age", "年龄", "Age", None, "regex(., '^[0-9]+$')"],  # row 8: constraint
+    ["integer", "age", "年龄", "Age", None, "regex(., '^(?=[0-9])')"],  # row 8: lookahead
     ["select_one village", "village", "村", "Village", None, None, None,
      "name != 'xia'"],  # row 9: choice_filter
     ["audio", "voice", "录音", "Recording"],  # row 10
     ["select_one_from_file villages.csv", "village_b", "村", "Village"],  # row 11
     ["text", "remark", "备注", "Remark", None, None, None, None, "${head_name}"],  # row 12
-    ["integer", "elderly", "老人数", "Elderly", "${age} + 1 > 60"],  # row 13: arithmetic
+    ["integer", "elderly", "老人数", "Elderly", "pow(${age}, 2) > 60"],  # row 13: pow()
 ]  # fmt: skip
 
 UNSUPPORTED_CHOICES: list[list[Any]] = [
