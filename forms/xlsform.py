@@ -1258,6 +1258,8 @@ class _Translator:
             return self._call(node), ""
         if node.kind == "current":
             raise _Untranslatable("'.' (the question itself) belongs in constraints only")
+        if node.kind == "number" and _decimal(node.value) is not None:
+            return ("false" if _decimal(node.value) == 0 else "true"), ""  # XPath's boolean()
         raise _Untranslatable(f"{_show(node)} is not a condition")
 
     def value(self, node: _Node) -> str:

@@ -912,6 +912,8 @@ def test_a_choice_filter_zoufang_cannot_check_is_reported_at_its_row(text: str) 
         ("if(${n} > 1, 'a', 'b') = 'a'", "if(n > 1, 'a', 'b') == 'a'"),
         ("int(${x}) = round(${x})", "int(x) == round(x)"),
         ("concat(${t}, 'x') != 'ax'", "concat(t, 'x') != 'ax'"),
+        ("0", "false"),
+        ("1", "true"),
     ],
 )
 def test_arithmetic_and_functions_are_translated(xlsform: str, zoufang: str) -> None:
