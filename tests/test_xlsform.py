@@ -813,6 +813,21 @@ def test_forms_list_counts_questions_and_notes(county: Any) -> None:
     assert counts[("xlsform_pyxform_yes_or_no", 1)] == 1
 
 
+def test_forms_list_counts_calculations_as_fields(county: Any, tmp_path: Path) -> None:
+    path = tmp_path / "income.xlsx"
+    survey = [
+        ["type", "name", "label", "calculation"],
+        ["integer", "income", "Income"],
+        ["integer", "members", "Members"],
+        ["calculate", "per_capita", None, "${income} div ${members}"],
+    ]
+    path.write_bytes(make_xlsforms.workbook_bytes({"survey": survey}))
+    result = cli(county.app, "forms", "import-xlsform", str(path))
+    assert result.output.startswith("published income version 1 (3 fields)"), result.output
+    listing = json.loads(cli(county.app, "forms", "list", "--json").output)
+    assert {(f["form_id"], f["fields"]) for f in listing} >= {("income", 3)}
+
+
 def test_an_excel_date_default_is_the_day_pyxform_wrote_with_its_midnight() -> None:
     doc = convert({"type": "date", "name": "dd", "label": "d", "default": "2024-01-05 00:00:00"})
     assert field_of(doc, "dd")["default"] == "2024-01-05"
