@@ -335,7 +335,8 @@ class Negate(Node):
 
     def evaluate(self, context: Context) -> object:
         value = self.operand.evaluate(context)
-        return normalize(-float(value)) if is_number(value) else None
+        number = _float(value) if is_number(value) else None
+        return None if number is None else normalize(-number)
 
     def children(self) -> tuple[Node, ...]:
         return (self.operand,)

@@ -440,6 +440,26 @@ def test_parser_raises_only_expression_error_on_near_grammatical_text(text: str)
         parse_expression(text).evaluate({"a": ["a"], "b": True})
 
 
+ANSWER_VALUES = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4)
+
+
+@given(
+    st.text(alphabet="ab_() ,'+-*/%.019 andortifsumcnclegx", max_size=50),
+    st.dictionaries(st.sampled_from(["a", "b"]), ANSWER_VALUES | st.lists(ANSWER_VALUES)),
+)
+def test_values_never_raise_whatever_the_answers(text: str, answers: dict[str, Any]) -> None:
+    """Huge integers, infinities, NaN, text and lists in arithmetic and functions give null or
+    a value, never an exception."""
+    with contextlib.suppress(ExpressionError):
+        parse_expression(text).evaluate(answers, clock="2026-05-01T00:00:00", position=1)
+
+
+def test_arithmetic_on_an_integer_beyond_the_doubles_is_null() -> None:
+    huge = {"a": 10**400}
+    for text in ("-a", "a + 1", "sum(a)", "round(a)", "concat(a)", "number(a)"):
+        assert parse_expression(text).evaluate(huge) is None, text
+
+
 # Messages.
 
 
