@@ -74,6 +74,7 @@ _FIELD_KEYS = frozenset(
         "choice_filter",
         "constraint",
         "calculation",
+        "dynamic_default",
     }
 )
 _CHOICE_KEYS = frozenset({"value", "label", "filter"})
@@ -180,6 +181,7 @@ def _field_errors(field: object, where: str) -> list[str]:
     if not isinstance(field.get("read_only", False), bool):
         errors.append(f"{where}: read_only must be true or false")
     errors += _prefill_errors(field, where)
+    errors += _dynamic_default_errors(field, where)
     if field_type == "note" and (field.get("required", False) is not False or "default" in field):
         errors.append(f"{where}: a note takes no answer, so it has no required or default")
     errors += _calculation_errors(field, where)
@@ -265,6 +267,20 @@ def _choice_errors(field: Mapping[str, Any], where: str) -> list[str]:
     return errors
 
 
+def _dynamic_default_errors(field: Mapping[str, Any], where: str) -> list[str]:
+    """``dynamic_default`` is an expression the phone evaluates once when the visit starts."""
+    if "dynamic_default" not in field:
+        return []
+    takes_answer = field.get("type") not in ("note", "calculate")
+    alone = "default" not in field and "prefill" not in field
+    if not isinstance(field["dynamic_default"], str) or not takes_answer or not alone:
+        return [
+            f"{where}: dynamic_default is an expression, on a field that takes an answer, "
+            "without default or prefill"
+        ]
+    return []
+
+
 def _prefill_errors(field: Mapping[str, Any], where: str) -> list[str]:
     """``prefill`` asks the phone for the day or the time when the visit starts."""
     if "prefill" not in field:
@@ -348,13 +364,13 @@ def _field_condition_errors(field: Mapping[str, Any], docs: FieldDocs, where: st
     """The mistakes in a field's conditions, which may read any field of the version."""
     where = f"{where} ({field.get('id')})"
     problem = field.get("problem")
-    calculation = field.get("calculation")
     errors: list[str] = []
-    if isinstance(calculation, str):
-        errors += [
-            f"{where}.calculation: {e}"
-            for e in _expression_errors(calculation, docs, condition=False)
-        ]
+    for key in ("calculation", "dynamic_default"):
+        text = field.get(key)
+        if isinstance(text, str):
+            errors += [
+                f"{where}.{key}: {e}" for e in _expression_errors(text, docs, condition=False)
+            ]
     conditions = [
         ("required", field.get("required")),
         ("relevant", field.get("relevant")),

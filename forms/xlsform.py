@@ -607,6 +607,10 @@ class _Converter:
         prefill = _DYNAMIC_DEFAULTS.get(cells.get("default", ""))
         if prefill is not None and question.type in PREFILLS[prefill]:
             doc["prefill"] = prefill
+        elif "${" in cells.get("default", "") or "(" in cells.get("default", ""):
+            dynamic = self._dynamic_default(question, cells["default"])
+            if dynamic is not None:
+                doc["dynamic_default"] = dynamic
         elif cells.get("default"):
             doc["default"] = self._default(question, cells["default"])
         problem = self._problem_path(question)
@@ -768,17 +772,24 @@ class _Converter:
             return {}
         return {"constraint": condition}
 
+    def _dynamic_default(self, question: _Question, text: str) -> str | None:
+        """A default that is an expression (``${x}``, ``today()`` on a text question): the
+        phone evaluates it once when the visit starts."""
+        if "last-saved#" in text:
+            message = "${last-saved#…} defaults are not supported: a visit does not read the last"
+        else:
+            try:
+                value = _Translator(self.questions).value(_Parser(text).parse())
+                parse_expression(value)
+                return value
+            except (_Untranslatable, ExpressionError) as error:
+                message = f"cannot translate dynamic default {text!r}: {error}"
+        self.problem("survey", question.row, "default", message)
+        return None
+
     def _default(self, question: _Question, text: str) -> object:
         """The default as an answer of the field's type; ``validate_definition`` then checks it
         is a valid one (a choice of the list, a real date)."""
-        if "${" in text or "(" in text:
-            self.problem(
-                "survey",
-                question.row,
-                "default",
-                f"dynamic default {text!r} is not supported: a default is a fixed answer",
-            )
-            return None
         if question.type == "boolean":
             if text.lower() not in question.booleans:
                 self.problem(

@@ -575,3 +575,14 @@ def test_validation_reads_today_from_the_clock_it_is_given() -> None:
     answers = {"d": "2026-05-02"}
     assert validate_answers(form, answers, clock="2026-05-01T09:00:00") == {"d": ["constraint"]}
     assert validate_answers(form, answers, clock="2026-05-02T09:00:00") == {}
+
+
+def test_a_dynamic_default_is_an_expression_over_known_fields_without_a_fixed_default() -> None:
+    good = definition(field("n", "integer"), field("m", "integer", dynamic_default="n - 1"))
+    both = definition(field("m", "integer", dynamic_default="1", default=1))
+    on_note = definition(field("m", "note", dynamic_default="1"))
+    unknown = definition(field("m", "integer", dynamic_default="nope + 1"))
+    assert validate_definition(good) == []
+    assert any("without default" in error for error in validate_definition(both))
+    assert any("takes an answer" in error for error in validate_definition(on_note))
+    assert any("unknown field 'nope'" in error for error in validate_definition(unknown))

@@ -226,7 +226,7 @@ def test_every_unsupported_feature_is_reported_at_once_with_its_row_and_column()
             "choice_filter",
             "audio is not supported",
             "choices from a file",
-            "dynamic default '${head_name}'",
+            "${last-saved#…} defaults are not supported",
             "pow() is not supported",
         ]
     ):
@@ -303,7 +303,7 @@ def test_nested_groups_give_the_innermost_name_and_all_their_conditions() -> Non
         ({"type": "end_group"}, None, "Unmatched 'end_group'"),
         ({"type": "begin_group", "name": "g"}, None, "Unmatched 'begin_group'"),
         ({"type": "text", "name": "q", "label": "q", "calculation": "1"}, "calculation", ""),
-        ({"type": "text", "name": "q", "label": "q", "default": "today()"}, "default", "dynamic"),
+        ({"type": "text", "name": "q", "label": "q", "default": "once(${t})"}, "default", "once"),
         ({"type": "select_one yes_no", "name": "q", "label": "q", "default": "x"}, "default", ""),
         ({"type": "integer", "name": "q", "label": "q", "default": "many"}, "default", "number"),
         (
@@ -965,6 +965,16 @@ def test_a_calculate_question_becomes_a_calculation_the_server_recomputes() -> N
     assert validate_answers(form, {"x": 20000, "n": 4, "per_capita": 1}) == {
         "per_capita": ["calculation_mismatch"]
     }
+
+
+def test_an_expression_default_becomes_a_dynamic_default_the_phone_evaluates() -> None:
+    doc = convert(
+        {"type": "integer", "name": "q", "label": "q", "default": "${n} * 2"},
+        {"type": "text", "name": "day", "label": "d", "default": "today()"},
+    )
+    assert field_of(doc, "q")["dynamic_default"] == "(n * 2)"
+    assert field_of(doc, "day")["dynamic_default"] == "today()"
+    assert validate_definition(doc) == []
 
 
 def test_a_calculation_column_on_another_question_is_refused() -> None:

@@ -424,6 +424,16 @@ export function defaults(formVersion, now = new Date()) {
     .map((doc) => [doc.id, doc.prefill
       ? prefilled(doc, now)
       : JSON.parse(JSON.stringify(doc.default))]));
+  // A dynamic default is evaluated once, in form order, over the defaults before it (as ODK
+  // does when a form opens); one that is no valid answer of its field is left out.
+  const clock = `${prefilled({ type: "datetime", prefill: "now" }, now)}:${two(now.getSeconds())}`;
+  for (const doc of formVersion.fields.filter((each) => each.dynamic_default)) {
+    const value = parseExpression(doc.dynamic_default).evaluate(prefill, { clock });
+    const field = fieldOf(formVersion, doc);
+    if (isAnswered(value) && CHECKS[field.type]?.(field, value, null) === null) {
+      prefill[doc.id] = value;
+    }
+  }
   for (;;) {
     const kept = Object.entries(prefill).filter(([id]) => isRelevant(formVersion, id, prefill));
     if (kept.length === Object.keys(prefill).length) {
@@ -433,9 +443,10 @@ export function defaults(formVersion, now = new Date()) {
   }
 }
 
+const two = (n) => String(n).padStart(2, "0");
+
 /** `today` and `now` as a date, time or datetime answer in the phone's local time. */
 function prefilled(doc, now) {
-  const two = (n) => String(n).padStart(2, "0");
   const day = `${String(now.getFullYear()).padStart(4, "0")}-${two(now.getMonth() + 1)}-${two(now.getDate())}`;
   const time = `${two(now.getHours())}:${two(now.getMinutes())}`;
   if (doc.type === "date") return day;

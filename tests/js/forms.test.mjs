@@ -154,6 +154,21 @@ test("defaults drop a default that another default makes irrelevant, and what ha
   assert.deepEqual(defaults(version), { ok: true });
 });
 
+test("a dynamic default is evaluated once over the defaults before it, on the visit's clock", () => {
+  const version = {
+    version: 1,
+    fields: [
+      { id: "members", type: "integer", label: {}, default: 3 },
+      { id: "adults", type: "integer", label: {}, dynamic_default: "members - 1" },
+      { id: "seen", type: "text", label: {}, dynamic_default: "concat('走访 ', today())" },
+      { id: "half", type: "integer", label: {}, dynamic_default: "members / 2" }, // 1.5: no
+      { id: "none", type: "integer", label: {}, dynamic_default: "missing + 1" },
+    ],
+  };
+  const now = new Date(2026, 4, 1, 9, 30, 5);
+  assert.deepEqual(defaults(version, now), { members: 3, adults: 2, seen: "走访 2026-05-01" });
+});
+
 test("defaults are fresh copies", () => {
   const version = {
     version: 1,

@@ -111,7 +111,8 @@ UNSUPPORTED_SURVEY: list[list[Any]] = [
      "name != 'xia'"],  # row 9: choice_filter
     ["audio", "voice", "录音", "Recording"],  # row 10
     ["select_one_from_file villages.csv", "village_b", "村", "Village"],  # row 11
-    ["text", "remark", "备注", "Remark", None, None, None, None, "${head_name}"],  # row 12
+    ["text", "remark", "备注", "Remark", None, None, None, None,
+     "${last-saved#head_name}"],  # row 12
     ["integer", "elderly", "老人数", "Elderly", "pow(${age}, 2) > 60"],  # row 13: pow()
 ]  # fmt: skip
 
