@@ -1191,6 +1191,8 @@ class _Parser:
             if self._take() != ("op", ")"):
                 raise _Untranslatable("a '(' is not closed")
             return node
+        if kind == "name" and value.lower() == "instance":
+            raise _Untranslatable("lookups in external data (instance(…)) are not supported")
         if kind == "name" and self._accept("op", "("):
             return _Node("call", value.lower(), self._arguments())
         if kind == "name" and value.lower() not in ("and", "or", "div", "mod"):

@@ -451,6 +451,7 @@ def test_translated_conditions_treat_unanswered_questions_as_xlsform_does(
         ("regex(${t}, ${x})", "quoted pattern"),
         ("string-length(${t})", "a value, not a condition"),
         ("once(${n}) > 1", "once() is not supported"),
+        ("instance('towns')/root/item[name=${t}]/label = 'x'", "external data (instance"),
         ("${risk} > 'low'", "cannot be compared"),
         ("${a} = 'maybe'", "never 'maybe'"),
         ("${n} = 'many'", "is a number"),
