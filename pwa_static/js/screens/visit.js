@@ -64,7 +64,9 @@ export async function render(ctx, [householdId], query) {
     if (!visitedAt) return;
     // today() and now() read the visit's own time, as the server does (forms/README.md).
     const context = { clock: visitedAt.slice(0, 19) };
-    const answers = form ? withCalculations(form, relevantAnswers(form, state.answers), context) : {};
+    const answers = form
+      ? withCalculations(form, relevantAnswers(form, state.answers, context), context)
+      : {};
     const errors = form ? validateAnswers(form, answers, peopleIds, context) : {};
     if (showErrors(fields.rows, errors)) return;
     const visit = {
@@ -161,10 +163,10 @@ async function formFor(db, household, original) {
 }
 
 /** The answers to send: relevant and answered fields only (CONTRACT §9, forms/README.md). */
-function relevantAnswers(form, answers) {
+function relevantAnswers(form, answers, context) {
   const kept = {};
   for (const f of form.fields) {
-    if (isAnswered(answers[f.id]) && isRelevant(form, f, answers)) kept[f.id] = answers[f.id];
+    if (isAnswered(answers[f.id]) && isRelevant(form, f, answers, context)) kept[f.id] = answers[f.id];
   }
   return kept;
 }
@@ -269,9 +271,10 @@ function formFields(form, state, people) {
   const cards = [];
   const context = () => ({ clock: localIso().slice(0, 19) });
   const update = () => {
-    const calculated = calculate(form, state.answers, context());
+    const now = context();
+    const calculated = calculate(form, state.answers, now);
     for (const row of rows) {
-      row.element.hidden = row.field.type === "hidden" || !isRelevant(form, row.field, state.answers);
+      row.element.hidden = row.field.type === "hidden" || !isRelevant(form, row.field, state.answers, now);
       if (row.field.choice_filter) offerChoices(form, row, state.answers);
       if (Object.hasOwn(calculated, row.id)) {
         state.answers[row.id] = calculated[row.id];
