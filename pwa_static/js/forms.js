@@ -1,6 +1,6 @@
 /**
- * Visit forms on the phone: answer validation, relevance, defaults and the "problem found"
- * path, by the same rules as the server's forms package (forms/README.md is the
+ * Visit forms on the phone: answer validation, relevance, calculations, defaults and the
+ * "problem found" path, by the same rules as the server's forms package (forms/README.md is the
  * specification; tests/vectors/forms_validation.json pins the two implementations together).
  *
  * A form version is the `data` of a pulled `form` record (FormVersion.to_record_data() in
