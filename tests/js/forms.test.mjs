@@ -4,8 +4,9 @@ import { readdirSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import {
-  defaults, describe, ExpressionError, formatNumber, isAnswered, isRelevant, isRequired,
-  MESSAGES, messageFor, parseExpression, problemsFound, validateAnswers,
+  calculate, defaults, describe, ExpressionError, formatNumber, isAnswered, isRelevant,
+  isRequired, MESSAGES, messageFor, parseExpression, problemsFound, validateAnswers,
+  withCalculations,
 } from "../../pwa_static/js/forms.js";
 
 const readJson = (relative) => JSON.parse(readFileSync(new URL(relative, import.meta.url), "utf8"));
@@ -234,4 +235,21 @@ test("a form's own required and constraint messages word its codes", () => {
 test("a field type newer than the app is left to the server, not a crash", () => {
   const version = { form_id: "t", version: 1, fields: [{ id: "x", type: "hologram", label: {} }] };
   assert.deepEqual(validateAnswers(version, { x: "anything" }), {});
+});
+
+test("the phone stores each calculation as computed, after those it reads, and drops a null one", () => {
+  const version = {
+    version: 1,
+    fields: [
+      { id: "label", type: "calculate", label: {}, calculation: "concat('人均 ', per_capita)" },
+      { id: "per_capita", type: "calculate", label: {}, calculation: "income / members" },
+      { id: "income", type: "integer", label: {} },
+      { id: "members", type: "integer", label: {} },
+    ],
+  };
+  assert.deepEqual(calculate(version, { income: 9000, members: 3 }),
+    { per_capita: 3000, label: "人均 3000" });
+  const saved = withCalculations(version, { income: 9000, members: 0, per_capita: 7 });
+  assert.deepEqual(saved, { income: 9000, members: 0, label: "人均 " });
+  assert.deepEqual(validateAnswers(version, saved), {});
 });
