@@ -4,7 +4,14 @@ Pure standard-library Python, shared by the server and the tests; the PWA implem
 rules in JavaScript and both pass ``tests/vectors/forms_validation.json``. See ``README.md``.
 """
 
-from forms.answers import check_value, offered_choices, problems_found, validate_answers
+from forms.answers import (
+    calculate,
+    check_value,
+    offered_choices,
+    problems_found,
+    validate_answers,
+    visit_clock,
+)
 from forms.definition import DefinitionError, parse_definition, validate_definition
 from forms.expressions import Expression, ExpressionError, is_answered, parse_expression
 from forms.loader import DEFINITIONS, FormRegistry, UnknownForm, load_definitions
@@ -24,6 +31,7 @@ __all__ = [
     "FormVersion",
     "Problem",
     "UnknownForm",
+    "calculate",
     "check_value",
     "describe",
     "is_answered",
@@ -34,4 +42,5 @@ __all__ = [
     "problems_found",
     "validate_answers",
     "validate_definition",
+    "visit_clock",
 ]

@@ -12,12 +12,13 @@ import math
 import re
 from collections.abc import Callable, Collection, Mapping
 
-from forms.expressions import is_answered, is_number
+from forms.expressions import equal, is_answered, is_number
 from forms.model import Field, FormVersion
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TIME = re.compile(r"[0-9]{2}:[0-9]{2}(?::[0-9]{2})?")
 _DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?")
+_VISITED_AT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
 _POINT_KEYS = frozenset({"lat", "lon", "accuracy", "altitude"})
 #: the fewest points of a line and of an area
 _LEAST_POINTS = {"geotrace": 2, "geoshape": 3}
@@ -25,28 +26,41 @@ _LEAST_POINTS = {"geotrace": 2, "geoshape": 3}
 #: are not exact in binary; Python and JavaScript compute the same double)
 _STEP_TOLERANCE = 1e-9
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+#: how far apart a stored and a recomputed calculation may be, relative to their size (both
+#: sides compute the same doubles; the tolerance only absorbs a value that was rounded on
+#: its way, e.g. written with fewer digits by another client)
+_CALCULATION_TOLERANCE = 1e-9
 
 Check = Callable[[Field, object, Collection[str] | None], str | None]
 
 
 def validate_answers(
-    form: FormVersion, answers: Mapping[str, object], people: list[str] | None = None
+    form: FormVersion,
+    answers: Mapping[str, object],
+    people: list[str] | None = None,
+    *,
+    clock: str | None = None,
 ) -> dict[str, list[str]]:
     """Field id -> message codes of everything wrong with the answers; empty when valid.
 
     ``people`` are the ids of the household's people; when given, a person answer (and the
     person of an entry of a repeat seeded from the people) must be one of them. The fields of
     a repeat's entries are keyed ``<repeat>[<index>].<field>``, the index counted from 0.
+    ``clock`` is the visit's local time ``YYYY-MM-DDTHH:MM:SS``, what ``today()`` and ``now()``
+    read (null without it).
     """
     known_people = None if people is None else frozenset(people)
     errors = {field_id: ["unknown_field"] for field_id in answers if field_id not in form.fields}
     context = answer_context(form, answers)
+    expected = calculate(form, answers, clock=clock)
     for field in form.fields.values():
         if field.type == "repeat":
             value = answers.get(field.id)
-            errors.update(_repeat_errors(field, value, context, known_people, field.id))
+            errors.update(_repeat_errors(field, value, context, known_people, field.id, clock))
             continue
-        code = _field_error(field, answers.get(field.id), context, known_people)
+        code = _field_error(field, answers.get(field.id), context, known_people, clock)
+        if code is None and field.id in expected:
+            code = _calculation_error(answers.get(field.id), expected[field.id])
         if code is not None:
             errors[field.id] = [code]
     return errors
@@ -98,15 +112,59 @@ def _entries(value: object) -> list[Mapping[str, object]]:
     return [e for e in value if isinstance(e, dict)] if isinstance(value, list) else []
 
 
-def problems_found(form: FormVersion, answers: Mapping[str, object]) -> list[dict[str, str]]:
+def visit_clock(visited_at: object) -> str | None:
+    """The clock of ``today()``/``now()`` for a visit: the local date and time of its
+    ``visited_at`` (ISO 8601 with the phone's offset) as written, ``YYYY-MM-DDTHH:MM:SS``, so
+    the server reads the same day the phone did; None when it is not such a time."""
+    if isinstance(visited_at, str) and _VISITED_AT.match(visited_at):
+        return visited_at[:19]
+    return None
+
+
+def calculate(
+    form: FormVersion, answers: Mapping[str, object], *, clock: str | None = None
+) -> dict[str, object]:
+    """The value of every calculate field from the other answers, each calculation reading
+    those computed before it (an irrelevant calculation is null). The phone stores these."""
+    values = answer_context(form, answers)
+    for field in form.calculations:
+        assert field.calculation is not None
+        relevant = field.relevant.holds(values, clock=clock)
+        value = field.calculation.evaluate(values, clock=clock) if relevant else None
+        values[field.id] = value if is_answered(value) else None
+    return {field.id: values[field.id] for field in form.calculations}
+
+
+def _calculation_error(given: object, expected: object) -> str | None:
+    """``calculation_mismatch`` unless the stored value is the recomputed one (unanswered
+    for null; numbers to within a relative 1e-9)."""
+    if not is_answered(given):
+        return None if expected is None else "calculation_mismatch"
+    return None if same_value(given, expected) else "calculation_mismatch"
+
+
+def same_value(given: object, expected: object) -> bool:
+    """Whether a stored calculation is the recomputed value: equal numbers to within a
+    relative 1e-9, equal text or booleans, lists of such values item by item."""
+    if is_number(given) and is_number(expected):
+        scale = max(1.0, abs(given), abs(expected))
+        return abs(given - expected) <= _CALCULATION_TOLERANCE * scale
+    if isinstance(given, list) and isinstance(expected, list):
+        return len(given) == len(expected) and all(map(same_value, given, expected))
+    return expected is not None and equal(given, expected)
+
+
+def problems_found(
+    form: FormVersion, answers: Mapping[str, object], *, clock: str | None = None
+) -> list[dict[str, str]]:
     """The problems the answers point to, in form order, for the PWA to offer as new problems."""
     context = answer_context(form, answers)
     return [
         {"field": field.id, "category": field.problem.category}
         for field in form.fields.values()
         if field.problem is not None
-        and field.relevant.holds(context)
-        and field.problem.when.holds(context)
+        and field.relevant.holds(context, clock=clock)
+        and field.problem.when.holds(context, clock=clock)
     ]
 
 
@@ -116,20 +174,25 @@ def check_value(field: Field, value: object, people: Collection[str] | None = No
 
 
 def _field_error(
-    field: Field, value: object, context: Mapping[str, object], people: Collection[str] | None
+    field: Field,
+    value: object,
+    context: Mapping[str, object],
+    people: Collection[str] | None,
+    clock: str | None,
+    position: int | None = None,
 ) -> str | None:
     """At most one code per field: relevance first, then presence, then the value itself."""
     answered = is_answered(value)
-    if not field.relevant.holds(context):
+    if not field.relevant.holds(context, clock=clock, position=position):
         return "not_relevant" if answered else None
     if not answered:
-        return "required" if field.required.holds(context) else None
+        return "required" if field.required.holds(context, clock=clock, position=position) else None
     code = check_value(field, value, people)
     if code is None and field.choice_filter:
         chosen = value if isinstance(value, list) else [value]
         offered = offered_choices(field, context)
         code = None if all(item in offered for item in chosen) else "not_offered"
-    if code is None and not field.constraint.holds(context):
+    if code is None and not field.constraint.holds(context, clock=clock, position=position):
         return "constraint"
     return code
 
@@ -140,16 +203,24 @@ def _repeat_errors(
     context: Mapping[str, object],
     people: Collection[str] | None,
     key: str,
+    clock: str | None,
+    position: int | None = None,
 ) -> dict[str, list[str]]:
     """The repeat's own code (relevance, presence, shape, number of entries) under ``key``,
     and each entry's, validated like a form of the repeat's fields, under ``key[i].field``
     (a repeat inside it under ``key[i].inner[j].field``)."""
-    code = _field_error(repeat, value, context, people)
-    if code is not None or not is_answered(value) or not repeat.relevant.holds(context):
+    code = _field_error(repeat, value, context, people, clock, position)
+    if code is not None or not is_answered(value):
+        return {} if code is None else {key: [code]}
+    if not repeat.relevant.holds(context, clock=clock, position=position):
         return {} if code is None else {key: [code]}
     assert isinstance(value, list)
     errors: dict[str, list[str]] = {}
-    wanted = None if repeat.repeat_count is None else repeat.repeat_count.evaluate(context)
+    wanted = (
+        None
+        if repeat.repeat_count is None
+        else repeat.repeat_count.evaluate(context, clock=clock, position=position)
+    )
     if is_number(wanted) and len(value) != wanted:
         errors[key] = [f"entry_count:{format_number(wanted)}"]
     seen: set[object] = set()
@@ -167,9 +238,11 @@ def _repeat_errors(
         for child in repeat.fields.values():
             if child.type == "repeat":
                 inner = entry.get(child.id)
-                errors.update(_repeat_errors(child, inner, inside, people, where + child.id))
+                errors.update(
+                    _repeat_errors(child, inner, inside, people, where + child.id, clock, index + 1)
+                )
                 continue
-            code = _field_error(child, entry.get(child.id), inside, people)
+            code = _field_error(child, entry.get(child.id), inside, people, clock, index + 1)
             if code is not None:
                 errors[where + child.id] = [code]
     return errors
@@ -302,6 +375,18 @@ def _check_hidden(field: Field, value: object, people: Collection[str] | None) -
     return None if isinstance(value, str) else "wrong_type:hidden"
 
 
+def _check_calculate(field: Field, value: object, people: Collection[str] | None) -> str | None:
+    """A calculation's value is what its expression gives: text, a number, a boolean or a
+    list of them; whether it is the right one is checked against the recomputation."""
+    scalar = (str, bool, int, float)
+    fits = isinstance(value, scalar) or (
+        isinstance(value, list) and all(isinstance(item, scalar) for item in value)
+    )
+    if is_number(value) and not math.isfinite(value):
+        fits = False
+    return None if fits else "wrong_type:calculate"
+
+
 def _check_geopoint(field: Field, value: object, people: Collection[str] | None) -> str | None:
     return None if _is_point(value) else "wrong_type:geopoint"
 
@@ -403,6 +488,7 @@ _CHECKS: dict[str, Check] = {
     "file": _check_file,
     "barcode": _check_barcode,
     "rank": _check_rank,
+    "calculate": _check_calculate,
 }
 
 

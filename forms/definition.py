@@ -17,11 +17,14 @@ from forms.expressions import (
     FUNCTIONS,
     KEYWORDS,
     And,
+    Arithmetic,
+    Call,
     Comparison,
     Count,
     ExpressionError,
     Literal,
     Membership,
+    Negate,
     Node,
     Not,
     Or,
@@ -75,6 +78,8 @@ _FIELD_KEYS = frozenset(
         "fields",
         "repeat_count",
         "seed",
+        "calculation",
+        "dynamic_default",
     }
 )
 #: keys only a repeat has, and keys a repeat (which takes no answer of its own) never has
@@ -93,6 +98,8 @@ _PROBLEM_KEYS = frozenset({"when", "category"})
 _UNCOMPARABLE_TYPES = ("note", "geopoint", "geotrace", "geoshape", "repeat", *FILE_TYPES)
 #: the answers ``count()`` reads: a list of choices, or a repeat's entries or values
 _COUNTABLE_TYPES = ("multiple_choice", "rank", "repeat")
+#: functions whose value is a yes/no answer (``if`` may be one, depending on its branches)
+_CONDITION_FUNCTIONS = frozenset({"if", "true", "false"})
 
 FieldDocs = Mapping[str, Mapping[str, Any]]
 
@@ -180,7 +187,7 @@ def _level_condition_errors(fields: list[Any], docs: FieldDocs, where: str) -> l
             entry = {c["id"]: c for c in children if isinstance(c, dict) and "id" in c}
             inside = _outside_docs(children, {**docs, **entry})
             errors += _level_condition_errors(children, inside, field_where)
-    return errors
+    return errors + _cycle_errors(fields, where)
 
 
 def _with_children(field: object, where: str) -> list[tuple[str, Mapping[str, Any]]]:
@@ -245,8 +252,10 @@ def _field_errors(field: object, where: str, depth: int = 1) -> list[str]:
     if not isinstance(field.get("read_only", False), bool):
         errors.append(f"{where}: read_only must be true or false")
     errors += _prefill_errors(field, where)
+    errors += _dynamic_default_errors(field, where)
     if field_type == "note" and (field.get("required", False) is not False or "default" in field):
         errors.append(f"{where}: a note takes no answer, so it has no required or default")
+    errors += _calculation_errors(field, where)
     if not isinstance(field.get("required", False), bool | str):
         errors.append(f"{where}: required must be true, false or a condition")
     for key in ("relevant", "constraint"):
@@ -294,6 +303,48 @@ def _repeat_errors(field: Mapping[str, Any], where: str, depth: int = 1) -> list
     return errors
 
 
+def _calculation_errors(field: Mapping[str, Any], where: str) -> list[str]:
+    """A calculate field has a ``calculation`` (an expression) and nothing a person answers."""
+    if field.get("type") != "calculate":
+        return (
+            [f"{where}: calculation belongs to calculate fields only"]
+            if ("calculation" in field)
+            else []
+        )
+    if not isinstance(field.get("calculation"), str):
+        return [f"{where}: a calculate field needs a calculation (an expression)"]
+    if field.get("required", False) is not False or "default" in field or "prefill" in field:
+        return [f"{where}: a calculate field is computed: no required, default or prefill"]
+    return []
+
+
+def _cycle_errors(fields: list[Any], where: str) -> list[str]:
+    """Calculations that read each other in a circle can never be computed."""
+    reads: dict[str, frozenset[str]] = {}
+    for field in fields:
+        if isinstance(field, dict) and field.get("type") == "calculate":
+            texts = [field.get("calculation"), field.get("relevant", "true")]
+            try:
+                names = [parse_expression(t).references() for t in texts if isinstance(t, str)]
+            except ExpressionError:
+                continue  # reported as a parse error
+            reads[str(field.get("id"))] = frozenset().union(*names)
+    errors = []
+    for start in reads:
+        seen: set[str] = set()
+        stack = [start]
+        while stack:
+            for name in reads.get(stack.pop(), frozenset()):
+                if name == start:
+                    errors.append(f"{where}: calculation '{start}' reads itself through a cycle")
+                    stack = []
+                    break
+                if name in reads and name not in seen:
+                    seen.add(name)
+                    stack.append(name)
+    return errors
+
+
 def _choice_errors(field: Mapping[str, Any], where: str) -> list[str]:
     choices = field.get("choices")
     if field.get("type") not in CHOICE_TYPES:
@@ -320,6 +371,20 @@ def _choice_errors(field: Mapping[str, Any], where: str) -> list[str]:
             errors.append(f"{choice_where}: value must be non-empty, and unique for its filter")
         seen.add(key)
     return errors
+
+
+def _dynamic_default_errors(field: Mapping[str, Any], where: str) -> list[str]:
+    """``dynamic_default`` is an expression the phone evaluates once when the visit starts."""
+    if "dynamic_default" not in field:
+        return []
+    takes_answer = field.get("type") not in ("note", "calculate")
+    alone = "default" not in field and "prefill" not in field
+    if not isinstance(field["dynamic_default"], str) or not takes_answer or not alone:
+        return [
+            f"{where}: dynamic_default is an expression, on a field that takes an answer, "
+            "without default or prefill"
+        ]
+    return []
 
 
 def _prefill_errors(field: Mapping[str, Any], where: str) -> list[str]:
@@ -405,28 +470,36 @@ def _field_condition_errors(field: Mapping[str, Any], docs: FieldDocs, where: st
     """The mistakes in a field's conditions, which may read any field of the version."""
     where = f"{where} ({field.get('id')})"
     problem = field.get("problem")
+    errors: list[str] = []
+    for key in ("calculation", "dynamic_default"):
+        text = field.get(key)
+        if isinstance(text, str):
+            errors += [
+                f"{where}.{key}: {e}" for e in _expression_errors(text, docs, condition=False)
+            ]
     conditions = [
         ("required", field.get("required")),
         ("relevant", field.get("relevant")),
         ("constraint", field.get("constraint")),
         ("problem.when", problem.get("when") if isinstance(problem, dict) else None),
     ]
-    errors: list[str] = []
     for name, text in conditions:
         if isinstance(text, str):
             errors += [f"{where}.{name}: {e}" for e in _expression_errors(text, docs)]
     return errors
 
 
-def _expression_errors(text: str, fields: FieldDocs) -> list[str]:
-    """Why a condition cannot work with these fields: it does not parse, reads an unknown
-    field, is not a yes/no question, or compares a field with a value it can never have."""
+def _expression_errors(text: str, fields: FieldDocs, *, condition: bool = True) -> list[str]:
+    """Why a condition (or a calculation) cannot work with these fields: it does not parse,
+    reads an unknown field, is not a yes/no question, or compares a field with a value it can
+    never have."""
     try:
         expression = parse_expression(text)
     except ExpressionError as error:
         return [f"does not parse: {error}"]
     errors = [f"unknown field '{name}'" for name in sorted(expression.references() - fields.keys())]
-    errors += _not_a_condition(expression.root, fields)
+    if condition:
+        errors += _not_a_condition(expression.root, fields)
     for node in expression.nodes():
         errors += _node_errors(node, fields)
     return list(dict.fromkeys(errors))
@@ -452,9 +525,13 @@ def _not_a_condition(node: Node, fields: FieldDocs) -> list[str]:
         return [f"{json.dumps(node.value)} is not a condition"]
     if isinstance(node, Count):
         return [f"count({node.field}) is a number, not a condition"]
+    if isinstance(node, Arithmetic | Negate):
+        return ["arithmetic gives a number, not a condition"]
+    if isinstance(node, Call) and node.function not in _CONDITION_FUNCTIONS:
+        return [f"{node.function}() gives a value, not a condition"]
     if isinstance(node, Reference) and node.field in fields:
         field_type = fields[node.field].get("type")
-        if field_type != "boolean":
+        if field_type not in ("boolean", "calculate"):
             return [f"{field_type} field '{node.field}' is not a condition"]
     return []
 
@@ -482,7 +559,7 @@ def _comparison_errors(node: Comparison, fields: FieldDocs) -> list[str]:
         if not isinstance(reference, Reference) or reference.field not in fields:
             continue
         field = fields[reference.field]
-        if node.op not in ("==", "!=") and field.get("type") not in ORDERED_TYPES:
+        if node.op not in ("==", "!=") and field.get("type") not in (*ORDERED_TYPES, "calculate"):
             errors.append(
                 f"'{node.op}' on {field.get('type')} field '{reference.field}' is always false"
             )
@@ -502,8 +579,8 @@ def _literal_errors(
     silently always false (a typo such as 'hgih' for 'high')."""
     field_type = field.get("type")
     name = f"'{field.get('id')}'"
-    if value is None:
-        return []
+    if value is None or field_type == "calculate":
+        return []  # a calculation may give any value
     if field_type in ("multiple_choice", "rank") and not as_element:
         return [f"compare multiple_choice field {name} with selected() or count()"]
     if field_type in CHOICE_TYPES:

@@ -1,4 +1,5 @@
-"""The condition language of form definitions (``required``, ``relevant``, ``problem.when``).
+"""The expression language of form definitions (``required``, ``relevant``, ``constraint``,
+``problem.when`` and ``calculation``).
 
 Definitions are configuration written by county admins and shipped to every phone, so their
 conditions are parsed by a hand-written tokenizer and recursive-descent parser into a small
@@ -11,16 +12,45 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import operator
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from forms.regex import RegexError, compile_regex
+
 Answers = Mapping[str, object]
 
 KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false", "null"})
+#: the functions a field id may not be named after (those of the first definitions); the
+#: functions added since are told from fields by the ``(`` that follows them
 FUNCTIONS = frozenset({"selected", "count"})
+#: every function and how many arguments it takes (lowest, highest)
+ARITIES: dict[str, tuple[int, int]] = {
+    "selected": (2, 2),
+    "count": (1, 1),
+    "count_selected": (1, 1),
+    "string_length": (1, 1),
+    "regex": (2, 2),
+    "today": (0, 0),
+    "now": (0, 0),
+    "if": (3, 3),
+    "concat": (1, 32),
+    "coalesce": (2, 32),
+    "int": (1, 1),
+    "number": (1, 1),
+    "round": (1, 2),
+    "sum": (1, 1),
+    "position": (0, 0),
+    "true": (0, 0),
+    "false": (0, 0),
+}
 COMPARISONS = ("==", "!=", "<=", ">=", "<", ">")
+ARITHMETIC = ("+", "-", "*", "/", "%")
+#: integral results up to this magnitude are integers (JavaScript's safe integers)
+_MAX_EXACT = 2**53
 # Nesting deeper than this is no condition a person writes; the limit keeps the recursive
 # parser far from Python's recursion limit whatever text it is given.
 MAX_DEPTH = 32
@@ -30,7 +60,7 @@ _DIGITS = frozenset("0123456789")
 _NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _NAME_REST = _NAME_START | _DIGITS
 _WHITESPACE = frozenset(" \t\r\n")
-_PUNCTUATION = frozenset("()[],")
+_PUNCTUATION = frozenset("()[],+-*/%")
 _ESCAPABLE = frozenset("\\'\"")
 _LITERAL_WORDS: dict[str, object] = {"true": True, "false": False, "null": None}
 
@@ -47,7 +77,7 @@ class ExpressionError(ValueError):
 
 @dataclass(frozen=True)
 class Token:
-    kind: str  # "number", "string", "name", "op", one of "()[],", or "end"
+    kind: str  # "number", "string", "name", "op", one of "()[],+-*/%", or "end"
     value: object
     position: int
 
@@ -71,7 +101,7 @@ def tokenize(text: str) -> list[Token]:
             value, end = _read_string(text, i)
             tokens.append(Token("string", value, i))
             i = end
-        elif char in _DIGITS or (char == "-" and text[i + 1 : i + 2] in _DIGITS):
+        elif char in _DIGITS:
             number, end = _read_number(text, i)
             tokens.append(Token("number", number, i))
             i = end
@@ -135,10 +165,26 @@ def _skip_digits(text: str, i: int) -> int:
 # The tree. Every node is immutable, so a parsed expression can be cached and shared.
 
 
-class Node:
-    """A node of a parsed condition."""
+@dataclass(frozen=True)
+class Context:
+    """What an expression reads: the answers by field id, the clock and the repeat position.
 
-    def evaluate(self, answers: Answers) -> object:
+    ``clock`` is the local date and time of the visit, ``YYYY-MM-DDTHH:MM:SS`` (``today()`` is
+    its date, ``now()`` all of it); without one both are null. ``position`` is the 1-based
+    index of the repeat entry being evaluated (``position()``), null outside a repeat. Inside
+    a repeat entry the caller passes the entry's own answers over the form's; outside, a
+    repeat's child field maps to the list of its values across entries.
+    """
+
+    answers: Answers
+    clock: str | None = None
+    position: int | None = None
+
+
+class Node:
+    """A node of a parsed expression."""
+
+    def evaluate(self, context: Context) -> object:
         raise NotImplementedError
 
     def children(self) -> tuple[Node, ...]:
@@ -149,7 +195,7 @@ class Node:
 class Literal(Node):
     value: object
 
-    def evaluate(self, answers: Answers) -> object:
+    def evaluate(self, context: Context) -> object:
         return self.value
 
 
@@ -159,8 +205,8 @@ class Reference(Node):
 
     field: str
 
-    def evaluate(self, answers: Answers) -> object:
-        value = answers.get(self.field)
+    def evaluate(self, context: Context) -> object:
+        value = context.answers.get(self.field)
         return value if is_answered(value) else None
 
 
@@ -171,19 +217,20 @@ class Selected(Node):
     field: str
     value: str
 
-    def evaluate(self, answers: Answers) -> object:
-        answer = answers.get(self.field)
+    def evaluate(self, context: Context) -> object:
+        answer = context.answers.get(self.field)
         return isinstance(answer, list) and self.value in answer
 
 
 @dataclass(frozen=True)
 class Count(Node):
-    """``count(field)``: the length of a list answer, 0 for anything else."""
+    """``count(field)`` and ``count_selected(field)``: the length of a list answer (the choices
+    of a multiple choice, the entries of a repeat), 0 for anything else."""
 
     field: str
 
-    def evaluate(self, answers: Answers) -> object:
-        answer = answers.get(self.field)
+    def evaluate(self, context: Context) -> object:
+        answer = context.answers.get(self.field)
         return len(answer) if isinstance(answer, list) else 0
 
 
@@ -193,8 +240,8 @@ class Comparison(Node):
     left: Node
     right: Node
 
-    def evaluate(self, answers: Answers) -> object:
-        return compare(self.op, self.left.evaluate(answers), self.right.evaluate(answers))
+    def evaluate(self, context: Context) -> object:
+        return compare(self.op, self.left.evaluate(context), self.right.evaluate(context))
 
     def children(self) -> tuple[Node, ...]:
         return (self.left, self.right)
@@ -207,8 +254,8 @@ class NullTest(Node):
     operand: Node
     is_null: bool
 
-    def evaluate(self, answers: Answers) -> object:
-        return (self.operand.evaluate(answers) is None) == self.is_null
+    def evaluate(self, context: Context) -> object:
+        return (self.operand.evaluate(context) is None) == self.is_null
 
     def children(self) -> tuple[Node, ...]:
         return (self.operand,)
@@ -221,8 +268,8 @@ class Membership(Node):
     operand: Node
     items: tuple[object, ...]
 
-    def evaluate(self, answers: Answers) -> object:
-        value = self.operand.evaluate(answers)
+    def evaluate(self, context: Context) -> object:
+        value = self.operand.evaluate(context)
         if value is None:
             return None in self.items
         return any(item is not None and equal(value, item) for item in self.items)
@@ -235,8 +282,8 @@ class Membership(Node):
 class Not(Node):
     operand: Node
 
-    def evaluate(self, answers: Answers) -> object:
-        return not is_true(self.operand.evaluate(answers))
+    def evaluate(self, context: Context) -> object:
+        return not is_true(self.operand.evaluate(context))
 
     def children(self) -> tuple[Node, ...]:
         return (self.operand,)
@@ -246,8 +293,8 @@ class Not(Node):
 class And(Node):
     operands: tuple[Node, ...]
 
-    def evaluate(self, answers: Answers) -> object:
-        return all(is_true(operand.evaluate(answers)) for operand in self.operands)
+    def evaluate(self, context: Context) -> object:
+        return all(is_true(operand.evaluate(context)) for operand in self.operands)
 
     def children(self) -> tuple[Node, ...]:
         return self.operands
@@ -257,11 +304,83 @@ class And(Node):
 class Or(Node):
     operands: tuple[Node, ...]
 
-    def evaluate(self, answers: Answers) -> object:
-        return any(is_true(operand.evaluate(answers)) for operand in self.operands)
+    def evaluate(self, context: Context) -> object:
+        return any(is_true(operand.evaluate(context)) for operand in self.operands)
 
     def children(self) -> tuple[Node, ...]:
         return self.operands
+
+
+@dataclass(frozen=True)
+class Arithmetic(Node):
+    """``a + b``, ``-``, ``*``, ``/``, ``%``: numbers only; null, any other value, a division
+    by zero or a result beyond the doubles give null."""
+
+    op: str
+    left: Node
+    right: Node
+
+    def evaluate(self, context: Context) -> object:
+        return arithmetic(self.op, self.left.evaluate(context), self.right.evaluate(context))
+
+    def children(self) -> tuple[Node, ...]:
+        return (self.left, self.right)
+
+
+@dataclass(frozen=True)
+class Negate(Node):
+    """Unary minus: the negated number, null for anything else."""
+
+    operand: Node
+
+    def evaluate(self, context: Context) -> object:
+        value = self.operand.evaluate(context)
+        number = _float(value) if is_number(value) else None
+        return None if number is None else normalize(-number)
+
+    def children(self) -> tuple[Node, ...]:
+        return (self.operand,)
+
+
+@dataclass(frozen=True)
+class Regex(Node):
+    """``regex(x, 'pattern')``: the pattern (a literal, checked when parsed) is found in the
+    text of ``x``; false for null and for lists."""
+
+    operand: Node
+    pattern: re.Pattern[str]
+
+    def evaluate(self, context: Context) -> object:
+        text = as_text(self.operand.evaluate(context))
+        return text is not None and self.pattern.search(text) is not None
+
+    def children(self) -> tuple[Node, ...]:
+        return (self.operand,)
+
+
+@dataclass(frozen=True)
+class Call(Node):
+    """Any other function: ``if``, ``concat``, ``coalesce``, ``int``, ``number``, ``round``,
+    ``sum``, ``string_length``, ``today``, ``now``, ``position``."""
+
+    function: str
+    args: tuple[Node, ...]
+
+    def evaluate(self, context: Context) -> object:
+        if self.function == "if":
+            condition, then, otherwise = self.args
+            return (then if is_true(condition.evaluate(context)) else otherwise).evaluate(context)
+        if self.function == "today":
+            return None if context.clock is None else context.clock[:10]
+        if self.function == "now":
+            return context.clock
+        if self.function == "position":
+            return context.position
+        values = [arg.evaluate(context) for arg in self.args]
+        return _FUNCTIONS[self.function](*values)
+
+    def children(self) -> tuple[Node, ...]:
+        return self.args
 
 
 def is_answered(value: object) -> bool:
@@ -277,6 +396,43 @@ def is_true(value: object) -> bool:
 def is_number(value: object) -> TypeGuard[int | float]:
     """JSON numbers; booleans are not numbers even though Python's bool is an int."""
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def normalize(number: float) -> int | float | None:
+    """A computed number as both languages write it: null when not finite, an integer when
+    integral (and within 2**53, where doubles are exact), so -0 is 0 and 6 / 2 is 3."""
+    if not math.isfinite(number):
+        return None
+    if number.is_integer() and abs(number) <= _MAX_EXACT:
+        return int(number)
+    return number
+
+
+def _float(value: int | float) -> float | None:
+    """The double of a JSON number (a huge integer has none: null)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+def arithmetic(op: str, left: object, right: object) -> int | float | None:
+    """Doubles, as in JavaScript: both operands are read as doubles and the result normalized.
+    ``%`` keeps the sign of the dividend (as XPath's ``mod``)."""
+    if not (is_number(left) and is_number(right)):
+        return None
+    a, b = _float(left), _float(right)
+    if a is None or b is None or (op in "/%" and b == 0):
+        return None
+    if op == "+":
+        return normalize(a + b)
+    if op == "-":
+        return normalize(a - b)
+    if op == "*":
+        return normalize(a * b)
+    if op == "/":
+        return normalize(a / b)
+    return normalize(math.fmod(a, b))
 
 
 def equal(left: object, right: object) -> bool:
@@ -317,20 +473,130 @@ def compare(op: str, left: object, right: object) -> bool:
     return False
 
 
+def as_text(value: object) -> str | None:
+    """A value as text: a string itself, a number as ``format_number`` writes it (``3``,
+    ``2.5``), a boolean ``true``/``false``; null, lists and objects have none."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if is_number(value):
+        number = _float(value)
+        if number is None or not math.isfinite(number):
+            return None
+        if number.is_integer():
+            return str(int(number))
+        return repr(number)
+    return None
+
+
+_NUMBER_TEXT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
+def as_number(value: object) -> int | float | None:
+    """``number(x)``: a number itself, a boolean 1 or 0, a decimal text (``' 2.5 '``, spaces
+    around it allowed) its value; anything else null."""
+    if isinstance(value, bool):
+        return 1 if value else 0
+    if is_number(value):
+        number = _float(value)
+        return None if number is None else normalize(number)
+    if isinstance(value, str):
+        text = value.strip(" \t\r\n")
+        if _NUMBER_TEXT.fullmatch(text):
+            return normalize(float(text))
+    return None
+
+
+def _concat(*values: object) -> object:
+    parts = []
+    for value in values:
+        text = "" if value is None else as_text(value)
+        if text is None:
+            return None
+        parts.append(text)
+    return "".join(parts)
+
+
+def _coalesce(*values: object) -> object:
+    return next((value for value in values if is_answered(value)), None)
+
+
+def _int(value: object) -> object:
+    number = as_number(value)
+    return None if number is None else normalize(float(math.trunc(number)))
+
+
+#: 10**n for round(x, n), written out so that both languages use the same doubles
+_POWERS = tuple(10.0**n for n in range(16))
+
+
+def _round(value: object, digits: object = 0) -> object:
+    """Half up (toward +infinity), as XPath's round: ``round(2.5)`` is 3, ``round(-2.5)`` -2;
+    ``digits`` an integer from 0 to 15, else null."""
+    number = as_number(value)
+    if number is None or not is_number(digits) or digits not in range(16):
+        return None
+    power = _POWERS[int(digits)]
+    return normalize(math.floor(float(number) * power + 0.5) / power)
+
+
+def _sum(value: object) -> object:
+    """The sum of a list's numbers (unanswered items skipped, any other item makes it null);
+    null is 0, a number itself."""
+    if value is None:
+        return 0
+    if is_number(value):
+        return as_number(value)
+    if not isinstance(value, list):
+        return None
+    total = 0.0
+    for item in value:
+        if not is_answered(item):
+            continue
+        number = _float(item) if is_number(item) else None
+        if number is None:
+            return None
+        total += number
+    return normalize(total)
+
+
+def _string_length(value: object) -> object:
+    if value is None:
+        return 0
+    text = as_text(value)
+    return None if text is None else len(text)
+
+
+_FUNCTIONS: dict[str, Callable[..., object]] = {
+    "concat": _concat,
+    "coalesce": _coalesce,
+    "int": _int,
+    "number": as_number,
+    "round": _round,
+    "sum": _sum,
+    "string_length": _string_length,
+}
+
+
 @dataclass(frozen=True)
 class Expression:
-    """A parsed condition: its source text and its tree."""
+    """A parsed expression: its source text and its tree."""
 
     text: str
     root: Node
 
-    def evaluate(self, answers: Answers) -> object:
-        """The value of the expression for these answers (normally a boolean)."""
-        return self.root.evaluate(answers)
+    def evaluate(
+        self, answers: Answers, *, clock: str | None = None, position: int | None = None
+    ) -> object:
+        """The value of the expression for these answers (see ``Context``)."""
+        return self.root.evaluate(Context(answers, clock, position))
 
-    def holds(self, answers: Answers) -> bool:
+    def holds(
+        self, answers: Answers, *, clock: str | None = None, position: int | None = None
+    ) -> bool:
         """Whether the condition is true for these answers."""
-        return is_true(self.root.evaluate(answers))
+        return is_true(self.evaluate(answers, clock=clock, position=position))
 
     def nodes(self) -> Iterator[Node]:
         """Every node of the tree, parents before children."""
@@ -353,7 +619,7 @@ FALSE = Expression("false", Literal(False))
 
 @functools.lru_cache(maxsize=4096)
 def parse_expression(text: str) -> Expression:
-    """Parse a condition once; every form version that uses the same text shares the result."""
+    """Parse an expression once; every form version that uses the same text shares it."""
     return Expression(text, _Parser(text).parse())
 
 
@@ -393,15 +659,41 @@ class _Parser:
         return self.comparison()
 
     def comparison(self) -> Node:
-        left = self.operand()
+        left = self.additive()
         token = self.peek()
         if token.kind == "op":
             self.index += 1
-            right = self.operand()
+            right = self.additive()
             return _comparison(str(token.value), left, right)
         if self.accept_word("in"):
             return Membership(left, self.list_literal())
         return left
+
+    def additive(self) -> Node:
+        node = self.multiplicative()
+        while self.peek().kind in ("+", "-"):
+            op = str(self.advance().kind)
+            node = Arithmetic(op, node, self.multiplicative())
+        return node
+
+    def multiplicative(self) -> Node:
+        node = self.unary()
+        while self.peek().kind in ("*", "/", "%"):
+            op = str(self.advance().kind)
+            node = Arithmetic(op, node, self.unary())
+        return node
+
+    def unary(self) -> Node:
+        token = self.peek()
+        if token.kind != "-":
+            return self.operand()
+        self.index += 1
+        if self.peek().kind == "number":
+            value = self.advance().value
+            assert is_number(value)
+            return Literal(-value)  # a negative literal: -0 is 0, -0.0 stays a float
+        with self.nested(token):
+            return Negate(self.unary())
 
     def operand(self) -> Node:
         token = self.advance()
@@ -419,6 +711,9 @@ class _Parser:
     def name(self, token: Token) -> Node:
         word = str(token.value)
         if word in _LITERAL_WORDS:
+            if word != "null" and self.peek().kind == "(":
+                self.index += 1
+                self.expect(")")  # true() and false(), as XPath writes them
             return Literal(_LITERAL_WORDS[word])
         if word in KEYWORDS:
             raise self.error(f"expected a value, found '{word}'", token)
@@ -428,19 +723,53 @@ class _Parser:
 
     def call(self, token: Token) -> Node:
         function = str(token.value)
-        if function not in FUNCTIONS:
+        if function not in ARITIES:
             raise self.error(f"unknown function '{function}'", token)
         self.expect("(")
-        field = self.field_name()
-        if function == "count":
+        if function in ("count", "count_selected"):
+            field = self.field_name()
             self.expect(")")
             return Count(field)
-        self.expect(",")
-        value = self.advance()
-        if value.kind != "string":
-            raise self.error("selected() needs a quoted choice value", value)
+        if function == "selected":
+            field = self.field_name()
+            self.expect(",")
+            value = self.advance()
+            if value.kind != "string":
+                raise self.error("selected() needs a quoted choice value", value)
+            self.expect(")")
+            return Selected(field, str(value.value))
+        args = self.arguments(token)
+        if function == "regex":
+            return self.regex(args, token)
+        return Call(function, args)
+
+    def arguments(self, token: Token) -> tuple[Node, ...]:
+        """The arguments of a call up to its ``)``, as many as the function takes."""
+        args: list[Node] = []
+        if self.peek().kind != ")":
+            with self.nested(token):
+                args.append(self.disjunction())
+                while self.peek().kind == ",":
+                    self.index += 1
+                    args.append(self.disjunction())
         self.expect(")")
-        return Selected(field, str(value.value))
+        low, high = ARITIES[str(token.value)]
+        if not low <= len(args) <= high:
+            wanted = str(low) if low == high else f"{low} to {high}"
+            raise self.error(f"{token.value}() takes {wanted} arguments", token)
+        return tuple(args)
+
+    def regex(self, args: tuple[Node, ...], token: Token) -> Node:
+        """``regex(x, 'pattern')``: the pattern is a literal in the subset both languages read
+        alike (``forms/README.md``), compiled once here."""
+        pattern = args[1]
+        if not isinstance(pattern, Literal) or not isinstance(pattern.value, str):
+            raise self.error("regex() needs a quoted pattern", token)
+        try:
+            compiled = compile_regex(pattern.value)
+        except RegexError as error:
+            raise self.error(f"regex(): {error}", token) from None
+        return Regex(args[0], compiled)
 
     def field_name(self) -> str:
         token = self.advance()

@@ -50,6 +50,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "wrong_type:rank": "应为排好顺序的选项列表",
         "entry_count": "应有 {0} 条记录",
         "duplicate_person": "同一人员出现了两次",
+        "calculation_mismatch": "计算结果与其他回答不一致",
+        "wrong_type:calculate": "应为计算结果（文字、数字或是否）",
     },
     "en": {
         "unknown_field": "is not a field of this form",
@@ -91,6 +93,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "wrong_type:rank": "must be a list of choices in order",
         "entry_count": "must have {0} entries",
         "duplicate_person": "names the same person twice",
+        "calculation_mismatch": "does not match the calculation from the other answers",
+        "wrong_type:calculate": "should be a calculated value (text, a number or yes/no)",
     },
 }
 

@@ -37,6 +37,7 @@ FIELD_TYPES = (
     "file",
     "barcode",
     "rank",
+    "calculate",
 )
 #: types whose answer is a file uploaded by content (CONTRACT §11): its lowercase sha256
 FILE_TYPES = ("photo", "audio", "video", "file")
@@ -108,6 +109,7 @@ class Field:
     fields: Mapping[str, Field] = field(default_factory=dict)  # a repeat's own fields
     repeat_count: Expression | None = None  # how many entries a repeat must have
     seed: str | None = None  # "people": one entry per person of the household
+    calculation: Expression | None = None  # calculate fields only
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Field:
@@ -139,6 +141,7 @@ class Field:
             fields={child["id"]: cls.from_dict(child) for child in doc.get("fields", ())},
             repeat_count=_count_expression(doc.get("repeat_count")),
             seed=doc.get("seed"),
+            calculation=parse_expression(doc["calculation"]) if "calculation" in doc else None,
         )
 
     def walk(self) -> list[Field]:
@@ -156,6 +159,7 @@ class FormVersion:
     policy: str | None
     fields: Mapping[str, Field]  # id -> field, in the order of the definition
     definition: Mapping[str, Any]  # the version object exactly as written in the file
+    calculations: tuple[Field, ...] = ()  # calculate fields, each after those it reads
 
     @classmethod
     def from_dict(cls, form_id: str, doc: Mapping[str, Any]) -> FormVersion:
@@ -168,6 +172,7 @@ class FormVersion:
             policy=doc.get("policy"),
             fields={each.id: each for each in fields},
             definition=copy.deepcopy(dict(doc)),
+            calculations=calculation_order(fields),
         )
 
     def all_fields(self) -> list[Field]:
@@ -188,6 +193,26 @@ class FormVersion:
             "fields": copy.deepcopy(self.definition["fields"]),
             "policy": self.policy,
         }
+
+
+def calculation_order(fields: list[Field]) -> tuple[Field, ...]:
+    """The calculate fields, each after every calculation it reads (definitions have no cycles;
+    ``validate_definition`` refuses them), otherwise in form order. The PWA orders them alike."""
+    calculated = {each.id: each for each in fields if each.calculation is not None}
+    ordered: dict[str, Field] = {}
+
+    def visit(each: Field, path: frozenset[str]) -> None:
+        if each.id in ordered or each.id in path:
+            return
+        assert each.calculation is not None
+        reads = each.calculation.references() | each.relevant.references()
+        for name in sorted(reads & calculated.keys()):
+            visit(calculated[name], path | {each.id})
+        ordered[each.id] = each
+
+    for each in calculated.values():
+        visit(each, frozenset())
+    return tuple(ordered.values())
 
 
 def _as_condition(required: bool | str) -> str:

@@ -22,7 +22,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from forms.definition import validate_definition
-from forms.expressions import FUNCTIONS, KEYWORDS, ExpressionError, Or, parse_expression
+from forms.expressions import (
+    ARITIES,
+    FUNCTIONS,
+    KEYWORDS,
+    ExpressionError,
+    Or,
+    parse_expression,
+)
 from forms.model import NUMBER_TYPES, POLICIES, PREFILLS
 
 Row = Mapping[str, object]
@@ -108,6 +115,7 @@ _TYPES = {
     "geopoint": "geopoint",
     "geotrace": "geotrace",
     "geoshape": "geoshape",
+    "calculate": "calculate",
     "select one": "single_choice",
     "select all that apply": "multiple_choice",
     "rank": "rank",
@@ -161,7 +169,6 @@ _METADATA = frozenset(
     }
 )
 _UNSUPPORTED = {
-    "calculate": "calculate is not supported yet",
     "xml-external": "external data files are not supported yet",
     "csv-external": "external data files are not supported yet",
     "osm": "OpenStreetMap questions are not supported",
@@ -169,7 +176,6 @@ _UNSUPPORTED = {
 #: Columns whose meaning a Zoufang field cannot carry yet; presentation columns (appearance,
 #: media::image, …) and KoBo's bookkeeping ($kuid, …) are ignored.
 _UNSUPPORTED_COLUMNS = {
-    "calculation": "calculation is not supported yet",
     "trigger": "trigger is not supported yet",
 }
 #: pyxform's JSON keeps these in a question's ``bind``; here they are the columns they came from
@@ -213,6 +219,21 @@ _COLUMN_OF_PATH = {
     ".hint": "hint",
 }
 _ORDERED = (*NUMBER_TYPES, "date", "time", "datetime")
+#: XLSForm's functions of values and their Zoufang spelling (others: see _value_call)
+_VALUE_FUNCTIONS = {
+    "string-length": "string_length",
+    "today": "today",
+    "now": "now",
+    "concat": "concat",
+    "coalesce": "coalesce",
+    "int": "int",
+    "number": "number",
+    "round": "round",
+    "sum": "sum",
+}
+_NUMERIC_FUNCTIONS = frozenset(
+    {"string-length", "int", "number", "round", "sum", "count", "count-selected", "position"}
+)
 
 
 @dataclass(frozen=True)
@@ -712,6 +733,10 @@ class _Converter:
         prefill = _DYNAMIC_DEFAULTS.get(cells.get("default", ""))
         if prefill is not None and question.type in PREFILLS[prefill]:
             doc["prefill"] = prefill
+        elif "${" in cells.get("default", "") or "(" in cells.get("default", ""):
+            dynamic = self._dynamic_default(question, cells["default"])
+            if dynamic is not None:
+                doc["dynamic_default"] = dynamic
         elif cells.get("default"):
             doc["default"] = self._default(question, cells["default"])
         problem = self._problem_path(question)
@@ -724,6 +749,16 @@ class _Converter:
         for column, message in _UNSUPPORTED_COLUMNS.items():
             if cells.get(column):
                 self.problem("survey", row, column, message)
+        if question.type == "calculate":
+            doc["calculation"] = self._calculation(question)
+        elif cells.get("calculation"):
+            self.problem(
+                "survey",
+                row,
+                "calculation",
+                f"calculation on a {question.kind} question is not supported: "
+                "use a calculate question",
+            )
         return doc
 
     def _repeat_field(self, question: _Question) -> dict[str, Any]:
@@ -881,6 +916,19 @@ class _Converter:
             return None
         return condition
 
+    def _calculation(self, question: _Question) -> str:
+        """A calculate question's expression as a Zoufang calculation."""
+        text = question.cells.get("calculation", "")
+        try:
+            calculation = _Translator(self.questions).value(_Parser(text).parse())
+            parse_expression(calculation)
+        except (_Untranslatable, ExpressionError) as error:
+            self.problem(
+                "survey", question.row, "calculation", f"cannot translate {text!r}: {error}"
+            )
+            return "null"
+        return calculation
+
     def _constraint(self, question: _Question) -> dict[str, Any]:
         text = question.cells.get("constraint", "")
         if not text:
@@ -906,17 +954,24 @@ class _Converter:
             return {}
         return {"constraint": condition}
 
+    def _dynamic_default(self, question: _Question, text: str) -> str | None:
+        """A default that is an expression (``${x}``, ``today()`` on a text question): the
+        phone evaluates it once when the visit starts."""
+        if "last-saved#" in text:
+            message = "${last-saved#…} defaults are not supported: a visit does not read the last"
+        else:
+            try:
+                value = _Translator(self.questions).value(_Parser(text).parse())
+                parse_expression(value)
+                return value
+            except (_Untranslatable, ExpressionError) as error:
+                message = f"cannot translate dynamic default {text!r}: {error}"
+        self.problem("survey", question.row, "default", message)
+        return None
+
     def _default(self, question: _Question, text: str) -> object:
         """The default as an answer of the field's type; ``validate_definition`` then checks it
         is a valid one (a choice of the list, a real date)."""
-        if "${" in text or "(" in text:
-            self.problem(
-                "survey",
-                question.row,
-                "default",
-                f"dynamic default {text!r} is not supported: a default is a fixed answer",
-            )
-            return None
         if question.type == "boolean":
             if text.lower() not in question.booleans:
                 self.problem(
@@ -1261,7 +1316,8 @@ _TOKEN = re.compile(
       \$\{\s*(?P<ref>[^}]*?)\s*\}
     | (?P<string>'[^']*'|"[^"]*")
     | (?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)
-    | (?P<op>!=|<=|>=|=|<|>|\(|\)|,)
+    | (?P<op>!=|<=|>=|=|<|>|\(|\)|,|\+|-|\*)
+    | (?P<parent>\.\.)
     | (?P<current>\.)
     | (?P<name>[A-Za-z_][A-Za-z0-9_.:-]*)
     | (?P<other>\S)
@@ -1319,16 +1375,42 @@ class _Parser:
         return node
 
     def _comparison(self) -> _Node:
-        left = self._primary()
+        left = self._additive()
         kind, op = self._peek()
         if kind != "op" or op not in _COMPARISON_OPS:
             return left
         self._take()
-        node = _Node("compare", "==" if op == "=" else op, (left, self._primary()))
+        node = _Node("compare", "==" if op == "=" else op, (left, self._additive()))
         kind, op = self._peek()
         if kind == "op" and op in _COMPARISON_OPS:
             raise _Untranslatable("chained comparisons are not supported")
         return node
+
+    def _additive(self) -> _Node:
+        node = self._multiplicative()
+        while self._peek() in (("op", "+"), ("op", "-")):
+            node = _Node("arith", self._take()[1], (node, self._multiplicative()))
+        return node
+
+    def _multiplicative(self) -> _Node:
+        node = self._unary()
+        while True:
+            if self._accept("op", "*"):
+                node = _Node("arith", "*", (node, self._unary()))
+            elif self._accept("name", "div"):
+                node = _Node("arith", "/", (node, self._unary()))
+            elif self._accept("name", "mod"):
+                node = _Node("arith", "%", (node, self._unary()))
+            else:
+                return node
+
+    def _unary(self) -> _Node:
+        if self._accept("op", "-"):
+            operand = self._primary()
+            if operand.kind == "number":
+                return _Node("number", "-" + operand.value)
+            return _Node("neg", args=(operand,))
+        return self._primary()
 
     def _primary(self) -> _Node:
         self.depth += 1
@@ -1351,13 +1433,15 @@ class _Parser:
             return _Node("string", value[1:-1])
         if kind == "number":
             return _Node("number", value)
-        if kind == "other" and value == "-" and self._peek()[0] == "number":
-            return _Node("number", "-" + self._take()[1])
+        if kind == "parent":
+            return _Node("parent")
         if (kind, value) == ("op", "("):
             node = self._or()
             if self._take() != ("op", ")"):
                 raise _Untranslatable("a '(' is not closed")
             return node
+        if kind == "name" and value.lower() == "instance":
+            raise _Untranslatable("lookups in external data (instance(…)) are not supported")
         if kind == "name" and self._accept("op", "("):
             return _Node("call", value.lower(), self._arguments())
         if kind == "name" and value.lower() not in ("and", "or", "div", "mod"):
@@ -1382,8 +1466,8 @@ def _unexpected(token: tuple[str, str]) -> str:
     kind, value = token
     if kind == "end":
         return "the expression ends too early"
-    if value in ("+", "-", "*", "|") or value.lower() in ("div", "mod"):
-        return f"arithmetic ({value}) is not supported"
+    if value == "|":
+        return "node-set unions (|) are not supported"
     if value in ("'", '"'):
         return "a string is not closed"
     return f"unexpected {value!r}"
@@ -1399,6 +1483,8 @@ def _show(node: _Node) -> str:
             return repr(node.value)
         case "call":
             return f"{node.value}()"
+        case "arith" | "neg":
+            return "arithmetic"
         case _:
             return node.value or node.kind
 
@@ -1434,10 +1520,69 @@ class _Translator:
             return self._call(node), ""
         if node.kind == "current":
             raise _Untranslatable("'.' (the question itself) belongs in constraints only")
+        if node.kind == "number" and _decimal(node.value) is not None:
+            return ("false" if _decimal(node.value) == 0 else "true"), ""  # XPath's boolean()
         raise _Untranslatable(f"{_show(node)} is not a condition")
+
+    def value(self, node: _Node) -> str:
+        """An XLSForm expression as a Zoufang value (a calculation, an operand of arithmetic
+        or of a comparison other than question-against-literal), compound ones parenthesized."""
+        kind = node.kind
+        if kind == "ref":
+            return self._question(node).id
+        if kind == "current":
+            if self.current is None:
+                raise _Untranslatable("'.' (the question itself) belongs in constraints only")
+            return self.current.id
+        if kind == "string":
+            return _quoted(node.value)
+        if kind == "number":
+            number = _decimal(node.value)
+            if number is None:
+                raise _Untranslatable(f"{node.value!r} is no number")
+            return _number_text(number)
+        if kind == "arith":
+            left, right = (self.value(arg) for arg in node.args)
+            return f"({left} {node.value} {right})"
+        if kind == "neg":
+            return f"(-{self.value(node.args[0])})"
+        if kind in ("compare", "and", "or"):
+            return f"({self.condition(node)})"
+        if kind == "call":
+            return self._value_call(node)
+        raise _Untranslatable(f"{_show(node)} is not supported")
+
+    def _value_call(self, node: _Node) -> str:
+        """A function call as a value: XLSForm's names (``string-length``) in Zoufang's
+        spelling (``string_length``); what has no equivalent is refused by name."""
+        name, args = node.value, node.args
+        if name in ("selected", "not", "true", "false"):
+            return f"({self._call(node)})"
+        if name == "count-selected" and len(args) == 1:
+            return f"count_selected({self._multiple_choice(args[0]).id})"
+        if name == "count" and len(args) == 1:
+            return f"count({self._question(args[0]).id})"
+        if name == "position" and all(arg.kind == "parent" for arg in args):
+            return "position()"
+        if name == "regex" and len(args) == 2:
+            if args[1].kind != "string":
+                raise _Untranslatable("regex() needs a quoted pattern")
+            return f"regex({self.value(args[0])}, {_quoted(args[1].value)})"
+        if name == "if" and len(args) == 3:
+            then, otherwise = self.value(args[1]), self.value(args[2])
+            return f"if({self.condition(args[0])}, {then}, {otherwise})"
+        spelling = _VALUE_FUNCTIONS.get(name)
+        if spelling is None:
+            raise _Untranslatable(f"{name}() is not supported")
+        low, high = ARITIES[spelling]
+        if not low <= len(args) <= high:
+            raise _Untranslatable(f"{name}() with {len(args)} arguments")
+        return f"{spelling}({', '.join(self.value(arg) for arg in args)})"
 
     def _call(self, node: _Node) -> str:
         name, args = node.value, node.args
+        if name in ("regex", "if"):
+            return self._value_call(node)
         if name == "not" and len(args) == 1:
             return f"not ({self.condition(args[0])})"
         if name in ("true", "false") and not args:
@@ -1448,6 +1593,8 @@ class _Translator:
             return f"{self._count(args[0])} > 0"
         if name in ("not", "true", "false", "selected", "count-selected"):
             raise _Untranslatable(f"{name}() with {len(args)} arguments")
+        if name in _VALUE_FUNCTIONS or name in ("count", "position"):
+            raise _Untranslatable(f"{name}() gives a value, not a condition")
         raise _Untranslatable(f"{name}() is not supported")
 
     def _selected(self, reference: _Node, value: _Node) -> str:
@@ -1461,12 +1608,15 @@ class _Translator:
         raise _Untranslatable(f"selected() needs a select question, ${{{question.name}}} is not")
 
     def _count(self, reference: _Node) -> str:
+        return f"count({self._multiple_choice(reference).id})"
+
+    def _multiple_choice(self, reference: _Node) -> _Question:
         question = self._question(reference)
         if question.type != "multiple_choice":
             raise _Untranslatable(
                 f"count-selected() needs a select_multiple question, ${{{question.name}}} is not"
             )
-        return f"count({question.id})"
+        return question
 
     def _comparison(self, node: _Node) -> tuple[str, str]:
         op, (left, right) = node.value, node.args
@@ -1484,12 +1634,8 @@ class _Translator:
             if number is None:
                 raise _Untranslatable("count-selected() is compared with a number")
             return f"{self._count(left.args[0])} {op} {_number_text(number)}", ""
-        if left.kind != "ref":
-            raise _Untranslatable(f"compare a question ${{…}} with a value, not {_show(left)}")
-        if right.kind == "ref":
-            raise _Untranslatable("comparing two questions is not supported")
-        if right.kind not in ("string", "number"):
-            raise _Untranslatable(f"compare ${{{left.value}}} with a value, not {_show(right)}")
+        if left.kind != "ref" or right.kind not in ("string", "number"):
+            return self._general_comparison(op, left, right), ""
         question = self._question(left)
         if right.kind == "string" and right.value == "" and op in ("==", "!="):
             return f"{question.id} {op} null", ""
@@ -1498,6 +1644,27 @@ class _Translator:
             return f"{question.id} == null or {question.id} != {value}", "or"
         return f"{question.id} {op} {value}", ""
 
+    def _general_comparison(self, op: str, left: _Node, right: _Node) -> str:
+        """A comparison of computed values (arithmetic, functions, two questions): both sides
+        as values, a quoted number read as a number against a numeric side. Null rules are
+        Zoufang's: a comparison with an unanswered question is false."""
+        sides = []
+        for node, other in ((left, right), (right, left)):
+            if node.kind == "string" and self._numeric(other) and _decimal(node.value) is not None:
+                node = _Node("number", node.value)
+            sides.append(self.value(node))
+        return f"{sides[0]} {op} {sides[1]}"
+
+    def _numeric(self, node: _Node) -> bool:
+        if node.kind in ("arith", "neg", "number"):
+            return True
+        if node.kind == "ref":
+            question = self.questions.get(node.value)
+            return question is not None and question.type in NUMBER_TYPES
+        if node.kind == "current":
+            return self.current is not None and self.current.type in NUMBER_TYPES
+        return node.kind == "call" and node.value in _NUMERIC_FUNCTIONS
+
     def _two_questions(self, op: str, left: _Node, right: _Node) -> tuple[str, str]:
         """``. <= ${x}`` in a constraint: the answer against another question of the same
         kind. The answer itself is there (constraints are checked on answers), so only the
@@ -1505,7 +1672,7 @@ class _Translator:
         first, second = self._question(left), self._question(right)
         current = self.current
         if current is None or current.name not in (first.name, second.name):
-            raise _Untranslatable("comparing two questions is supported in constraints only")
+            return self._general_comparison(op, left, right), ""
         other = second if first.name == current.name else first
         if _kind_of(first) != _kind_of(second):
             raise _Untranslatable(f"${{{first.name}}} and ${{{second.name}}} are of other kinds")
@@ -1520,6 +1687,9 @@ class _Translator:
     def _literal(self, question: _Question, node: _Node, *, ordered: bool) -> str:
         """A value compared with a question, as that question's answers are written."""
         name, field_type = f"${{{question.name}}}", question.type
+        if field_type == "calculate":  # a calculation may give a number or text
+            number = _decimal(node.value)
+            return _quoted(node.value) if number is None else _number_text(number)
         if ordered and field_type not in _ORDERED:
             raise _Untranslatable(
                 f"{name} is no number, date or time, so it cannot be compared with < <= > >="

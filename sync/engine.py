@@ -22,10 +22,12 @@ from sync.records import RECORD_TYPES, parse_offset_datetime, with_defaults
 from sync.scope import EMPTY_SCOPE, Assignment, Scope, expand
 from sync.store import DeviceState, Record, Store, StoredOp, WriteTxn
 
-#: answers validator: (form_id, form_version, answers, household_id, ids of the people this
-#: batch creates in that household) → field → messages
+#: answers validator: (form_id, form_version, answers, visited_at, household_id, ids of the
+#: people this batch creates in that household) → field → messages; the visit's time is the
+#: clock of the form's today() and now()
 AnswerCheck = Callable[
-    [str | None, int | None, dict[str, Any], str | None, frozenset[str]], dict[str, list[str]]
+    [str | None, int | None, dict[str, Any], str | None, str | None, frozenset[str]],
+    dict[str, list[str]],
 ]
 
 
@@ -128,6 +130,7 @@ def _answer_problems(ctx: PushContext, ops: list[Op]) -> dict[tuple[str, str], d
             op.data.get("form_id"),
             op.data.get("form_version"),
             op.data.get("answers") or {},
+            op.data.get("visited_at"),
             household if isinstance(household := op.data.get("household_id"), str) else None,
             frozenset(created.get(op.data.get("household_id"), ())),
         )

@@ -252,3 +252,29 @@ def test_forms_publish_adds_a_new_shipped_version_next_to_the_published_ones(
     published = cli(url, "forms", "publish")
     assert published.exit_code == 0 and "newly published: 1" in published.output
     assert "not published" not in cli(url, "forms", "list").output
+
+
+def test_today_in_a_published_form_is_the_day_of_the_visit_as_the_phone_recorded_it(
+    any_app: Any,
+) -> None:
+    doc = {
+        "version": 1,
+        "title": {"zh-CN": "日期", "en": "Dates"},
+        "fields": [
+            {
+                "id": "seen_on",
+                "type": "date",
+                "label": {"zh-CN": "日期", "en": "Date"},
+                "constraint": "seen_on <= today()",
+            }
+        ],
+    }
+    (form,) = parse_definition({"form_id": "clock_form", "versions": [doc]})
+    answers = {"seen_on": "2026-05-01"}
+    with any_app.app_context():
+        publish_versions([form], actor=None)
+        # 00:30 on 1 May in Beijing is still 30 April in UTC: the phone's day counts.
+        assert check_answers("clock_form", 1, answers, "2026-05-01T00:30:00+08:00") == {}
+        assert check_answers("clock_form", 1, answers, "2026-04-30T23:59:00+08:00") == {
+            "seen_on": ["constraint"]
+        }

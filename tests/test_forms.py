@@ -24,6 +24,7 @@ from forms import (
     FormRegistry,
     FormVersion,
     UnknownForm,
+    calculate,
     describe,
     load_definitions,
     parse_definition,
@@ -105,12 +106,16 @@ def field(field_id: str, field_type: str = "boolean", **extra: Any) -> dict[str,
 @pytest.mark.parametrize("case", FORM_CASES, ids=[case["name"] for case in FORM_CASES])
 def test_vector_answers_validate_to_the_listed_errors(case: dict[str, Any]) -> None:
     form = vector_form(case["form"])
-    assert validate_answers(form, case["answers"], case["people"]) == case["errors"]
+    errors = validate_answers(form, case["answers"], case["people"], clock=case.get("clock"))
+    assert errors == case["errors"]
 
 
 @pytest.mark.parametrize("case", EXPRESSION_CASES, ids=[c["name"] for c in EXPRESSION_CASES])
 def test_vector_expression_evaluates_to_the_listed_result(case: dict[str, Any]) -> None:
-    result = parse_expression(case["expression"]).evaluate(case["answers"])
+    expression = parse_expression(case["expression"])
+    result = expression.evaluate(
+        case["answers"], clock=case.get("clock"), position=case.get("position")
+    )
     assert (type(result), result) == (type(case["result"]), case["result"])
 
 
@@ -435,6 +440,26 @@ def test_parser_raises_only_expression_error_on_near_grammatical_text(text: str)
         parse_expression(text).evaluate({"a": ["a"], "b": True})
 
 
+ANSWER_VALUES = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4)
+
+
+@given(
+    st.text(alphabet="ab_() ,'+-*/%.019 andortifsumcnclegx", max_size=50),
+    st.dictionaries(st.sampled_from(["a", "b"]), ANSWER_VALUES | st.lists(ANSWER_VALUES)),
+)
+def test_values_never_raise_whatever_the_answers(text: str, answers: dict[str, Any]) -> None:
+    """Huge integers, infinities, NaN, text and lists in arithmetic and functions give null or
+    a value, never an exception."""
+    with contextlib.suppress(ExpressionError):
+        parse_expression(text).evaluate(answers, clock="2026-05-01T00:00:00", position=1)
+
+
+def test_arithmetic_on_an_integer_beyond_the_doubles_is_null() -> None:
+    huge = {"a": 10**400}
+    for text in ("-a", "a + 1", "sum(a)", "round(a)", "concat(a)", "number(a)"):
+        assert parse_expression(text).evaluate(huge) is None, text
+
+
 # Messages.
 
 
@@ -473,3 +498,91 @@ def test_forms_package_imports_only_the_standard_library() -> None:
                 top = module.split(".")[0]
                 allowed = {"forms", "__future__", *MUTATION_RUNNER}
                 assert top in sys.stdlib_module_names or top in allowed, path
+
+
+# Calculations and the value language
+
+
+def test_calculations_reading_each_other_in_a_cycle_are_refused() -> None:
+    errors = validate_definition(
+        definition(
+            field("a", "calculate", calculation="b + 1"),
+            field("b", "calculate", calculation="a * 2"),
+        )
+    )
+    assert any("cycle" in error and "'a'" in error for error in errors), errors
+
+
+def test_a_calculation_reading_itself_is_refused() -> None:
+    errors = validate_definition(definition(field("a", "calculate", calculation="a + 1")))
+    assert any("cycle" in error for error in errors), errors
+
+
+def test_a_calculate_field_needs_a_calculation_and_takes_no_required() -> None:
+    missing = validate_definition(definition(field("a", "calculate")))
+    required = validate_definition(
+        definition(field("a", "calculate", calculation="1", required=True))
+    )
+    assert any("needs a calculation" in error for error in missing), missing
+    assert any("no required" in error for error in required), required
+
+
+def test_calculation_belongs_to_calculate_fields_only() -> None:
+    errors = validate_definition(definition(field("a", "integer", calculation="1")))
+    assert any("calculate fields only" in error for error in errors), errors
+
+
+def test_a_calculation_reading_an_unknown_field_is_refused() -> None:
+    errors = validate_definition(definition(field("a", "calculate", calculation="nope * 2")))
+    assert any("unknown field 'nope'" in error for error in errors), errors
+
+
+def test_arithmetic_alone_is_no_condition() -> None:
+    errors = validate_definition(
+        definition(field("n", "integer"), field("q", "text", relevant="n + 1"))
+    )
+    assert any("not a condition" in error for error in errors), errors
+
+
+def test_a_regex_outside_the_subset_is_refused_at_definition_time() -> None:
+    errors = validate_definition(definition(field("t", "text", constraint="regex(t, '(?<=a)b')")))
+    assert any("lookaround" in error for error in errors), errors
+
+
+def test_a_calculation_may_be_compared_with_a_number_or_text() -> None:
+    doc = definition(
+        field("n", "integer"),
+        field("c", "calculate", calculation="n * 2"),
+        field("q", "text", relevant="c > 10 or c == 'x'"),
+    )
+    assert validate_definition(doc) == []
+
+
+def test_calculate_computes_each_calculation_after_those_it_reads() -> None:
+    (form,) = parse_definition(
+        definition(
+            field("b", "calculate", calculation="a + 1"),
+            field("a", "calculate", calculation="n * 2"),
+            field("n", "integer"),
+        )
+    )
+    assert [each.id for each in form.calculations] == ["a", "b"]
+    assert calculate(form, {"n": 3}) == {"a": 6, "b": 7}
+
+
+def test_validation_reads_today_from_the_clock_it_is_given() -> None:
+    (form,) = parse_definition(definition(field("d", "date", constraint="d <= today()")))
+    answers = {"d": "2026-05-02"}
+    assert validate_answers(form, answers, clock="2026-05-01T09:00:00") == {"d": ["constraint"]}
+    assert validate_answers(form, answers, clock="2026-05-02T09:00:00") == {}
+
+
+def test_a_dynamic_default_is_an_expression_over_known_fields_without_a_fixed_default() -> None:
+    good = definition(field("n", "integer"), field("m", "integer", dynamic_default="n - 1"))
+    both = definition(field("m", "integer", dynamic_default="1", default=1))
+    on_note = definition(field("m", "note", dynamic_default="1"))
+    unknown = definition(field("m", "integer", dynamic_default="nope + 1"))
+    assert validate_definition(good) == []
+    assert any("without default" in error for error in validate_definition(both))
+    assert any("takes an answer" in error for error in validate_definition(on_note))
+    assert any("unknown field 'nope'" in error for error in validate_definition(unknown))

@@ -370,6 +370,15 @@ def test_answers_that_do_not_fit_the_form_reject_the_visit_with_each_answers_mes
     }
 
 
+def test_answers_are_checked_with_the_visit_time_the_phone_recorded():
+    store = new_store(device("phone-a"))
+    data = visit_data(answers={"q": 5})
+    seen = []
+    visit = op(1, "create", "visit", OTHER_VISIT, data, RECORDED)
+    push(store, "phone-a", [visit], at(0), check_answers=lambda *args: seen.append(args) or {})
+    assert seen == [(None, None, {"q": 5}, "2026-11-24T08:30:00+08:00", "h-1", frozenset())]
+
+
 def test_a_recreated_id_names_the_record_in_its_conflict():
     store = new_store(device("phone-a"))
     insert(store, "visit", OTHER_VISIT, visit_data(), "v")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import random
 import shutil
 import subprocess
 import uuid
@@ -23,6 +24,7 @@ import pytest
 from forms import MESSAGES, describe, parse_expression
 from forms.answers import format_number
 from forms.expressions import ExpressionError
+from forms.regex import RegexError, compile_regex, translate
 from sync.hlc import ZERO, Clock, HLCError, format_hlc, is_hlc, parse_hlc
 from sync.merge import CONFLICT_NAMESPACE, FieldWrite, conflict_for, heads, merge_write, resolve
 from sync.records import RECORD_TYPES
@@ -227,3 +229,161 @@ def _describe(code: str, lang: str) -> str | None:
         return describe(code, lang)
     except ValueError:
         return None
+
+
+REGEX_JS = ROOT / "pwa_static" / "js" / "regex.js"
+EXPRESSIONS_JS = ROOT / "pwa_static" / "js" / "expressions.js"
+_IMPORTS = """
+import { readFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+"""
+_REGEX_JS = """
+const [modulePath] = process.argv.slice(1);
+const { compileRegex, translateRegex, RegexError } = await import(pathToFileURL(modulePath));
+const [patterns, texts] = JSON.parse(readFileSync(0, "utf8"));
+console.log(JSON.stringify(patterns.map((pattern) => {
+  try {
+    const compiled = compileRegex(pattern);
+    return [translateRegex(pattern), texts.map((text) => compiled.test(text))];
+  } catch (error) {
+    if (error instanceof RegexError) return null;
+    throw error;
+  }
+})));
+"""
+_REGEX_PIECES = [*"ab\\dDwsSb.^$*+?(){}[]|-,09:z走😀", "(?:", "(?=", "{2}", "{1,3}", "{2,}"]
+_REGEX_PIECES += ["\\-", "\\.", "\\[", "\\]", "\\1", "a-z", "[^"]
+_REGEX_TEXTS = ["", "a", "ab", "a\n", "1", "走", "😀", "-", "a-b", "ab12", " ", "\n", "9:", "z,"]
+
+
+def test_regex_js_accepts_writes_and_matches_as_python_on_random_patterns() -> None:
+    """regex() patterns are checked on both sides by a port of one walk: thousands of random
+    patterns are refused alike, or translated alike and match the same texts."""
+    rng = random.Random(15)
+    patterns = sorted(
+        {"".join(rng.choice(_REGEX_PIECES) for _ in range(rng.randint(1, 8))) for _ in range(3000)}
+    )
+    result = subprocess.run(
+        [node(), "--input-type=module", "-e", _IMPORTS + _REGEX_JS, str(REGEX_JS)],
+        input=json.dumps([patterns, _REGEX_TEXTS]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    expected = []
+    for pattern in patterns:
+        try:
+            compiled = compile_regex(pattern)
+        except RegexError:
+            expected.append(None)
+            continue
+        matches = [compiled.search(text) is not None for text in _REGEX_TEXTS]
+        expected.append([translate(pattern).replace("\\Z", "$"), matches])
+    assert json.loads(result.stdout) == expected
+    assert sum(item is not None for item in expected) > 300  # not only refusals
+
+
+_EVALUATE_JS = """
+const [modulePath] = process.argv.slice(1);
+const { parseExpression } = await import(pathToFileURL(modulePath));
+const [texts, contexts] = JSON.parse(readFileSync(0, "utf8"));
+console.log(JSON.stringify(texts.map((text) => contexts.map(({ answers, clock, position }) =>
+  parseExpression(text).evaluate(answers, { clock, position })))));
+"""
+_NUMBERS = ["a", "b", "0", "1", "2.5", "0.1", "-3", "7", "1000000", "position()", "count(k)"]
+_NUMBERS += ["string_length(t)", "sum(xs)", "number(' 2.5 ')", "n"]
+_TEXTS = ["t", "'a'", "'12'", "''", "today()", "now()", "n"]
+_CONDITIONS = ["f", "true", "false", "selected(k, 'x')", "n"]
+_CONTEXTS = [
+    {"answers": {"a": 6, "b": 4, "t": "走访😀", "k": ["x", "y"], "f": True, "xs": [1, 2.5, None]},
+     "clock": "2026-05-01T14:30:00", "position": 2},
+    {"answers": {"a": 0.1, "b": 0, "t": "", "k": [], "f": False, "xs": [0.2, "x"], "n": None},
+     "clock": None, "position": None},
+    {"answers": {"a": -7.5, "b": 1e300, "t": "13800138000", "xs": 3, "k": "x"},
+     "clock": "2026-12-31T23:59:59", "position": 1},
+    {"answers": {"a": 3, "b": -2, "t": "12.5", "k": ["y"], "f": True, "xs": [0.1, 0.2, 0.3]},
+     "clock": "2026-01-01T00:00:00", "position": 3},
+]  # fmt: skip
+
+
+def _number(rng: random.Random, depth: int) -> str:
+    if depth == 0 or rng.random() < 0.3:
+        return rng.choice(_NUMBERS)
+    x, y = _number(rng, depth - 1), _number(rng, depth - 1)
+    return rng.choice(
+        [
+            f"({x} {rng.choice('+-*/%')} {y})",
+            f"(-{x})",
+            f"round({x})",
+            f"round({x}, {rng.randrange(4)})",
+            f"int({x})",
+            f"number({_text(rng, depth - 1)})",
+            f"if({_condition(rng, depth - 1)}, {x}, {y})",
+            f"coalesce(n, {x})",
+        ]
+    )
+
+
+def _text(rng: random.Random, depth: int) -> str:
+    if depth == 0 or rng.random() < 0.4:
+        return rng.choice(_TEXTS)
+    value = rng.choice([_number, _text, _condition])(rng, depth - 1)
+    return rng.choice([f"concat({_text(rng, depth - 1)}, {value})", f"coalesce(n, {value})"])
+
+
+def _condition(rng: random.Random, depth: int) -> str:
+    if depth == 0 or rng.random() < 0.2:
+        return rng.choice(_CONDITIONS)
+    comparison = rng.choice(["==", "!=", "<", "<=", ">", ">="])
+    return rng.choice(
+        [
+            f"({_number(rng, depth - 1)} {comparison} {_number(rng, depth - 1)})",
+            f"({_text(rng, depth - 1)} {comparison} {_text(rng, depth - 1)})",
+            f"({_condition(rng, depth - 1)} {rng.choice(['and', 'or'])} "
+            f"{_condition(rng, depth - 1)})",
+            f"(not {_condition(rng, depth - 1)})",
+            f"regex({rng.choice([_number, _text])(rng, depth - 1)}, '^-?[0-9]+([.][0-9]+)?$')",
+        ]
+    )
+
+
+def _random_expression(rng: random.Random, depth: int) -> str:
+    return rng.choice([_number, _text, _condition])(rng, depth)
+
+
+def _same(python: Any, javascript: Any) -> bool:
+    """Equal JSON values of the same kind (Python's True == 1 is no match)."""
+    if isinstance(python, bool) or isinstance(javascript, bool):
+        return python is javascript
+    if isinstance(python, list) and isinstance(javascript, list):
+        return len(python) == len(javascript) and all(map(_same, python, javascript))
+    return (
+        type(python) in (int, float)
+        and type(javascript) in (int, float)
+        and (python == javascript)
+        or python == javascript
+    )
+
+
+def test_expressions_evaluate_alike_in_javascript_on_random_expressions() -> None:
+    """Beyond the vectors: thousands of random expressions over awkward answers (0.1, -7.5,
+    1e300, text that looks like a number, lists, null) give the same value on both sides."""
+    rng = random.Random(15)
+    texts = sorted({_random_expression(rng, 4) for _ in range(3000)})
+    result = subprocess.run(
+        [node(), "--input-type=module", "-e", _IMPORTS + _EVALUATE_JS, str(EXPRESSIONS_JS)],
+        input=json.dumps([texts, _CONTEXTS]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    differ = []
+    for text, javascript in zip(texts, json.loads(result.stdout), strict=True):
+        expression = parse_expression(text)
+        for context, js_value in zip(_CONTEXTS, javascript, strict=True):
+            value = expression.evaluate(
+                context["answers"], clock=context["clock"], position=context["position"]
+            )
+            if not _same(value, js_value):
+                differ.append((text, context["answers"], value, js_value))
+    assert differ == []

@@ -206,7 +206,7 @@ def test_every_unsupported_feature_is_reported_at_once_with_its_row_and_column()
         convert_workbook(UNSUPPORTED)
     problems = caught.value.problems
     assert where(problems) == [
-        ("survey", 6, "type"),
+        ("survey", 6, "calculation"),
         ("survey", 8, "constraint"),
         ("survey", 11, "type"),
         ("survey", 12, "default"),
@@ -215,15 +215,15 @@ def test_every_unsupported_feature_is_reported_at_once_with_its_row_and_column()
     messages = [p.message for p in problems]
     for row, phrase in enumerate(
         [
-            "calculate is not supported",
-            "regex() is not supported",
+            "once() is not supported",
+            "lookaround",
             "the choices file villages.csv is not attached",
-            "dynamic default '${head_name}'",
-            "arithmetic (+) is not supported",
+            "${last-saved#…} defaults are not supported",
+            "pow() is not supported",
         ]
     ):
         assert phrase in messages[row]
-    assert "survey row 6, column type: calculate" in str(caught.value)
+    assert "survey row 6, column calculation: cannot translate" in str(caught.value)
 
 
 # Types
@@ -295,7 +295,7 @@ def test_nested_groups_give_the_innermost_name_and_all_their_conditions() -> Non
         ({"type": "end_group"}, None, "Unmatched 'end_group'"),
         ({"type": "begin_group", "name": "g"}, None, "Unmatched 'begin_group'"),
         ({"type": "text", "name": "q", "label": "q", "calculation": "1"}, "calculation", ""),
-        ({"type": "text", "name": "q", "label": "q", "default": "today()"}, "default", "dynamic"),
+        ({"type": "text", "name": "q", "label": "q", "default": "once(${t})"}, "default", "once"),
         ({"type": "select_one yes_no", "name": "q", "label": "q", "default": "x"}, "default", ""),
         ({"type": "integer", "name": "q", "label": "q", "default": "many"}, "default", "number"),
         (
@@ -440,12 +440,15 @@ def test_translated_conditions_treat_unanswered_questions_as_xlsform_does(
 @pytest.mark.parametrize(
     ("xlsform", "phrase"),
     [
-        ("${n} + 1 > 2", "arithmetic (+)"),
-        ("${n} div 2 = 1", "arithmetic (div)"),
+        ("${n} + 1", "arithmetic is not a condition"),
+        ("pow(${n}, 2) > 4", "pow() is not supported"),
         ("${kinds} = 'flood'", "selected()"),
-        ("${n} = ${x}", "comparing two questions"),
-        ("regex(${t}, '[0-9]+')", "regex() is not supported"),
-        ("today() > ${d}", "today()"),
+        ("${n} | ${x}", "unions"),
+        ("regex(${t}, '(a)\\1')", "\\1"),
+        ("regex(${t}, ${x})", "quoted pattern"),
+        ("string-length(${t})", "a value, not a condition"),
+        ("once(${n}) > 1", "once() is not supported"),
+        ("instance('towns')/root/item[name=${t}]/label = 'x'", "external data (instance"),
         ("${risk} > 'low'", "cannot be compared"),
         ("${a} = 'maybe'", "never 'maybe'"),
         ("${n} = 'many'", "is a number"),
@@ -543,11 +546,10 @@ def test_a_constraint_against_another_question_validates_on_both_sides() -> None
 @pytest.mark.parametrize(
     ("xls_type", "constraint"),
     [
-        ("text", "string-length(.) >= 2"),
         ("text", ". >= 2"),
         ("integer", ". >= ${t}"),
-        ("text", "regex(., '^[0-9]+$')"),
-        ("integer", "${n} >= ${x}"),
+        ("text", "regex(., '[')"),
+        ("integer", ". >= pow(${n}, 2)"),
     ],
 )
 def test_constraints_without_an_equivalent_are_reported(xls_type: str, constraint: str) -> None:
@@ -647,8 +649,9 @@ def test_the_cli_refuses_an_xlsform_with_problems_naming_each_row(county: Any) -
     result = cli(county.app, "forms", "import-xlsform", str(UNSUPPORTED))
     assert result.exit_code == 1
     assert "xlsform_unsupported.xlsx: the XLSForm cannot be imported (5 problems)" in result.output
-    assert "survey row 6, column type: calculate is not supported" in result.output
+    assert "survey row 6, column calculation: cannot translate" in result.output
     assert "survey row 13, column relevant: cannot translate" in result.output
+    assert "survey row 6, column calculation: cannot translate" in result.output
     assert "household_survey" not in cli(county.app, "forms", "list").output
 
 
@@ -808,6 +811,21 @@ def test_forms_list_counts_questions_and_notes(county: Any) -> None:
     assert counts[("xlsform_pyxform_yes_or_no", 1)] == 1
 
 
+def test_forms_list_counts_calculations_as_fields(county: Any, tmp_path: Path) -> None:
+    path = tmp_path / "income.xlsx"
+    survey = [
+        ["type", "name", "label", "calculation"],
+        ["integer", "income", "Income"],
+        ["integer", "members", "Members"],
+        ["calculate", "per_capita", None, "${income} div ${members}"],
+    ]
+    path.write_bytes(make_xlsforms.workbook_bytes({"survey": survey}))
+    result = cli(county.app, "forms", "import-xlsform", str(path))
+    assert result.output.startswith("published income version 1 (3 fields)"), result.output
+    listing = json.loads(cli(county.app, "forms", "list", "--json").output)
+    assert {(f["form_id"], f["fields"]) for f in listing} >= {("income", 3)}
+
+
 def test_an_excel_date_default_is_the_day_pyxform_wrote_with_its_midnight() -> None:
     doc = convert({"type": "date", "name": "dd", "label": "d", "default": "2024-01-05 00:00:00"})
     assert field_of(doc, "dd")["default"] == "2024-01-05"
@@ -886,3 +904,78 @@ def test_a_choice_filter_zoufang_cannot_check_is_reported_at_its_row(text: str) 
     (problem,) = problems_of(row)
     assert (problem.row, problem.column) == (11, "choice_filter")
     assert "is not supported yet" in problem.message
+
+
+# Expressions with values: arithmetic, functions, calculations (issue 15)
+
+
+@pytest.mark.parametrize(
+    ("xlsform", "zoufang"),
+    [
+        ("${n} + 1 > 2", "(n + 1) > 2"),
+        ("${n} div 2 = 1", "(n / 2) == 1"),
+        ("${n} mod 2 = 1", "(n % 2) == 1"),
+        ("${n} * -${x} < 0", "(n * (-x)) < 0"),
+        ("${n} - 1 >= '3'", "(n - 1) >= 3"),
+        ("${n} = ${x}", "n == x"),
+        ("today() > ${d}", "today() > d"),
+        ("regex(${t}, '^[0-9]+$')", "regex(t, '^[0-9]+$')"),
+        ("string-length(${t}) > 3", "string_length(t) > 3"),
+        ("count-selected(${kinds}) + 1 > 2", "(count_selected(kinds) + 1) > 2"),
+        ("if(${n} > 1, 'a', 'b') = 'a'", "if(n > 1, 'a', 'b') == 'a'"),
+        ("int(${x}) = round(${x})", "int(x) == round(x)"),
+        ("concat(${t}, 'x') != 'ax'", "concat(t, 'x') != 'ax'"),
+        ("0", "false"),
+        ("1", "true"),
+    ],
+)
+def test_arithmetic_and_functions_are_translated(xlsform: str, zoufang: str) -> None:
+    assert relevant_of(xlsform) == zoufang
+
+
+@pytest.mark.parametrize(
+    ("xls_type", "constraint", "condition"),
+    [
+        ("text", "regex(., '^1[3-9][0-9]{9}$')", "regex(q, '^1[3-9][0-9]{9}$')"),
+        ("date", ". <= today()", "q <= today()"),
+        ("text", "string-length(.) >= 2", "string_length(q) >= 2"),
+        ("integer", ". <= ${n} - 1", "q <= (n - 1)"),
+        ("integer", "${n} >= ${x}", "n >= x"),
+    ],
+)
+def test_constraints_with_functions_and_arithmetic_are_translated(
+    xls_type: str, constraint: str, condition: str
+) -> None:
+    doc = convert({"type": xls_type, "name": "q", "label": "q", "constraint": constraint})
+    assert field_of(doc, "q")["constraint"] == condition
+
+
+def test_a_calculate_question_becomes_a_calculation_the_server_recomputes() -> None:
+    doc = convert(
+        {"type": "calculate", "name": "per_capita", "calculation": "round(${x} div ${n}, 2)"},
+        {"type": "text", "name": "why", "label": "why", "relevant": "${per_capita} < 6000"},
+    )
+    calc = field_of(doc, "per_capita")
+    assert (calc["type"], calc["calculation"]) == ("calculate", "round((x / n), 2)")
+    assert field_of(doc, "why")["relevant"] == "per_capita < 6000"
+    (form,) = parse_definition(doc)
+    assert validate_answers(form, {"x": 20000, "n": 4, "per_capita": 5000}) == {}
+    assert validate_answers(form, {"x": 20000, "n": 4, "per_capita": 1}) == {
+        "per_capita": ["calculation_mismatch"]
+    }
+
+
+def test_an_expression_default_becomes_a_dynamic_default_the_phone_evaluates() -> None:
+    doc = convert(
+        {"type": "integer", "name": "q", "label": "q", "default": "${n} * 2"},
+        {"type": "text", "name": "day", "label": "d", "default": "today()"},
+    )
+    assert field_of(doc, "q")["dynamic_default"] == "(n * 2)"
+    assert field_of(doc, "day")["dynamic_default"] == "today()"
+    assert validate_definition(doc) == []
+
+
+def test_a_calculation_column_on_another_question_is_refused() -> None:
+    (problem,) = problems_of({"type": "text", "name": "q", "label": "q", "calculation": "1"})
+    assert (problem.row, problem.column) == (11, "calculation")
+    assert "use a calculate question" in problem.message

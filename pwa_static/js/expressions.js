@@ -1,6 +1,6 @@
 /**
- * The condition language of form definitions (required, relevant, problem.when), the same as
- * forms/expressions.py; forms/README.md is the specification and
+ * The expression language of form definitions (required, relevant, constraint, problem.when,
+ * calculation), the same as forms/expressions.py; forms/README.md is the specification and
  * tests/vectors/forms_validation.json pins the two implementations together.
  *
  * Definitions come from the server and run on every phone, so a condition is read by a
@@ -12,8 +12,20 @@
  * @module expressions
  */
 
+import { compileRegex, RegexError } from "./regex.js";
+
 const KEYWORDS = new Set(["and", "or", "not", "in", "true", "false", "null"]);
-const FUNCTIONS = new Set(["selected", "count"]);
+/** Every function and how many arguments it takes: [lowest, highest]. */
+const ARITIES = new Map([
+  ["selected", [2, 2]], ["count", [1, 1]], ["count_selected", [1, 1]],
+  ["string_length", [1, 1]], ["regex", [2, 2]], ["today", [0, 0]], ["now", [0, 0]],
+  ["if", [3, 3]], ["concat", [1, 32]], ["coalesce", [2, 32]], ["int", [1, 1]],
+  ["number", [1, 1]], ["round", [1, 2]], ["sum", [1, 1]], ["position", [0, 0]],
+  ["true", [0, 0]], ["false", [0, 0]],
+]);
+/** 10**n for round(x, n), written out so that both languages use the same doubles. */
+const POWERS = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
+  1e15];
 const COMPARISONS = ["==", "!=", "<=", ">=", "<", ">"];
 const LITERAL_WORDS = new Map([["true", true], ["false", false], ["null", null]]);
 /** Deeper nesting is no condition a person writes; the limit bounds the recursion. */
@@ -111,23 +123,167 @@ function compare(op, left, right) {
   return false;
 }
 
-/** A parsed condition: its source text and the function that evaluates it. */
+/**
+ * A computed number as both languages write it: null when not finite, -0 as 0.
+ * @param {number} number
+ */
+export function normalize(number) {
+  if (!Number.isFinite(number)) {
+    return null;
+  }
+  return number === 0 ? 0 : number;
+}
+
+/** a + b, -, *, /, %: numbers only; null, another value, a division by zero give null. */
+function arithmetic(op, left, right) {
+  if (!isNumber(left) || !isNumber(right) || ((op === "/" || op === "%") && right === 0)) {
+    return null;
+  }
+  switch (op) {
+    case "+": return normalize(left + right);
+    case "-": return normalize(left - right);
+    case "*": return normalize(left * right);
+    case "/": return normalize(left / right);
+    default: return normalize(left % right);
+  }
+}
+
+/**
+ * A value as text: a string itself, a number as Python's format_number writes it, a boolean
+ * true/false; null, lists and objects have none.
+ */
+export function asText(value) {
+  if (typeof value === "string") {
+    return value;
+  }
+  if (typeof value === "boolean") {
+    return value ? "true" : "false";
+  }
+  if (isNumber(value) && Number.isFinite(value)) {
+    return numberText(value);
+  }
+  return null;
+}
+
+/** Python's format_number: integral values without a point, others as Python's repr. */
+function numberText(number) {
+  if (Number.isInteger(number)) {
+    return BigInt(number).toString();
+  }
+  const [mantissa, exponent] = number.toExponential().split("e");
+  const power = Number(exponent);
+  if (power >= -4 && power < 16) {
+    return String(number);
+  }
+  const sign = power < 0 ? "-" : "+";
+  return `${mantissa}e${sign}${String(Math.abs(power)).padStart(2, "0")}`;
+}
+
+const NUMBER_TEXT = /^-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$/;
+const ASCII_SPACE = /^[ \t\r\n]+|[ \t\r\n]+$/g;
+
+/** number(x): a number itself, a boolean 1 or 0, a decimal text its value; else null. */
+export function asNumber(value) {
+  if (typeof value === "boolean") {
+    return value ? 1 : 0;
+  }
+  if (isNumber(value)) {
+    return normalize(value);
+  }
+  if (typeof value === "string") {
+    const text = value.replace(ASCII_SPACE, "");
+    if (NUMBER_TEXT.test(text)) {
+      return normalize(Number(text));
+    }
+  }
+  return null;
+}
+
+const FUNCTION_VALUES = {
+  concat(...values) {
+    const parts = [];
+    for (const value of values) {
+      const text = value === null ? "" : asText(value);
+      if (text === null) {
+        return null;
+      }
+      parts.push(text);
+    }
+    return parts.join("");
+  },
+  coalesce: (...values) => values.find((value) => isAnswered(value)) ?? null,
+  int(value) {
+    const number = asNumber(value);
+    return number === null ? null : normalize(Math.trunc(number));
+  },
+  number: asNumber,
+  /** Half up (toward +infinity), as XPath's round; digits an integer from 0 to 15. */
+  round(value, digits = 0) {
+    const number = asNumber(value);
+    if (number === null || !isNumber(digits) || !Number.isInteger(digits)
+      || digits < 0 || digits > 15) {
+      return null;
+    }
+    const power = POWERS[digits];
+    return normalize(Math.floor(number * power + 0.5) / power);
+  },
+  /** The sum of a list's numbers (unanswered items skipped); null is 0, a number itself. */
+  sum(value) {
+    if (value === null) {
+      return 0;
+    }
+    if (isNumber(value)) {
+      return asNumber(value);
+    }
+    if (!Array.isArray(value)) {
+      return null;
+    }
+    let total = 0;
+    for (const item of value) {
+      if (!isAnswered(item)) {
+        continue;
+      }
+      if (!isNumber(item)) {
+        return null;
+      }
+      total += item;
+    }
+    return normalize(total);
+  },
+  string_length(value) {
+    if (value === null) {
+      return 0;
+    }
+    const text = asText(value);
+    return text === null ? null : Array.from(text).length;
+  },
+};
+
+/** A parsed expression: its source text and the function that evaluates it. */
 class Expression {
   #evaluate;
 
-  constructor(text, evaluate) {
+  constructor(text, evaluate, references) {
     this.text = text;
     this.#evaluate = evaluate;
+    /** The ids of every field the expression reads. */
+    this.references = references;
   }
 
-  /** The value of the expression for these answers (normally a boolean). */
-  evaluate(answers) {
-    return this.#evaluate(answers);
+  /**
+   * The value of the expression for these answers. `clock` is the visit's local time
+   * YYYY-MM-DDTHH:MM:SS (today() is its date, now() all of it; null without one);
+   * `position` the 1-based index of the repeat entry being evaluated (position()). Inside a
+   * repeat entry the caller passes the entry's answers over the form's; outside, a repeat's
+   * child field maps to the list of its values across entries.
+   */
+  evaluate(answers, { clock = null, position = null } = {}) {
+    return this.#evaluate(answers, { clock, position });
   }
 
   /** Whether the condition is true for these answers. */
-  holds(answers) {
-    return isTrue(this.#evaluate(answers));
+  holds(answers, context = {}) {
+    return isTrue(this.evaluate(answers, context));
   }
 }
 
@@ -142,7 +298,8 @@ const cache = new Map();
 export function parseExpression(text) {
   let expression = cache.get(text);
   if (expression === undefined) {
-    expression = new Expression(text, new Parser(text).parse());
+    const parser = new Parser(text);
+    expression = new Expression(text, parser.parse(), parser.references);
     if (cache.size >= CACHE_SIZE) {
       cache.delete(cache.keys().next().value);
     }
@@ -164,7 +321,8 @@ function tokenize(text) {
       i += 1;
     } else {
       const [kind, value, end] = readToken(chars, i, text);
-      tokens.push({ kind, value, position: i });
+      const integral = kind === "number" && !chars.slice(i, end).includes(".");
+      tokens.push({ kind, value, position: i, integral });
       i = end;
     }
   }
@@ -175,7 +333,7 @@ function tokenize(text) {
 /** [kind, value, offset just past it] of the token at `i`. */
 function readToken(chars, i, text) {
   const char = chars[i];
-  if ("()[],".includes(char)) {
+  if ("()[],+-*/%".includes(char)) {
     return [char, char, i + 1];
   }
   const op = COMPARISONS.find((each) => chars.slice(i, i + each.length).join("") === each);
@@ -185,7 +343,7 @@ function readToken(chars, i, text) {
   if (char === "'" || char === '"') {
     return ["string", ...readString(chars, i, text)];
   }
-  if (isDigit(char) || (char === "-" && isDigit(chars[i + 1]))) {
+  if (isDigit(char)) {
     return ["number", ...readNumber(chars, i, text)];
   }
   if (isNameStart(char)) {
@@ -229,14 +387,12 @@ function readNumber(chars, start, text) {
   if (chars[end] === "." && isDigit(chars[end + 1])) {
     end = skipDigits(chars, end + 1);
   }
-  const digitsBefore = wholeEnd - start - (chars[start] === "-" ? 1 : 0);
+  const digitsBefore = wholeEnd - start;
   const digitsAfter = Math.max(end - wholeEnd - 1, 0);
   if (digitsBefore > MAX_DIGITS || digitsAfter > MAX_DIGITS) {
     throw new ExpressionError(`number with more than ${MAX_DIGITS} digits`, start, text);
   }
-  const number = Number(chars.slice(start, end).join(""));
-  // Python reads "-0" as the integer 0, which has no sign; "-0.0" stays a negative zero.
-  return [end > wholeEnd ? number : number + 0, end];
+  return [Number(chars.slice(start, end).join("")), end];
 }
 
 function skipDigits(chars, i) {
@@ -249,7 +405,7 @@ function skipDigits(chars, i) {
 
 /** A field's answer; an unanswered field is null. */
 function reference(field) {
-  return (answers) => {
+  return (answers, env) => {
     const value = answerOf(answers, field);
     return isAnswered(value) ? value : null;
   };
@@ -260,15 +416,15 @@ function comparison(op, left, right) {
   const isNullTest = op === "==" || op === "!=";
   const operand = isNullTest && left.isNull ? right : isNullTest && right.isNull ? left : null;
   if (operand !== null) {
-    return (answers) => (operand(answers) === null) === (op === "==");
+    return (answers, env) => (operand(answers, env) === null) === (op === "==");
   }
-  return (answers) => compare(op, left(answers), right(answers));
+  return (answers, env) => compare(op, left(answers, env), right(answers, env));
 }
 
 /** `x in [a, b]`, which means exactly `x == a or x == b`. */
 function membership(operand, items) {
-  return (answers) => {
-    const value = operand(answers);
+  return (answers, env) => {
+    const value = operand(answers, env);
     if (value === null) {
       return items.includes(null);
     }
@@ -279,7 +435,32 @@ function membership(operand, items) {
 function literal(value) {
   const node = () => value;
   node.isNull = value === null;
+  node.literalValue = value;
   return node;
+}
+
+/** a + b, a - b, a * b, a / b, a % b. */
+function binary(op, left, right) {
+  return (answers, env) => arithmetic(op, left(answers, env), right(answers, env));
+}
+
+/** if, the clock and position, and the functions of values. */
+function call(name, args) {
+  if (name === "if") {
+    const [condition, then, otherwise] = args;
+    return (answers, env) => (isTrue(condition(answers, env)) ? then : otherwise)(answers, env);
+  }
+  if (name === "today") {
+    return (answers, env) => (env.clock === null ? null : env.clock.slice(0, 10));
+  }
+  if (name === "now") {
+    return (answers, env) => env.clock;
+  }
+  if (name === "position") {
+    return (answers, env) => env.position;
+  }
+  const compute = FUNCTION_VALUES[name];
+  return (answers, env) => compute(...args.map((arg) => arg(answers, env)));
 }
 
 /** Recursive descent over the grammar in forms/README.md, one method per rule. */
@@ -289,6 +470,7 @@ class Parser {
     this.tokens = tokenize(text);
     this.index = 0;
     this.depth = 0;
+    this.references = new Set();
   }
 
   parse() {
@@ -307,7 +489,7 @@ class Parser {
     }
     return operands.length === 1
       ? operands[0]
-      : (answers) => operands.some((operand) => isTrue(operand(answers)));
+      : (answers, env) => operands.some((operand) => isTrue(operand(answers, env)));
   }
 
   conjunction() {
@@ -317,29 +499,63 @@ class Parser {
     }
     return operands.length === 1
       ? operands[0]
-      : (answers) => operands.every((operand) => isTrue(operand(answers)));
+      : (answers, env) => operands.every((operand) => isTrue(operand(answers, env)));
   }
 
   negation() {
     const token = this.peek();
     if (this.acceptWord("not")) {
       const operand = this.nested(token, () => this.negation());
-      return (answers) => !isTrue(operand(answers));
+      return (answers, env) => !isTrue(operand(answers, env));
     }
     return this.comparison();
   }
 
   comparison() {
-    const left = this.operand();
+    const left = this.additive();
     const token = this.peek();
     if (token.kind === "op") {
       this.index += 1;
-      return comparison(token.value, left, this.operand());
+      return comparison(token.value, left, this.additive());
     }
     if (this.acceptWord("in")) {
       return membership(left, this.listLiteral());
     }
     return left;
+  }
+
+  additive() {
+    let node = this.multiplicative();
+    while (this.peek().kind === "+" || this.peek().kind === "-") {
+      node = binary(this.advance().kind, node, this.multiplicative());
+    }
+    return node;
+  }
+
+  multiplicative() {
+    let node = this.unary();
+    while (["*", "/", "%"].includes(this.peek().kind)) {
+      node = binary(this.advance().kind, node, this.unary());
+    }
+    return node;
+  }
+
+  unary() {
+    const token = this.peek();
+    if (token.kind !== "-") {
+      return this.operand();
+    }
+    this.index += 1;
+    if (this.peek().kind === "number") {
+      const number = this.advance();
+      // Python reads "-0" as the integer 0, which has no sign; "-0.0" stays a negative zero.
+      return literal(number.integral ? -number.value + 0 : -number.value);
+    }
+    const operand = this.nested(token, () => this.unary());
+    return (answers, env) => {
+      const value = operand(answers, env);
+      return isNumber(value) ? normalize(-value) : null;
+    };
   }
 
   operand() {
@@ -361,6 +577,10 @@ class Parser {
   name(token) {
     const word = token.value;
     if (LITERAL_WORDS.has(word)) {
+      if (word !== "null" && this.peek().kind === "(") {
+        this.index += 1;
+        this.expect(")"); // true() and false(), as XPath writes them
+      }
       return literal(LITERAL_WORDS.get(word));
     }
     if (KEYWORDS.has(word)) {
@@ -369,22 +589,36 @@ class Parser {
     if (this.peek().kind === "(") {
       return this.call(token);
     }
+    this.references.add(word);
     return reference(word);
   }
 
   call(token) {
-    if (!FUNCTIONS.has(token.value)) {
-      throw this.error(`unknown function '${token.value}'`, token);
+    const name = token.value;
+    if (!ARITIES.has(name)) {
+      throw this.error(`unknown function '${name}'`, token);
     }
     this.expect("(");
-    const field = this.fieldName();
-    if (token.value === "count") {
+    if (name === "count" || name === "count_selected") {
+      const field = this.fieldName();
       this.expect(")");
       return (answers) => {
         const answer = answerOf(answers, field);
         return Array.isArray(answer) ? answer.length : 0;
       };
     }
+    if (name === "selected") {
+      return this.selected();
+    }
+    const args = this.arguments(token);
+    if (name === "regex") {
+      return this.regex(args, token);
+    }
+    return call(name, args);
+  }
+
+  selected() {
+    const field = this.fieldName();
     this.expect(",");
     const value = this.advance();
     if (value.kind !== "string") {
@@ -397,11 +631,54 @@ class Parser {
     };
   }
 
+  /** The arguments of a call up to its ")", as many as the function takes. */
+  arguments(token) {
+    const args = [];
+    if (this.peek().kind !== ")") {
+      this.nested(token, () => {
+        args.push(this.disjunction());
+        while (this.peek().kind === ",") {
+          this.index += 1;
+          args.push(this.disjunction());
+        }
+      });
+    }
+    this.expect(")");
+    const [low, high] = ARITIES.get(token.value);
+    if (args.length < low || args.length > high) {
+      const wanted = low === high ? String(low) : `${low} to ${high}`;
+      throw this.error(`${token.value}() takes ${wanted} arguments`, token);
+    }
+    return args;
+  }
+
+  /** regex(x, 'pattern'): a literal pattern in the subset both languages read alike. */
+  regex(args, token) {
+    const [operand, pattern] = args;
+    if (pattern.literalValue === undefined || typeof pattern.literalValue !== "string") {
+      throw this.error("regex() needs a quoted pattern", token);
+    }
+    let compiled;
+    try {
+      compiled = compileRegex(pattern.literalValue);
+    } catch (error) {
+      if (error instanceof RegexError) {
+        throw this.error(`regex(): ${error.message}`, token);
+      }
+      throw error;
+    }
+    return (answers, env) => {
+      const text = asText(operand(answers, env));
+      return text !== null && compiled.test(text);
+    };
+  }
+
   fieldName() {
     const token = this.advance();
     if (token.kind !== "name" || KEYWORDS.has(token.value)) {
       throw this.error(`expected a field id, found ${describeToken(token)}`, token);
     }
+    this.references.add(token.value);
     return token.value;
   }
 

@@ -1,6 +1,6 @@
 /**
- * Visit forms on the phone: answer validation, relevance, defaults and the "problem found"
- * path, by the same rules as the server's forms package (forms/README.md is the
+ * Visit forms on the phone: answer validation, relevance, calculations, defaults and the
+ * "problem found" path, by the same rules as the server's forms package (forms/README.md is the
  * specification; tests/vectors/forms_validation.json pins the two implementations together).
  *
  * A form version is the `data` of a pulled `form` record (FormVersion.to_record_data() in
@@ -25,6 +25,8 @@ const POINT_KEYS = new Set(["lat", "lon", "accuracy", "altitude"]);
 const LEAST_POINTS = { geotrace: 2, geoshape: 3 };
 /** How far from a whole number of steps a range answer may be, as in forms/answers.py. */
 const STEP_TOLERANCE = 1e-9;
+/** How far apart a stored and a recomputed calculation may be, relative to their size. */
+const CALCULATION_TOLERANCE = 1e-9;
 
 /** The wording of every validation code, as in forms/messages.py. */
 export const MESSAGES = {
@@ -68,6 +70,8 @@ export const MESSAGES = {
     "wrong_type:rank": "应为排好顺序的选项列表",
     entry_count: "应有 {0} 条记录",
     duplicate_person: "同一人员出现了两次",
+    calculation_mismatch: "计算结果与其他回答不一致",
+    "wrong_type:calculate": "应为计算结果（文字、数字或是否）",
   },
   en: {
     unknown_field: "is not a field of this form",
@@ -109,6 +113,8 @@ export const MESSAGES = {
     "wrong_type:rank": "must be a list of choices in order",
     entry_count: "must have {0} entries",
     duplicate_person: "names the same person twice",
+    calculation_mismatch: "does not match the calculation from the other answers",
+    "wrong_type:calculate": "should be a calculated value (text, a number or yes/no)",
   },
 };
 
@@ -174,9 +180,34 @@ function fieldsOf(formVersion) {
   let fields = compiled.get(formVersion);
   if (fields === undefined) {
     fields = new Map(formVersion.fields.map((doc) => [doc.id, compileField(doc)]));
+    fields.calculations = calculationOrder(fields);
     compiled.set(formVersion, fields);
   }
   return fields;
+}
+
+/**
+ * The calculate fields, each after every calculation it reads, otherwise in form order (as
+ * calculation_order in forms/model.py; definitions have no cycles).
+ */
+function calculationOrder(fields) {
+  const calculated = new Map([...fields].filter(([, field]) => field.calculation !== null));
+  const ordered = new Map();
+  const visit = (field, path) => {
+    if (ordered.has(field.id) || path.has(field.id)) {
+      return;
+    }
+    const reads = new Set([...field.calculation.references, ...field.relevant.references]);
+    const inner = new Set([...path, field.id]);
+    for (const name of [...reads].filter((each) => calculated.has(each)).sort()) {
+      visit(calculated.get(name), inner);
+    }
+    ordered.set(field.id, field);
+  };
+  for (const field of calculated.values()) {
+    visit(field, new Set());
+  }
+  return [...ordered.values()];
 }
 
 function compileField(doc) {
@@ -193,6 +224,7 @@ function compileField(doc) {
     required: parseExpression(condition),
     relevant: parseExpression(doc.relevant ?? "true"),
     constraint: parseExpression(doc.constraint ?? "true"),
+    calculation: doc.calculation === undefined ? null : parseExpression(doc.calculation),
     choices: new Set((doc.choices ?? []).map((choice) => choice.value)),
     problem: doc.problem && {
       when: parseExpression(doc.problem.when),
@@ -218,8 +250,8 @@ function fieldOf(formVersion, field) {
  * @param {object} answers
  * @returns {boolean}
  */
-export function isRelevant(formVersion, field, answers) {
-  return fieldOf(formVersion, field).relevant.holds(answerContext(formVersion, answers));
+export function isRelevant(formVersion, field, answers, env = {}) {
+  return fieldOf(formVersion, field).relevant.holds(answerContext(formVersion, answers), env);
 }
 
 /**
@@ -230,10 +262,10 @@ export function isRelevant(formVersion, field, answers) {
  * @param {object} answers
  * @returns {boolean}
  */
-export function isRequired(formVersion, field, answers) {
+export function isRequired(formVersion, field, answers, env = {}) {
   const compiledField = fieldOf(formVersion, field);
   const context = answerContext(formVersion, answers);
-  return compiledField.relevant.holds(context) && compiledField.required.holds(context);
+  return compiledField.relevant.holds(context, env) && compiledField.required.holds(context, env);
 }
 
 /**
@@ -307,11 +339,69 @@ function isEntry(value) {
  * @param {object} entry the entry's answers
  * @returns {{relevant: boolean, required: boolean}}
  */
-export function entryState(formVersion, repeatDoc, childDoc, answers, entry) {
+export function entryState(formVersion, repeatDoc, childDoc, answers, entry, env = {}) {
   const child = fieldOf(formVersion, repeatDoc).fields.get(childDoc.id);
   const inside = entryContext(repeatDoc, answerContext(formVersion, answers), entry);
-  const relevant = child.relevant.holds(inside);
-  return { relevant, required: relevant && child.required.holds(inside) };
+  const relevant = child.relevant.holds(inside, env);
+  return { relevant, required: relevant && child.required.holds(inside, env) };
+}
+
+/**
+ * The value of every calculate field from the other answers, each calculation reading those
+ * computed before it (an irrelevant calculation is null). The phone stores these with the
+ * answers; the server recomputes them (calculation_mismatch).
+ * @param {object} formVersion
+ * @param {object} answers
+ * @param {{clock?: string|null}} [context] the visit's local time YYYY-MM-DDTHH:MM:SS
+ * @returns {Object<string, unknown>} field id -> value (null when there is none)
+ */
+export function calculate(formVersion, answers, { clock = null } = {}) {
+  const values = answerContext(formVersion, answers);
+  const result = {};
+  for (const field of fieldsOf(formVersion).calculations) {
+    const relevant = field.relevant.holds(values, { clock });
+    const value = relevant ? field.calculation.evaluate(values, { clock }) : null;
+    values[field.id] = isAnswered(value) ? value : null;
+    result[field.id] = values[field.id];
+  }
+  return result;
+}
+
+/**
+ * The answers with every calculation recomputed: what the phone saves (an unanswered
+ * calculation is left out, as an unanswered question is).
+ */
+export function withCalculations(formVersion, answers, env = {}) {
+  const result = { ...answers };
+  for (const [id, value] of Object.entries(calculate(formVersion, answers, env))) {
+    if (value === null) {
+      delete result[id];
+    } else {
+      result[id] = value;
+    }
+  }
+  return result;
+}
+
+/** A stored calculation is the recomputed one: numbers to within a relative 1e-9. */
+function sameValue(given, expected) {
+  if (typeof given === "number" && typeof expected === "number") {
+    const scale = Math.max(1, Math.abs(given), Math.abs(expected));
+    return Math.abs(given - expected) <= CALCULATION_TOLERANCE * scale;
+  }
+  if (Array.isArray(given) && Array.isArray(expected)) {
+    return given.length === expected.length
+      && given.every((item, index) => sameValue(item, expected[index]));
+  }
+  return expected !== null && typeof given === typeof expected
+    && ["string", "boolean"].includes(typeof given) && given === expected;
+}
+
+function calculationError(given, expected) {
+  if (!isAnswered(given)) {
+    return expected === null ? null : "calculation_mismatch";
+  }
+  return sameValue(given, expected) ? null : "calculation_mismatch";
 }
 
 /**
@@ -324,8 +414,10 @@ export function entryState(formVersion, repeatDoc, childDoc, answers, entry) {
  *   answer (and the person of an entry of a repeat seeded from the people) must be one of them
  * @returns {Object<string, string[]>}
  */
-export function validateAnswers(formVersion, answers, people = null) {
+export function validateAnswers(formVersion, answers, people = null, { clock = null } = {}) {
   const fields = fieldsOf(formVersion);
+  const env = { clock };
+  const expected = calculate(formVersion, answers, env);
   const known = people === null ? null : new Set(people);
   const errors = {};
   for (const id of Object.keys(answers)) {
@@ -337,10 +429,13 @@ export function validateAnswers(formVersion, answers, people = null) {
   for (const field of fields.values()) {
     if (field.type === "repeat") {
       const value = answerOf(answers, field.id);
-      Object.assign(errors, repeatErrors(field, value, context, known, field.id));
+      Object.assign(errors, repeatErrors(field, value, context, known, field.id, env));
       continue;
     }
-    const code = fieldError(field, answerOf(answers, field.id), context, known);
+    let code = fieldError(field, answerOf(answers, field.id), context, known, env);
+    if (code === null && Object.hasOwn(expected, field.id)) {
+      code = calculationError(answerOf(answers, field.id), expected[field.id]);
+    }
     if (code !== null) {
       errors[field.id] = [code];
     }
@@ -349,13 +444,13 @@ export function validateAnswers(formVersion, answers, people = null) {
 }
 
 /** Relevance first, then presence, then the value itself. */
-function fieldError(field, value, context, people) {
+function fieldError(field, value, context, people, env = {}) {
   const answered = isAnswered(value);
-  if (!field.relevant.holds(context)) {
+  if (!field.relevant.holds(context, env)) {
     return answered ? "not_relevant" : null;
   }
   if (!answered) {
-    return field.required.holds(context) ? "required" : null;
+    return field.required.holds(context, env) ? "required" : null;
   }
   // A type newer than this app (a form published after it was installed) is left to the
   // server to check, rather than stopping the cadre's visit.
@@ -366,20 +461,21 @@ function fieldError(field, value, context, people) {
       ? null
       : "not_offered";
   }
-  if (code === null && !field.constraint.holds(context)) {
+  if (code === null && !field.constraint.holds(context, env)) {
     return "constraint";
   }
   return code;
 }
 
 /** The repeat's own code under its id, then each entry's under `id[i].field`. */
-function repeatErrors(repeat, value, context, people, key) {
-  const code = fieldError(repeat, value, context, people);
-  if (code !== null || !isAnswered(value) || !repeat.relevant.holds(context)) {
+function repeatErrors(repeat, value, context, people, key, env = {}) {
+  const code = fieldError(repeat, value, context, people, env);
+  if (code !== null || !isAnswered(value)) {
     return code === null ? {} : { [key]: [code] };
   }
+  if (!repeat.relevant.holds(context, env)) return {};
   const errors = {};
-  const wanted = repeat.repeatCount === null ? null : repeat.repeatCount.evaluate(context);
+  const wanted = repeat.repeatCount === null ? null : repeat.repeatCount.evaluate(context, env);
   if (typeof wanted === "number" && value.length !== wanted) {
     errors[key] = [`entry_count:${formatNumber(wanted)}`];
   }
@@ -396,13 +492,14 @@ function repeatErrors(repeat, value, context, people, key) {
       if (personCode !== null) errors[`${where}person`] = [personCode];
     }
     const inside = entryContext(repeat.doc, context, entry);
+    const at = { ...env, position: index + 1 };
     for (const child of repeat.fields.values()) {
       if (child.type === "repeat") {
         const inner = answerOf(entry, child.id);
-        Object.assign(errors, repeatErrors(child, inner, inside, people, where + child.id));
+        Object.assign(errors, repeatErrors(child, inner, inside, people, where + child.id, at));
         continue;
       }
-      const childCode = fieldError(child, answerOf(entry, child.id), inside, people);
+      const childCode = fieldError(child, answerOf(entry, child.id), inside, people, at);
       if (childCode !== null) errors[where + child.id] = [childCode];
     }
   });
@@ -469,11 +566,11 @@ function offered(doc, answers) {
  * @param {object} answers
  * @returns {{field: string, category: string}[]}
  */
-export function problemsFound(formVersion, answers) {
+export function problemsFound(formVersion, answers, env = {}) {
   const context = answerContext(formVersion, answers);
   return [...fieldsOf(formVersion).values()]
-    .filter((field) => field.problem && field.relevant.holds(context)
-      && field.problem.when.holds(context))
+    .filter((field) => field.problem && field.relevant.holds(context, env)
+      && field.problem.when.holds(context, env))
     .map((field) => ({ field: field.id, category: field.problem.category }));
 }
 
@@ -493,6 +590,16 @@ export function defaults(formVersion, now = new Date()) {
     .map((doc) => [doc.id, doc.prefill
       ? prefilled(doc, now)
       : JSON.parse(JSON.stringify(doc.default))]));
+  // A dynamic default is evaluated once, in form order, over the defaults before it (as ODK
+  // does when a form opens); one that is no valid answer of its field is left out.
+  const clock = `${prefilled({ type: "datetime", prefill: "now" }, now)}:${two(now.getSeconds())}`;
+  for (const doc of formVersion.fields.filter((each) => each.dynamic_default)) {
+    const value = parseExpression(doc.dynamic_default).evaluate(prefill, { clock });
+    const field = fieldOf(formVersion, doc);
+    if (isAnswered(value) && CHECKS[field.type]?.(field, value, null) === null) {
+      prefill[doc.id] = value;
+    }
+  }
   for (;;) {
     const kept = Object.entries(prefill).filter(([id]) => isRelevant(formVersion, id, prefill));
     if (kept.length === Object.keys(prefill).length) {
@@ -502,9 +609,10 @@ export function defaults(formVersion, now = new Date()) {
   }
 }
 
+const two = (n) => String(n).padStart(2, "0");
+
 /** `today` and `now` as a date, time or datetime answer in the phone's local time. */
 function prefilled(doc, now) {
-  const two = (n) => String(n).padStart(2, "0");
   const day = `${String(now.getFullYear()).padStart(4, "0")}-${two(now.getMonth() + 1)}-${two(now.getDate())}`;
   const time = `${two(now.getHours())}:${two(now.getMinutes())}`;
   if (doc.type === "date") return day;
@@ -709,6 +817,14 @@ function checkRepeat(field, value) {
   return Array.isArray(value) && value.every(isEntry) ? null : "wrong_type:repeat";
 }
 
+/** A calculation's value: text, a number, a boolean or a list of them. */
+function checkCalculate(field, value) {
+  const scalar = (item) => ["string", "boolean"].includes(typeof item)
+    || (typeof item === "number" && Number.isFinite(item));
+  const fits = scalar(value) || (Array.isArray(value) && value.every(scalar));
+  return fits ? null : "wrong_type:calculate";
+}
+
 const CHECKS = {
   text: checkText,
   number: checkNumber,
@@ -733,4 +849,5 @@ const CHECKS = {
   file: checkFile,
   barcode: checkBarcode,
   rank: checkRank,
+  calculate: checkCalculate,
 };

@@ -195,13 +195,16 @@ def check_answers(
     form_id: str | None,
     version: int | None,
     answers: dict[str, Any],
+    visited_at: str | None = None,
     household_id: str | None = None,
     batch_people: frozenset[str] = frozenset(),
 ) -> dict[str, list[str]]:
     """Field → message codes, checked by the published version the visit was filled with; a
-    visit without a form carries no answers to check. A repeat asked once per person of the
-    household must name its people: those stored, and those ``batch_people`` the same push
-    creates (a person met on the visit and recorded with it)."""
+    visit without a form carries no answers to check. ``today()`` and ``now()`` read the
+    visit's ``visited_at`` as the phone recorded it, the local time the phone computed them by.
+    A repeat asked once per person of the household must name its people: those stored, and
+    those ``batch_people`` the same push creates (a person met on the visit and recorded with
+    it)."""
     if form_id is None:
         return {"_form": ["answers need a form_id"]} if answers else {}
     if version is None:
@@ -211,7 +214,7 @@ def check_answers(
         return {"_form": [f"form {form_id} version {version} is not published on this server"]}
     seeded = any(field.seed for field in form.fields.values())
     people = _people_of(household_id, batch_people) if seeded and household_id else None
-    return forms.validate_answers(form, answers, people)
+    return forms.validate_answers(form, answers, people, clock=forms.visit_clock(visited_at))
 
 
 def _people_of(household_id: str, batch_people: frozenset[str]) -> list[str]:

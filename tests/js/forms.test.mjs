@@ -4,8 +4,9 @@ import { readdirSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import {
-  defaults, describe, ExpressionError, formatNumber, isAnswered, isRelevant, isRequired,
-  MESSAGES, messageFor, parseExpression, problemsFound, validateAnswers,
+  calculate, defaults, describe, ExpressionError, formatNumber, isAnswered, isRelevant,
+  isRequired, MESSAGES, messageFor, parseExpression, problemsFound, validateAnswers,
+  withCalculations,
 } from "../../pwa_static/js/forms.js";
 
 const readJson = (relative) => JSON.parse(readFileSync(new URL(relative, import.meta.url), "utf8"));
@@ -23,11 +24,15 @@ const form = (formId) => shipped.find((each) => each.form_id === formId);
 for (const vector of vectors) {
   test(`vector: ${vector.name}`, () => {
     if ("form" in vector) {
-      assert.deepEqual(validateAnswers(vector.form, vector.answers, vector.people), vector.errors);
+      const context = { clock: vector.clock ?? null };
+      assert.deepEqual(
+        validateAnswers(vector.form, vector.answers, vector.people, context), vector.errors);
     } else if (vector.parse_error) {
       assert.throws(() => parseExpression(vector.expression), ExpressionError);
     } else {
-      assert.deepEqual(parseExpression(vector.expression).evaluate(vector.answers), vector.result);
+      const context = { clock: vector.clock ?? null, position: vector.position ?? null };
+      assert.deepEqual(
+        parseExpression(vector.expression).evaluate(vector.answers, context), vector.result);
     }
   });
 }
@@ -150,6 +155,21 @@ test("defaults drop a default that another default makes irrelevant, and what ha
   assert.deepEqual(defaults(version), { ok: true });
 });
 
+test("a dynamic default is evaluated once over the defaults before it, on the visit's clock", () => {
+  const version = {
+    version: 1,
+    fields: [
+      { id: "members", type: "integer", label: {}, default: 3 },
+      { id: "adults", type: "integer", label: {}, dynamic_default: "members - 1" },
+      { id: "seen", type: "text", label: {}, dynamic_default: "concat('走访 ', today())" },
+      { id: "half", type: "integer", label: {}, dynamic_default: "members / 2" }, // 1.5: no
+      { id: "none", type: "integer", label: {}, dynamic_default: "missing + 1" },
+    ],
+  };
+  const now = new Date(2026, 4, 1, 9, 30, 5);
+  assert.deepEqual(defaults(version, now), { members: 3, adults: 2, seen: "走访 2026-05-01" });
+});
+
 test("defaults are fresh copies", () => {
   const version = {
     version: 1,
@@ -215,4 +235,21 @@ test("a form's own required and constraint messages word its codes", () => {
 test("a field type newer than the app is left to the server, not a crash", () => {
   const version = { form_id: "t", version: 1, fields: [{ id: "x", type: "hologram", label: {} }] };
   assert.deepEqual(validateAnswers(version, { x: "anything" }), {});
+});
+
+test("the phone stores each calculation as computed, after those it reads, and drops a null one", () => {
+  const version = {
+    version: 1,
+    fields: [
+      { id: "label", type: "calculate", label: {}, calculation: "concat('人均 ', per_capita)" },
+      { id: "per_capita", type: "calculate", label: {}, calculation: "income / members" },
+      { id: "income", type: "integer", label: {} },
+      { id: "members", type: "integer", label: {} },
+    ],
+  };
+  assert.deepEqual(calculate(version, { income: 9000, members: 3 }),
+    { per_capita: 3000, label: "人均 3000" });
+  const saved = withCalculations(version, { income: 9000, members: 0, per_capita: 7 });
+  assert.deepEqual(saved, { income: 9000, members: 0, label: "人均 " });
+  assert.deepEqual(validateAnswers(version, saved), {});
 });

@@ -12,13 +12,16 @@
  */
 
 import {
+  calculate,
   defaults,
+  formatNumber,
   isAnswered,
   isRelevant,
   messageFor,
   offeredChoices,
   problemsFound,
   validateAnswers,
+  withCalculations,
 } from "../forms.js";
 import { known, lang, pick, t } from "../i18n.js";
 import * as outbox from "../outbox.js";
@@ -62,11 +65,15 @@ export async function render(ctx, [householdId], query) {
 
   const save = async (event) => {
     event.preventDefault();
-    const answers = form ? relevantAnswers(form, state.answers) : {};
-    const errors = form ? validateAnswers(form, answers, peopleIds) : {};
-    if (showErrors(fields.rows, errors)) return;
     const visitedAt = when.value();
     if (!visitedAt) return;
+    // today() and now() read the visit's own time, as the server does (forms/README.md).
+    const context = { clock: visitedAt.slice(0, 19) };
+    const answers = form
+      ? withCalculations(form, relevantAnswers(form, state.answers, context), context)
+      : {};
+    const errors = form ? validateAnswers(form, answers, peopleIds, context) : {};
+    if (showErrors(fields.rows, errors)) return;
     const visit = {
       household_id: householdId,
       visited_at: visitedAt,
@@ -79,7 +86,7 @@ export async function render(ctx, [householdId], query) {
     };
     await keepPhotos(ctx.db, state.photos, answers, householdId);
     const id = await outbox.create(ctx.db, "visit", visit);
-    const found = form ? problemsFound(form, answers) : [];
+    const found = form ? problemsFound(form, answers, context) : [];
     toast(t("saved.pending"));
     ctx.navigate(found.length ? `#/found/${id}` : original ? `#/h/${householdId}` : "#/");
   };
@@ -162,12 +169,12 @@ async function formFor(db, household, original) {
 }
 
 /** The answers to send: relevant and answered fields only (CONTRACT §9, forms/README.md). */
-function relevantAnswers(form, answers) {
+function relevantAnswers(form, answers, context) {
   const kept = {};
   for (const f of form.fields) {
     if (f.type === "repeat") {
       if (sendsEntries(form, f, answers)) kept[f.id] = relevantEntries(form, f, answers);
-    } else if (isAnswered(answers[f.id]) && isRelevant(form, f, answers)) kept[f.id] = answers[f.id];
+    } else if (isAnswered(answers[f.id]) && isRelevant(form, f, answers, context)) kept[f.id] = answers[f.id];
   }
   return kept;
 }
@@ -273,12 +280,27 @@ export function formFields(form, state, people) {
   const rows = [];
   const cards = [];
   const repeats = [];
+  const context = () => ({ clock: localIso().slice(0, 19) });
   const update = () => {
     for (const repeat of repeats) repeat.update();
+    const now = context();
+    const calculated = calculate(form, state.answers, now);
     for (const row of rows) {
-      row.element.hidden = row.field.type === "hidden" || !isRelevant(form, row.field, state.answers);
+      row.element.hidden = row.field.type === "hidden" || !isRelevant(form, row.field, state.answers, now);
       if (row.field.choice_filter) offerChoices(form, row, state.answers);
+      if (Object.hasOwn(calculated, row.id)) {
+        state.answers[row.id] = calculated[row.id];
+        row.element.querySelector("output").textContent = shownValue(calculated[row.id]);
+      }
     }
+  };
+  /** A changed answer says at once what is wrong with it (not that it is missing: that waits
+   *  for 保存), in the cadre's language, next to the question. */
+  const recheck = (row) => {
+    const codes = validateAnswers(form, state.answers, null, context())[row.id];
+    const shown = codes && codes[0] !== "required" && !row.element.hidden;
+    row.error.textContent = shown ? codes.map((code) => messageFor(row.field, code, lang())).join("；") : "";
+    markInvalid(row.element, row.error, Boolean(shown));
   };
   for (const f of form.fields) {
     if (cards.length === 0 || f.group !== cards.at(-1).group) {
@@ -293,6 +315,7 @@ export function formFields(form, state, people) {
     const changed = () => {
       markInvalid(element, error, false);
       update();
+      recheck(rows.find((row) => row.id === f.id));
     };
     const repeat = f.type === "repeat" ? repeatInput(form, f, state, people, changed, input) : null;
     if (repeat) repeats.push(repeat);
@@ -394,6 +417,9 @@ function input(f, state, people, changed) {
       return h("p", { class: "note" }, label);
     case "hidden":
       return h("span", {});
+    case "calculate":
+      // Computed from the other answers as they change; read-only, stored with the visit.
+      return labelled(label, h("output", { class: "calculated" }, shownValue(current)));
     case "geopoint":
     case "geotrace":
     case "geoshape":
@@ -467,6 +493,14 @@ function input(f, state, people, changed) {
         h("textarea", { rows: 2, value: current ?? "", on: { input: (e) => set(e.target.value) } }),
       );
   }
+}
+
+/** A calculated value as the cadre reads it: numbers as the server writes them, 是/否. */
+function shownValue(value) {
+  if (value === null || value === undefined || value === "") return "—";
+  if (typeof value === "number") return formatNumber(value);
+  if (typeof value === "boolean") return t(value ? "answer.yes" : "answer.no");
+  return Array.isArray(value) ? value.join(", ") : String(value);
 }
 
 /** The phone's position with its accuracy, as a geopoint answer (forms/README.md). */
