@@ -429,7 +429,9 @@ class JobScheduler:
         self.app = app
         self.jobs = tuple(jobs)
         self.timezone: str = app.config["TIMEZONE"]
-        self.owner = f"{process_id()}:{uuid.uuid4().hex[:8]}"
+        # with ZOUFANG_COUNTIES a process runs a scheduler per county: the logs name it
+        county = f"{app.config['COUNTY']}:" if app.config.get("COUNTY") else ""
+        self.owner = f"{process_id()}:{county}{uuid.uuid4().hex[:8]}"
         self.scheduler = BackgroundScheduler(timezone=ZoneInfo(self.timezone))
 
     def start(self, paused: bool = False) -> None:

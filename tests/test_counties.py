@@ -270,6 +270,48 @@ def test_each_county_has_its_own_key_and_every_process_derives_the_same(toml, tm
     assert (SECRET + ":cursor").encode() not in keys[0].values()
 
 
+def test_a_countys_own_secret_key_and_settings_reach_its_app_alone(tmp_path):
+    path = tmp_path / "counties.toml"
+    path.write_text(
+        '[counties.qingxi]\nhosts = ["a.example"]\ndatabase_url = "sqlite:///a.db"\n'
+        'secret_key = "qingxi-own-key-0123456789"\n'
+        'settings = { timezone = "Asia/Urumqi", PUBLIC_URL = "https://a.example" }\n'
+        '[counties.lanshan]\nhosts = ["b.example"]\ndatabase_url = "sqlite:///b.db"\n',
+        encoding="utf-8",
+    )
+    counties = load_counties(path)
+    config = {**TEST_CONFIG, "PUBLIC_URL": "https://one-for-all.example"}
+    a, b = (county_app(counties[name], config, tmp_path) for name in ("qingxi", "lanshan"))
+    assert a.config["CURSOR_KEY"] == b"qingxi-own-key-0123456789:cursor"
+    assert (a.config["TIMEZONE"], b.config["TIMEZONE"]) == ("Asia/Urumqi", "Asia/Shanghai")
+    # a dashboard address for the whole process would send one county's notices to another
+    assert (a.config["PUBLIC_URL"], b.config["PUBLIC_URL"]) == ("https://a.example", None)
+
+
+def test_each_county_has_its_own_instance_folder_and_generated_key(monkeypatch, tmp_path):
+    """With no key anywhere, each county generates and keeps its own, in its own folder."""
+    monkeypatch.delenv("ZOUFANG_SECRET_KEY", raising=False)
+    toml = counties_toml(tmp_path / "counties.toml", "sqlite:///a.db", "sqlite:///b.db")
+    counties = load_counties(toml)
+    apps = [county_app(c, {"TESTING": True}, tmp_path / "instance") for c in counties.values()]
+    folders = [Path(app.instance_path) for app in apps]
+    assert folders == [tmp_path / "instance" / "counties" / n for n in ("qingxi", "lanshan")]
+    kept = [(folder / "secret_key").read_text() for folder in folders]
+    assert [app.config["SECRET_KEY"] for app in apps] == kept and kept[0] != kept[1]
+
+
+def test_serve_with_county_serves_that_county_alone(monkeypatch, tmp_path):
+    from server.counties import served
+
+    toml = counties_toml(tmp_path / "counties.toml", "sqlite:///a.db", "sqlite:///b.db")
+    monkeypatch.setenv("ZOUFANG_COUNTIES", str(toml))
+    monkeypatch.setenv("ZOUFANG_SECRET_KEY", SECRET)
+    application, apps = served("lanshan")
+    assert [app.config["COUNTY"] for app in apps] == ["lanshan"]
+    health = {h: HostClient(application, f"{h}.example").get("/healthz").get_json() for h in "ab"}
+    assert health == {"a": {"status": "ok", "counties": 1}, "b": {"status": "ok"}}
+
+
 # --- reports never mix counties ---------------------------------------------------------------
 
 
@@ -421,6 +463,7 @@ def test_each_countys_job_runs_once_however_many_processes_serve_it(seeded, toml
             with processes[0].apps[name].app_context(), db.engine.connect() as conn:
                 row = conn.execute(select(JobRun).where(JobRun.name == "count")).one()
             assert (row.last_status, row.last_message) == ("ok", "counted")
+        assert all(f":{s.app.config['COUNTY']}:" in s.owner for s in schedulers)  # in its logs
     finally:
         for process in processes:
             for app in process.apps.values():
