@@ -43,7 +43,7 @@ HOST_NAME = re.compile(
 REQUIRED_KEYS = ("hosts", "database_url")
 OPTIONAL_KEYS = ("secret_key", "settings")
 #: settings a county sets with its own keys, or that belong to the whole file
-NOT_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "COUNTIES")
+NOT_SETTINGS = ("DATABASE_URL", "SECRET_KEY", "COUNTIES", "COUNTY")
 MIN_SECRET_LENGTH = 16
 
 
@@ -190,11 +190,10 @@ def county_app(
         "DATABASE_URL": county.database_url,
         "COUNTY": county.name,
     }
+    # with no key anywhere, create_app generates one in the county's own instance folder
     secret = county.secret_key or _derived_secret(base.get("SECRET_KEY"), county.name)
     if secret:
         county_config["SECRET_KEY"] = secret
-    else:  # no key anywhere: create_app generates one in the county's own instance folder
-        county_config.pop("SECRET_KEY", None)
     return create_app(county_config, instance_path=str(root / "counties" / county.name))
 
 

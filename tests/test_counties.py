@@ -501,6 +501,11 @@ BAD_FILES = {
         '[counties.qingxi]\nhosts = ["a.example:8443"]\ndatabase_url = "sqlite:///a.db"\n',
         "'a.example:8443' is not a host name (hosts are matched without their port)",
     ),
+    "a database among the settings": (
+        '[counties.qingxi]\nhosts = ["a.example"]\ndatabase_url = "sqlite:///a.db"\n'
+        'settings = { database_url = "sqlite:///b.db" }\n',
+        "county 'qingxi': 'DATABASE_URL' cannot be a setting here",
+    ),
     "no county": ("# nothing yet\n", "names no county"),
     "not TOML": ("[counties.qingxi\n", "is not valid TOML"),
 }
