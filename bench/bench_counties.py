@@ -62,7 +62,7 @@ def call(port: int, host: str, path: str, body: Any = None, token: str | None = 
         headers["Authorization"] = f"Bearer {token}"
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data, headers)
-    with urllib.request.urlopen(request, timeout=60) as response:
+    with urllib.request.urlopen(request, timeout=300) as response:
         raw = response.read()
         kind = response.headers.get("Content-Type", "")
     return json.loads(raw) if kind.startswith("application/json") else raw
@@ -220,7 +220,10 @@ def main() -> None:
             )
         )
         cadre = next(u["username"] for u in seeded["users"] if u["role"] == "cadre")
-        rows = [measure(n, template, work, args.workers, cadre) for n in args.counties]
+        rows = []
+        for count in args.counties:
+            rows.append(measure(count, template, work, args.workers, cadre))
+            print(json.dumps(rows[-1]), flush=True)
     table = [
         "| counties | RSS, MiB | PSS, MiB | threads | warm-up, s |",
         "|---:|---:|---:|---:|---:|",
@@ -231,7 +234,6 @@ def main() -> None:
         ),
     ]
     print("\n".join(table))
-    print(json.dumps(rows))
 
 
 if __name__ == "__main__":

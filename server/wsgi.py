@@ -23,6 +23,8 @@ from server.storage.db import db
 LIMIT_REQUEST_LINE = 8190
 #: one header's size: a bearer token or a forwarded-for chain is far below
 LIMIT_REQUEST_FIELD_SIZE = 8190
+#: gunicorn's default access log line
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
 
 def _json_error(sock: Any, status: int, reason: str, message: str) -> None:
@@ -118,4 +120,6 @@ def run(
         "post_fork": post_fork,
         "post_worker_init": post_worker_init,
     }
+    if not isinstance(application, Flask):  # several counties: each line names its host
+        options["access_log_format"] = ACCESS_LOG_FORMAT + ' "%({host}i)s"'
     _Gunicorn(application, options).run()

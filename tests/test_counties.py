@@ -554,9 +554,9 @@ def test_zoufang_serve_routes_two_sqlite_counties_by_host_name(tmp_path):
     port = free_port()
     env = {**os.environ, "ZOUFANG_COUNTIES": str(toml), "ZOUFANG_SECRET_KEY": SECRET}
     command = [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--workers", "1"]
-    server = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
 
     def answer(host: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
@@ -601,6 +601,8 @@ def test_zoufang_serve_routes_two_sqlite_counties_by_host_name(tmp_path):
             server.kill()
             server.wait()
             raise
+    signed_in = [line for line in log.read_text().splitlines() if "POST /api/v1/devices" in line]
+    assert len(signed_in) == 3 and signed_in[0].endswith('"a.example"')  # the log names the host
 
 
 def job_names(engine: Any) -> list[str]:
