@@ -1,18 +1,22 @@
 """Memory of one ``zoufang serve`` serving 1, 10, 100 counties (ZOUFANG_COUNTIES, docs/scale.md).
 
-    .venv/bin/python bench/bench_counties.py                        # 1, 10 and 100 counties
+    .venv/bin/python bench/bench_counties.py                        # SQLite: 1, 10, 100 counties
+    .venv/bin/python bench/bench_counties.py --backend postgres --counties 1 10 100
     .venv/bin/python bench/bench_counties.py --counties 1 10 --workers 1
 
-A demo county (``seed-demo --households 60 --weeks 1``) is written once into a SQLite file and
-copied for every county. For each count, ``zoufang serve --workers W --threads 4`` (scheduler
-on, as deployed) gets a counties file naming that many counties; every county then meets a
-cadre's phone through its own host name: sign in, a full pull, a push of one visit and a
-coverage report, then the admin page — so every county's app has opened its database, filled
-its caches and started its scheduler in every worker. Memory is read afterwards from
+A demo county (``seed-demo --households 60 --weeks 1``) is written once into a SQLite file
+(copied for every county) or a PostgreSQL template database (``CREATE DATABASE … TEMPLATE``,
+in a throwaway cluster this script starts with tests/pgserver.py and removes). For each count,
+``zoufang serve --workers W --threads 4`` (scheduler on, as deployed) gets a counties file
+naming that many counties; every county then meets a cadre's phone through its own host
+name, ``2 × W`` times so that each worker sees it: sign in, a full pull, a push of one visit
+and a coverage report, then the admin page. Every county's app has then opened its database,
+filled its caches and started its scheduler in every worker. Memory is read afterwards from
 /proc/<pid>/smaps_rollup of gunicorn's master and workers: RSS (pages shared by master and
 workers counted once per process) and PSS (shared pages split, so the sum is what the server
-really holds). It prints a table for bench/README.md. Everything runs on 127.0.0.1 and the
-servers are stopped on the way out.
+really holds); on PostgreSQL also the client connections the server keeps open. It prints a
+table for bench/README.md. Everything runs on 127.0.0.1 and the servers are stopped on the
+way out.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -111,6 +116,9 @@ def serving(env: dict[str, str], workers: int, log: Path) -> Iterator[tuple[int,
                 break
             time.sleep(0.1)
         yield port, server.pid
+    except BaseException:
+        print(log.read_text(errors="replace")[-5000:], file=sys.stderr)  # why it failed
+        raise
     finally:
         server.terminate()
         try:
@@ -162,16 +170,94 @@ def use_county(port: int, host: str, cadre: str, rounds: int) -> None:
         call(port, host, "/admin")
 
 
-def measure(count: int, template: Path, work: Path, workers: int, cadre: str) -> dict[str, Any]:
+class Sqlite:
+    """County databases as copies of one seeded SQLite file."""
+
+    def __init__(self, work: Path) -> None:
+        self.template = work / "template.db"
+        self.url = f"sqlite:///{self.template}"
+
+    def county(self, folder: Path, name: str) -> str:
+        database = folder / f"{name}.db"
+        shutil.copy(self.template, database)
+        return f"sqlite:///{database}"
+
+    def connections(self) -> int | None:
+        return None
+
+    def stop(self) -> None:
+        pass
+
+
+class Postgres:
+    """County databases made from one seeded template database of a throwaway cluster."""
+
+    def __init__(self, work: Path) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from sqlalchemy import create_engine, text
+
+        from tests import pgserver
+
+        self.server = pgserver.start()
+        self.text = text
+        try:
+            self.allow_connections(2000)  # a pool per county per worker: more than 200
+            self.admin = create_engine(self.server.url, isolation_level="AUTOCOMMIT")
+            self.execute("CREATE DATABASE bench_template")
+        except BaseException:
+            self.server.stop()
+            raise
+        self.url = self.server.url.rsplit("/", 1)[0] + "/bench_template"
+
+    def allow_connections(self, limit: int) -> None:
+        """Restart the cluster with ``limit`` connections (pgserver starts it with 200)."""
+        server = self.server
+        base = os.path.dirname(server.data_dir)
+        port = urllib.parse.urlsplit(server.url).port
+        options = f"-h 127.0.0.1 -p {port} -k {base} -c fsync=off -c max_connections={limit}"
+        pg_ctl = [*server.as_user, server.pg_ctl, "-D", server.data_dir]
+        subprocess.run([*pg_ctl, "-m", "fast", "-w", "stop"], check=True, capture_output=True)
+        log = os.path.join(base, "log")
+        subprocess.run(
+            [*pg_ctl, "-o", options, "-l", log, "-w", "-t", "60", "start"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def execute(self, statement: str) -> Any:
+        with self.admin.connect() as conn:
+            result = conn.execute(self.text(statement))
+            return result.scalar() if result.returns_rows else None
+
+    def county(self, folder: Path, name: str) -> str:
+        database = f"{folder.name.replace('-', '_')}_{name}"
+        self.execute(f"CREATE DATABASE {database} TEMPLATE bench_template")
+        return self.url.rsplit("/", 1)[0] + "/" + database
+
+    def connections(self) -> int | None:
+        """Client connections to the cluster, this one's aside."""
+        return int(
+            self.execute(
+                "SELECT count(*) - 1 FROM pg_stat_activity WHERE backend_type = 'client backend'"
+            )
+        )
+
+    def stop(self) -> None:
+        self.admin.dispose()
+        self.server.stop()
+
+
+def measure(
+    count: int, backend: Sqlite | Postgres, work: Path, workers: int, cadre: str
+) -> dict[str, Any]:
     folder = work / f"counties-{count}"
     folder.mkdir()
     lines = []
     for index in range(count):
-        database = folder / f"county{index}.db"
-        shutil.copy(template, database)
+        url = backend.county(folder, f"county{index}")
         lines.append(
-            f'[counties.county{index}]\nhosts = ["county{index}.bench"]\n'
-            f'database_url = "sqlite:///{database}"\n'
+            f'[counties.county{index}]\nhosts = ["county{index}.bench"]\ndatabase_url = "{url}"\n'
         )
     toml = folder / "counties.toml"
     toml.write_text("\n".join(lines), encoding="utf-8")
@@ -185,12 +271,14 @@ def measure(count: int, template: Path, work: Path, workers: int, cadre: str) ->
         pids = [pid, *children(pid)]
         rss, pss = memory_mib(pids)
         threads = sum(threads_of(p) for p in pids)
+        connections = backend.connections()
     return {
         "counties": count,
         "workers": workers,
         "rss_mib": round(rss),
         "pss_mib": round(pss),
         "threads": threads,
+        "connections": connections,
         "warm_up_s": round(used_s, 1),
     }
 
@@ -199,37 +287,46 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counties", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-counties-") as temporary:
         work = Path(temporary)
-        template = work / "template.db"
-        env = {**os.environ, "ZOUFANG_DATABASE_URL": f"sqlite:///{template}"}
-        env["ZOUFANG_SECRET_KEY"] = SECRET
-        env.pop("ZOUFANG_COUNTIES", None)
-        seeded = json.loads(
-            zoufang(
-                env,
-                "seed-demo",
-                "--households",
-                "60",
-                "--weeks",
-                "1",
-                "--password",
-                PASSWORD,
-                "--json",
+        backend = Sqlite(work) if args.backend == "sqlite" else Postgres(work)
+        try:
+            env = {**os.environ, "ZOUFANG_DATABASE_URL": backend.url}
+            env["ZOUFANG_SECRET_KEY"] = SECRET
+            env.pop("ZOUFANG_COUNTIES", None)
+            seeded = json.loads(
+                zoufang(
+                    env,
+                    "seed-demo",
+                    "--households",
+                    "60",
+                    "--weeks",
+                    "1",
+                    "--password",
+                    PASSWORD,
+                    "--json",
+                )
             )
-        )
-        cadre = next(u["username"] for u in seeded["users"] if u["role"] == "cadre")
-        rows = []
-        for count in args.counties:
-            rows.append(measure(count, template, work, args.workers, cadre))
-            print(json.dumps(rows[-1]), flush=True)
+            if isinstance(backend, Postgres):  # no connection may stay on a template
+                backend.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = 'bench_template'"
+                )
+            cadre = next(u["username"] for u in seeded["users"] if u["role"] == "cadre")
+            rows = []
+            for count in args.counties:
+                rows.append(measure(count, backend, work, args.workers, cadre))
+                print(json.dumps(rows[-1]), flush=True)
+        finally:
+            backend.stop()
     table = [
-        "| counties | RSS, MiB | PSS, MiB | threads | warm-up, s |",
-        "|---:|---:|---:|---:|---:|",
+        "| counties | RSS, MiB | PSS, MiB | threads | database connections | warm-up, s |",
+        "|---:|---:|---:|---:|---:|---:|",
         *(
             f"| {r['counties']} | {r['rss_mib']} | {r['pss_mib']} | {r['threads']} | "
-            f"{r['warm_up_s']} |"
+            f"{'-' if r['connections'] is None else r['connections']} | {r['warm_up_s']} |"
             for r in rows
         ),
     ]
