@@ -74,6 +74,7 @@ def call(port: int, host: str, path: str, body: Any = None, token: str | None = 
 
 
 def memory_mib(pids: list[int]) -> tuple[float, float]:
+    """(RSS, PSS) in MiB, as bench_load.py reads them (it needs aiohttp, this does not)."""
     totals = {"Rss:": 0, "Pss:": 0}
     for pid in pids:
         with contextlib.suppress(OSError):

@@ -90,29 +90,20 @@ def ok(result: Any) -> str:
     return str(result.output)
 
 
+def seed_demo(toml: Path, households: int, weeks: int, as_json: bool = False) -> str:
+    """``zoufang --county qingxi seed-demo``: the demo county at qingxi."""
+    options = ["--households", str(households), "--weeks", str(weeks), "--password", PASSWORD]
+    command = ["--county", "qingxi", "seed-demo", *options, *(["--json"] if as_json else [])]
+    return ok(zoufang(toml, *command))
+
+
 @pytest.fixture
 def seeded(toml: Path, tmp_path: Path) -> dict[str, Any]:
     """Both counties through the command line: the demo county at qingxi; at lanshan the
     sample roster and an admin and a supervisor on its county region (read from its export)."""
     ok(zoufang(toml, "--county", "qingxi", "db", "upgrade"))
     ok(zoufang(toml, "--county", "lanshan", "db", "upgrade"))
-    demo = json.loads(
-        ok(
-            zoufang(
-                toml,
-                "--county",
-                "qingxi",
-                "seed-demo",
-                "--households",
-                "12",
-                "--weeks",
-                "1",
-                "--password",
-                PASSWORD,
-                "--json",
-            )
-        )
-    )
+    demo = json.loads(seed_demo(toml, households=12, weeks=1, as_json=True))
     roster = SAMPLES / "roster_example.csv"
     ok(zoufang(toml, "--county", "lanshan", "import", "roster", str(roster), "--county", "岚山县"))
     export = tmp_path / "lanshan.sqlite"
@@ -536,20 +527,7 @@ def test_zoufang_serve_routes_two_sqlite_counties_by_host_name(tmp_path):
         f"sqlite:///{tmp_path / 'qingxi.db'}",
         f"sqlite:///{tmp_path / 'lanshan.db'}",
     )
-    ok(
-        zoufang(
-            toml,
-            "--county",
-            "qingxi",
-            "seed-demo",
-            "--households",
-            "5",
-            "--weeks",
-            "0",
-            "--password",
-            PASSWORD,
-        )
-    )
+    seed_demo(toml, households=5, weeks=0)
     ok(zoufang(toml, "--county", "lanshan", "db", "upgrade"))
     port = free_port()
     env = {**os.environ, "ZOUFANG_COUNTIES": str(toml), "ZOUFANG_SECRET_KEY": SECRET}
