@@ -52,8 +52,14 @@ class ZoufangFlask(Flask):
     json_provider_class = OrjsonProvider
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    app = ZoufangFlask(__name__, instance_relative_config=True, static_folder=None)
+def create_app(
+    test_config: dict[str, Any] | None = None, instance_path: str | None = None
+) -> Flask:
+    """The app of one county's database; ``instance_path`` gives each county of
+    ZOUFANG_COUNTIES its own instance folder (server/counties.py)."""
+    app = ZoufangFlask(
+        __name__, instance_path=instance_path, instance_relative_config=True, static_folder=None
+    )
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("ZOUFANG")
     if test_config:

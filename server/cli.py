@@ -8,13 +8,24 @@ import sys
 import click
 from flask import Flask
 
-from server import create_app
 from server.storage.db import db as database
 
 
+class CountyUnusable(click.ClickException):
+    """The counties file or ``--county`` cannot be used: a usage error (exit 2)."""
+
+    exit_code = 2
+
+
 def _app() -> Flask:
-    """The app for one command; its database connections close when the command ends."""
-    app = create_app()
+    """The app for one command (of ``--county``'s county with ZOUFANG_COUNTIES); its
+    database connections close when the command ends."""
+    from server.counties import CountiesError, command_app
+
+    try:
+        app = command_app(_county())
+    except CountiesError as exc:
+        raise CountyUnusable(str(exc)) from None
 
     def dispose() -> None:
         with app.app_context():
@@ -25,8 +36,20 @@ def _app() -> Flask:
 
 
 @click.group()
-def main() -> None:
+@click.option(
+    "--county",
+    default=None,
+    metavar="NAME",
+    help="the county of the ZOUFANG_COUNTIES file to work on (docs/deploy.md)",
+)
+def main(county: str | None) -> None:
     """Zoufang (走访): household visit records, offline-first."""
+
+
+def _county() -> str | None:
+    """``zoufang --county NAME …``, given before the command."""
+    county: str | None = click.get_current_context().find_root().params.get("county")
+    return county
 
 
 @main.group()
@@ -96,10 +119,43 @@ def seed_demo(households: int, password: str, weeks: int, as_json: bool, if_empt
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
 @click.option("--no-scheduler", is_flag=True, help="do not run the scheduled jobs here")
 def serve(host: str, port: int, workers: int, threads: int, no_scheduler: bool) -> None:
-    """Serve the PWA and the API with gunicorn (a production WSGI server)."""
+    """Serve the PWA and the API with gunicorn (a production WSGI server); with
+    ZOUFANG_COUNTIES, every county of the file (or only --county's), chosen by host name."""
+    from server.counties import CountiesError, served
     from server.wsgi import run
 
-    run(host, port, workers, threads, scheduler=not no_scheduler)
+    try:
+        application, apps = served(_county())
+    except CountiesError as exc:
+        raise CountyUnusable(str(exc)) from None
+    run(application, apps, host, port, workers, threads, scheduler=not no_scheduler)
+
+
+@main.group("counties")
+def counties_group() -> None:
+    """The counties of ZOUFANG_COUNTIES (docs/deploy.md, "Several counties in one app")."""
+
+
+@counties_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="print the counties as JSON")
+def counties_list(as_json: bool) -> None:
+    """Check the file and print each county, its name first and then its host names (to run
+    a command for every county: ``zoufang counties list | cut -d' ' -f1``)."""
+    from server.counties import CountiesError, counties_file, load_counties
+
+    path = counties_file()
+    try:
+        if path is None:
+            raise CountiesError("ZOUFANG_COUNTIES is not set: this server has one county")
+        counties = load_counties(path)
+    except CountiesError as exc:
+        raise CountyUnusable(str(exc)) from None
+    if as_json:
+        listed = [{"name": c.name, "hosts": list(c.hosts)} for c in counties.values()]
+        click.echo(json.dumps(listed, ensure_ascii=False))
+        return
+    for county in counties.values():
+        click.echo(f"{county.name} {' '.join(county.hosts)}")
 
 
 @main.group()

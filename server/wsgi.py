@@ -11,9 +11,9 @@ from typing import Any
 
 import gunicorn.util
 import orjson
+from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from server import create_app
 from server.http.errors import MESSAGES
 from server.jobs import start_scheduler
 from server.storage.db import db
@@ -23,6 +23,8 @@ from server.storage.db import db
 LIMIT_REQUEST_LINE = 8190
 #: one header's size: a bearer token or a forwarded-for chain is far below
 LIMIT_REQUEST_FIELD_SIZE = 8190
+#: gunicorn's default access log line
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
 
 def _json_error(sock: Any, status: int, reason: str, message: str) -> None:
@@ -69,22 +71,35 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return self.application
 
 
-def run(host: str, port: int, workers: int, threads: int, scheduler: bool) -> None:
-    app = create_app()
+def run(
+    application: Any,
+    apps: list[Flask],
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    scheduler: bool,
+) -> None:
+    """Serve ``application``: one county's app, or the dispatcher in front of ``apps``, one
+    app per county (server/counties.py)."""
 
     def post_fork(_server: Any, _worker: Any) -> None:
         """A worker must not share the master's database connections."""
-        with app.app_context():
-            db.engine.dispose(close=False)
+        for app in apps:
+            with app.app_context():
+                db.engine.dispose(close=False)
 
     def post_worker_init(_worker: Any) -> None:
-        """Each worker runs a scheduler; the database lock lets one process run each job
-        (server/jobs.py). Not in post_fork: until the worker has its signal handlers, a
-        SIGTERM is lost and the worker lingers until the graceful timeout."""
-        if app.config["RUN_SCHEDULER"]:
-            start_scheduler(app)
+        """Each worker runs a scheduler per county; the lock in the county's database lets
+        one process run each of its jobs (server/jobs.py). Not in post_fork: until the worker
+        has its signal handlers, a SIGTERM is lost and the worker lingers until the graceful
+        timeout."""
+        for app in apps:
+            if app.config["RUN_SCHEDULER"]:
+                start_scheduler(app)
 
-    app.config["RUN_SCHEDULER"] = scheduler
+    for app in apps:
+        app.config["RUN_SCHEDULER"] = scheduler
     gunicorn.util.write_error = _json_error  # gunicorn's workers call it by this name
     options = {
         "bind": f"{host}:{port}",
@@ -105,4 +120,6 @@ def run(host: str, port: int, workers: int, threads: int, scheduler: bool) -> No
         "post_fork": post_fork,
         "post_worker_init": post_worker_init,
     }
-    _Gunicorn(app, options).run()
+    if not isinstance(application, Flask):  # several counties: each line names its host
+        options["access_log_format"] = ACCESS_LOG_FORMAT + ' "%({host}i)s"'
+    _Gunicorn(application, options).run()

@@ -141,6 +141,56 @@ def test_the_previous_fire_time_is_the_latest_at_or_before_now():
     assert previous_fire_time(weekly, at_fire - timedelta(seconds=1)) == at_fire - timedelta(7)
 
 
+def walked_back(trigger, at, horizon):
+    """Every fire time of the horizon, walked forward: the slow, obvious answer."""
+    latest, fire = None, trigger.get_next_fire_time(None, at - horizon)
+    while fire is not None and fire <= at:
+        latest, fire = fire, trigger.get_next_fire_time(fire, fire)
+    return latest
+
+
+@pytest.mark.parametrize("job", JOBS, ids=NAMES)
+def test_the_previous_fire_time_is_what_walking_the_whole_horizon_finds(job):
+    trigger = job.trigger("Asia/Shanghai")
+    # long enough for a weekly job; the walk of a minute job's fire times is slow to check
+    horizon = timedelta(days=8 if "day_of_week" in job.cron else 2)
+    for local in (
+        "2026-11-30T08:00:00",
+        "2026-11-30T07:59:59",
+        "2026-11-25T12:34:56",
+        "2026-12-01T00:00:00",
+        "2026-11-23T07:29:59",
+        "2026-11-26T03:00:00.000001",
+    ):
+        at = datetime.fromisoformat(local + "+08:00")
+        expected = walked_back(trigger, at, horizon)
+        assert previous_fire_time(trigger, at, horizon) == expected, local
+
+
+def test_no_previous_fire_time_within_a_short_horizon_is_none():
+    weekly = JOBS[0].trigger("Asia/Shanghai")
+    wednesday = datetime.fromisoformat("2026-11-25T12:00:00+08:00")
+    assert previous_fire_time(weekly, wednesday, horizon=timedelta(days=1)) is None
+
+
+def test_the_catch_up_runs_however_late_the_scheduler_gets_to_it(app):
+    """A worker starting the schedulers of many counties reaches each one's catch-up late."""
+    scheduler = JobScheduler(app)
+    scheduler.start(paused=True)
+    try:
+        time.sleep(1.5)  # APScheduler's default grace: a fire 1 s late is dropped
+        scheduler.scheduler.resume()
+        for _ in range(100):
+            with app.app_context(), store().engine.connect() as conn:
+                rows = conn.execute(select(JobRun.name)).scalars().all()
+            if len(rows) == len(NAMES):
+                break
+            time.sleep(0.1)
+    finally:
+        scheduler.shutdown()
+    assert sorted(rows) == sorted(NAMES)
+
+
 def test_starting_the_scheduler_registers_every_job_and_the_catch_up(app):
     scheduler = JobScheduler(app)
     scheduler.start(paused=True)
