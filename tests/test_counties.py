@@ -279,6 +279,28 @@ def test_a_countys_own_secret_key_and_settings_reach_its_app_alone(tmp_path):
     assert (a.config["PUBLIC_URL"], b.config["PUBLIC_URL"]) == ("https://a.example", None)
 
 
+def test_a_replica_or_photo_store_set_for_the_process_is_no_county_s_own(tmp_path):
+    """One replica answers one county's reports, and a store shared by counties would lose a
+    photo when one county's clean-up deletes bytes another still refers to."""
+    path = tmp_path / "counties.toml"
+    path.write_text(
+        '[counties.qingxi]\nhosts = ["a.example"]\ndatabase_url = "sqlite:///a.db"\n'
+        f'settings = {{ BLOB_STORE = "directory:{(tmp_path / "photos").as_posix()}" }}\n'
+        '[counties.lanshan]\nhosts = ["b.example"]\ndatabase_url = "sqlite:///b.db"\n',
+        encoding="utf-8",
+    )
+    counties = load_counties(path)
+    config = {
+        **TEST_CONFIG,
+        "REPORTS_DATABASE_URL": "postgresql://replica.example/one",
+        "BLOB_STORE": f"directory:{(tmp_path / 'shared').as_posix()}",
+    }
+    a, b = (county_app(counties[name], config, tmp_path) for name in ("qingxi", "lanshan"))
+    assert (a.config["REPORTS_DATABASE_URL"], b.config["REPORTS_DATABASE_URL"]) == (None, None)
+    assert a.config["BLOB_STORE"] == f"directory:{(tmp_path / 'photos').as_posix()}"
+    assert b.config["BLOB_STORE"] == "database"
+
+
 def test_each_county_has_its_own_instance_folder_and_generated_key(monkeypatch, tmp_path):
     """With no key anywhere, each county generates and keeps its own, in its own folder."""
     monkeypatch.delenv("ZOUFANG_SECRET_KEY", raising=False)
