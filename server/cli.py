@@ -28,8 +28,11 @@ def _app() -> Flask:
         raise CountyUnusable(str(exc)) from None
 
     def dispose() -> None:
+        from server.reports import province_counties
+
         with app.app_context():
             database.engine.dispose()
+        province_counties.dispose(app)
 
     click.get_current_context().call_on_close(dispose)
     return app
@@ -156,6 +159,28 @@ def counties_list(as_json: bool) -> None:
         return
     for county in counties.values():
         click.echo(f"{county.name} {' '.join(county.hosts)}")
+
+
+@main.group("province")
+def province_group() -> None:
+    """A province over the counties of ZOUFANG_COUNTIES (docs/deploy.md)."""
+
+
+@province_group.command("regions")
+@click.option("--name", default=None, help="the province region's name, when there is none yet")
+@click.option("--code", default=None, help="its 区划代码, e.g. 34")
+def province_regions(name: str | None, code: str | None) -> None:
+    """Copy each county's county region (id, name, code) under the province region in the
+    province's database; prints the province region's id (for users add --region)."""
+    from server.reports.province_counties import ProvinceError, copy_county_regions
+
+    app = _app()
+    try:
+        with app.app_context():
+            copied = copy_county_regions(name, code)
+    except ProvinceError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(copied, ensure_ascii=False))
 
 
 @main.group()

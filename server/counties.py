@@ -11,7 +11,16 @@ below the dispatcher knows that other counties exist.
 hosts = ["qingxi.zoufang.example.gov.cn"]
 database_url = "postgresql://zoufang@db1.internal/qingxi"
 # optional: secret_key = "…", settings = { PUBLIC_URL = "https://qingxi.…", TIMEZONE = "…" }
+
+[province]                       # optional: the province over the file's counties
+hosts = ["sheng.zoufang.example.gov.cn"]
+database_url = "postgresql://zoufang@db0.internal/province"  # its region tree and its users
+# optional: counties = ["qingxi", …] (default: every county of the file), secret_key, settings
 ```
+
+The province is an app like a county's, with its own database, key and instance folder; its
+coverage reads each county's weekly snapshots in that county's database
+(server/reports/province_counties.py). Commands reach it as ``--county province``.
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ COUNTY_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 HOST_NAME = re.compile(
     r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
+#: the ``[province]`` table's app: its name in ``--county``, log lines and its instance folder
+PROVINCE = "province"
 REQUIRED_KEYS = ("hosts", "database_url")
 OPTIONAL_KEYS = ("secret_key", "settings")
 #: settings a county sets with its own keys, or that belong to the whole file
@@ -62,12 +73,30 @@ class County:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Province:
+    """The ``[province]`` table: its own app (``app``, named PROVINCE) and the counties of the
+    file whose snapshots it adds up."""
+
+    app: County
+    counties: tuple[str, ...]
+
+
 # --- the file -----------------------------------------------------------------------------
 
 
 def load_counties(path: str | Path) -> dict[str, County]:
     """The counties of the file at ``path``, in its order; CountiesError naming the first
     problem, so that a server never starts on half a configuration."""
+    return _load(path)[0]
+
+
+def load_province(path: str | Path) -> Province | None:
+    """The file's ``[province]``, checked with the whole file; None when it has none."""
+    return _load(path)[1]
+
+
+def _load(path: str | Path) -> tuple[dict[str, County], Province | None]:
     where = f"{ENVIRONMENT} ({path})"
     try:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
@@ -75,18 +104,36 @@ def load_counties(path: str | Path) -> dict[str, County]:
         raise CountiesError(f"{where}: cannot read the file: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CountiesError(f"{where} is not valid TOML: {exc}") from None
-    unknown = sorted(set(raw) - {"counties"})
+    unknown = sorted(set(raw) - {"counties", PROVINCE})
     if unknown:
         raise CountiesError(
             f"{where}: unknown key {unknown[0]!r} at the top; the file holds only "
-            "[counties.<name>] tables"
+            "[counties.<name>] tables and a [province]"
         )
     tables = raw.get("counties")
     if not isinstance(tables, dict) or not tables:
         raise CountiesError(f"{where} names no county: add a [counties.<name>] table")
     counties = [_county(where, name, table) for name, table in tables.items()]
-    _refuse_shared(where, counties)
-    return {county.name: county for county in counties}
+    named = {county.name: county for county in counties}
+    province = _province(where, raw[PROVINCE], named) if PROVINCE in raw else None
+    _refuse_shared(where, [*counties, *([province.app] if province else [])])
+    return named, province
+
+
+def _province(where: str, table: Any, counties: dict[str, County]) -> Province:
+    """``[province]``: a county's keys for its own app, and ``counties``, names of the file."""
+    if PROVINCE in counties:
+        raise CountiesError(f"{where}: a county cannot be named {PROVINCE!r} beside [province]")
+    if not isinstance(table, dict):
+        raise CountiesError(f"{where}: {PROVINCE} must be a table")
+    own = {key: value for key, value in table.items() if key != "counties"}
+    chosen = table.get("counties", list(counties))
+    if not isinstance(chosen, list) or not chosen:
+        raise CountiesError(f"{where}: province: counties must be a list of county names")
+    for name in chosen:
+        if name not in counties:
+            raise CountiesError(f"{where}: province: {name!r} is no county of the file")
+    return Province(_county(where, PROVINCE, own), tuple(dict.fromkeys(chosen)))
 
 
 def _county(where: str, name: str, table: Any) -> County:
@@ -201,6 +248,21 @@ def county_app(
     return create_app(county_config, instance_path=str(root / "counties" / county.name))
 
 
+def province_app(
+    province: Province,
+    counties: dict[str, County],
+    config: dict[str, Any] | None = None,
+    instance_root: str | Path | None = None,
+) -> Flask:
+    """The province's app: a county's app on the province's database (its region tree and its
+    users), whose province coverage reads the snapshots in each of its counties' databases."""
+    from server.reports import province_counties
+
+    app = county_app(province.app, config, instance_root)
+    province_counties.init_app(app, [counties[name] for name in province.counties])
+    return app
+
+
 def _derived_secret(base: Any, county: str) -> str | None:
     """HMAC-SHA256 of the county's name under ZOUFANG_SECRET_KEY: one key to keep for the
     whole file, and still a different key per county, so that a cursor signed for one county
@@ -273,7 +335,8 @@ def counties_file() -> str | None:
 
 def command_app(name: str | None) -> Flask:
     """The app a command works on: today's single app without ZOUFANG_COUNTIES, else the
-    county ``--county`` names (CountiesError when it names none of the file's)."""
+    county ``--county`` names, or the province for ``--county province`` (CountiesError when
+    it names none of the file's)."""
     path = counties_file()
     if path is None:
         if name is not None:
@@ -281,27 +344,35 @@ def command_app(name: str | None) -> Flask:
                 f"--county {name} needs {ENVIRONMENT}, the file naming the counties"
             )
         return create_app()
-    counties = load_counties(path)
+    counties, province = _load(path)
     if name is None:
         raise CountiesError(
             f"{ENVIRONMENT} names {len(counties)} counties ({', '.join(counties)}): "
             "say which with zoufang --county NAME …"
         )
+    if province is not None and name == PROVINCE:
+        return province_app(province, counties)
     return county_app(_named(counties, name, path))
 
 
 def served(name: str | None) -> tuple[WsgiApp, list[Flask]]:
     """What ``zoufang serve`` runs: the WSGI app and the Flask apps behind it (each with its
-    own scheduler). Every county of the file, or only ``--county``'s."""
+    own scheduler). Every county of the file and its province, or only ``--county``'s."""
     path = counties_file()
     if path is None:
         app = command_app(name)
         return app, [app]
-    counties = load_counties(path)
+    counties, province = _load(path)
+    routed = {**counties, **({PROVINCE: province.app} if province else {})}
     if name is not None:
-        counties = {name: _named(counties, name, path)}
-    apps = {county.name: county_app(county) for county in counties.values()}
-    return CountyDispatcher(counties, apps), list(apps.values())
+        routed = {name: routed[name] if name in routed else _named(counties, name, path)}
+    apps = {
+        chosen: province_app(province, counties)
+        if province is not None and chosen == PROVINCE
+        else county_app(county)
+        for chosen, county in routed.items()
+    }
+    return CountyDispatcher(routed, apps), list(apps.values())
 
 
 def _named(counties: dict[str, County], name: str, path: str) -> County:

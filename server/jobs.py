@@ -582,7 +582,10 @@ def _write() -> Iterator[Connection]:
 
 def _bulletin_regions() -> list[Any]:
     """The county (every root region but a province, and every county under one) and each
-    township, each once, counties first. A province's figures are its counties' snapshots."""
+    township, each once, counties first. A province's figures are its counties' snapshots;
+    a province over county databases has no county of its own (its counties' jobs keep them)."""
+    if current_app.extensions.get(province.COUNTY_DATABASES) is not None:
+        return []
     columns = (Region.id, Region.parent_id, Region.level, Region.name, Region.code)
     root = and_(Region.parent_id.is_(None), Region.level != province.LEVEL)
     wanted = or_(root, Region.level.in_(("county", "township")))

@@ -8,9 +8,10 @@ and trend add those up. A county without a snapshot for a week is listed as miss
 did not run, or its server is not upgraded), never counted as 0 %.
 
 Where the snapshots come from is one function, ``county_snapshots``, over an iterable of
-connections: today the app's one database (the province region and its counties live in it);
-with one database per county, each county's connection (its replica's), the province region
-record being in each county database as its county's parent. Nothing else here reads.
+connections: in one database (the province region and its counties live in it, as in a
+township's or a county's own server) the app's connection; with one database per county
+(ZOUFANG_COUNTIES with a ``[province]``), each county's report connection, read by
+server/reports/province_counties.py. Nothing else here reads snapshots.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
 from server.http.errors import ApiError
 from server.reports.coverage import (
@@ -41,6 +43,8 @@ from sync.scope import Scope
 
 KIND = "coverage_county"
 LEVEL = "province"
+#: the app extension of a province whose counties have their own databases
+COUNTY_DATABASES = "zoufang_county_databases"
 
 
 def county_snapshot(coverage: dict[str, Any]) -> dict[str, Any]:
@@ -73,21 +77,26 @@ def is_province(region_id: str) -> bool:
     return level == LEVEL
 
 
+def counties_of(conn: Connection, province_id: str | None) -> list[Row[Any]]:
+    """The county regions under the province (None: every county region of the database, as
+    in a county's own database, where its county is a root or under a copy of its province)."""
+    r = REGIONS.c
+    query = select(r.id, r.name, r.code).where(r.level == "county", ~r.deleted)
+    if province_id is not None:
+        query = query.where(r.parent_id == province_id)
+    return list(conn.execute(query).all())
+
+
 def county_snapshots(
     connections: Iterable[Connection],
-    province_id: str,
+    province_id: str | None,
     periods: list[str],
     as_of: datetime | None,
 ) -> Iterator[tuple[str, County]]:
     """For each period, each county under the province in each connection, with the latest
     ``coverage_county`` snapshot taken by ``as_of`` (None: any). Two queries a connection."""
     for conn in connections:
-        r = REGIONS.c
-        counties = conn.execute(
-            select(r.id, r.name, r.code).where(
-                r.parent_id == province_id, r.level == "county", ~r.deleted
-            )
-        ).all()
+        counties = counties_of(conn, province_id)
         latest: dict[tuple[str, str], tuple[datetime, dict[str, Any]]] = {}
         s = SNAPSHOTS.c
         for ids in chunks([c.id for c in counties]):
@@ -106,6 +115,17 @@ def county_snapshots(
                 yield period, County(c.id, c.name, c.code, taken_at, summary)
 
 
+def snapshots_of(
+    conn: Connection, province_id: str, periods: list[str], as_of: datetime | None
+) -> Iterator[tuple[str, County]]:
+    """The province's counties' snapshots: in the app's own database, or in each county's
+    database when the app is a province over county databases (``COUNTY_DATABASES``)."""
+    databases = current_app.extensions.get(COUNTY_DATABASES)
+    if databases is None:
+        return county_snapshots([conn], province_id, periods, as_of)
+    return databases.snapshots(counties_of(conn, province_id), periods, as_of)  # type: ignore[no-any-return]
+
+
 def coverage(
     period: str,
     region_id: str,
@@ -119,7 +139,7 @@ def coverage(
     r = REGIONS.c
     with replica.report() as conn:
         region = conn.execute(select(r.id, r.name, r.level).where(r.id == region_id)).one()
-        found = [c for _, c in county_snapshots([conn], region_id, [parsed.label], moment)]
+        found = [c for _, c in snapshots_of(conn, region_id, [parsed.label], moment)]
     found.sort(key=lambda c: (c.code or "", c.name))
     reported = [c for c in found if c.summary is not None]
     due = sum(c.summary["due"] for c in reported if c.summary)
@@ -159,7 +179,7 @@ def trend(
     labels = [p.label for p in periods]
     totals = {label: [0, 0, 0] for label in labels}  # due, visited, missing
     with replica.report() as conn:
-        for label, county in county_snapshots([conn], region_id, labels, None):
+        for label, county in snapshots_of(conn, region_id, labels, None):
             if county.summary is None:
                 totals[label][2] += 1
             else:

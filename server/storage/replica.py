@@ -124,16 +124,21 @@ def _first_line(exc: Exception) -> str:
 def init_app(app: Flask, primary: Engine) -> None:
     """Reports read ``REPORTS_DATABASE_URL`` when set; the primary otherwise."""
     url = app.config.get("REPORTS_DATABASE_URL")
-    replica = None
-    if url:
-        url = normalize_url(url)
-        options = engine_options(url)
-        if url.startswith("postgresql"):
-            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
-        replica = create_engine(url, **options)
-        configure_engine(replica)
+    replica = report_engine(url) if url else None
     max_lag = float(app.config.get("REPORTS_MAX_LAG_SECONDS", DEFAULT_MAX_LAG_SECONDS))
     app.extensions[EXTENSION] = ReportDatabases(primary, replica, max_lag)
+
+
+def report_engine(url: str) -> Engine:
+    """An engine that reports read through, which gives up on a server that does not answer
+    within CONNECT_TIMEOUT (a report then reads elsewhere, or lists what it could not read)."""
+    url = normalize_url(url)
+    options = engine_options(url)
+    if url.startswith("postgresql"):
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+    engine = create_engine(url, **options)
+    configure_engine(engine)
+    return engine
 
 
 def databases() -> ReportDatabases:
