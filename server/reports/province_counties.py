@@ -72,7 +72,6 @@ class CountyDatabases:
                 taken_at, summary = (county.taken_at, county.summary) if county else (None, None)
                 yield period, province.County(child.id, child.name, child.code, taken_at, summary)
 
-
     def dispose(self) -> None:
         """Close every county connection (a command's end, a test's)."""
         for county in self.counties:
