@@ -126,20 +126,24 @@ def _parse_one(raw: dict[str, Any], device_id: str) -> Op:
 def _deeper_than(value: Any, limit: int) -> bool:
     """Whether ``value`` nests more than ``limit`` levels; iterative, so a hostile op nested
     a thousand deep costs no recursion."""
+    if not isinstance(value, dict | list):
+        return False  # most values of an op: checked without building a stack
     stack = [(value, 1)]
     while stack:
         item, level = stack.pop()
-        if isinstance(item, dict | list):
-            if level > limit:
-                return True
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, level + 1) for child in children)
+        if level > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                stack.append((child, level + 1))
     return False
 
 
 def _too_deep(raw: dict[str, Any]) -> dict[str, list[str]]:
     """The fields of an op nested deeper than MAX_DEPTH (counted from the op), as
     ``data.<name>`` inside ``data``."""
+    if not _deeper_than(raw, MAX_DEPTH):
+        return {}  # the usual op: one walk, none per field
     message = [f"nested deeper than {MAX_DEPTH} levels"]
     problems: dict[str, list[str]] = {}
     for key, value in raw.items():

@@ -213,8 +213,22 @@ def check_answers(
     if form is None:
         return {"_form": [f"form {form_id} version {version} is not published on this server"]}
     seeded = any(field.seed for field in form.fields.values())
-    people = _people_of(household_id, batch_people) if seeded and household_id else None
-    return forms.validate_answers(form, answers, people, clock=forms.visit_clock(visited_at))
+    if seeded and household_id:
+        people = _people_of(household_id, batch_people)
+        return forms.validate_answers(form, answers, people, clock=forms.visit_clock(visited_at))
+    clock = forms.visit_clock(visited_at) if _reads_clock_of(form) else None
+    key = _answers_key(answers)
+    if key is None:
+        return forms.validate_answers(form, answers, clock=clock)
+    memo: dict[Any, dict[str, list[str]]] = current_app.extensions.setdefault(ANSWERS_MEMO, {})
+    found = memo.get((form_id, version, clock, key))
+    if found is None:
+        if len(memo) >= ANSWERS_MEMO_SIZE:
+            memo.clear()
+        found = memo[(form_id, version, clock, key)] = forms.validate_answers(
+            form, answers, clock=clock
+        )
+    return {name: list(codes) for name, codes in found.items()}
 
 
 def _people_of(household_id: str, batch_people: frozenset[str]) -> list[str]:
@@ -223,6 +237,56 @@ def _people_of(household_id: str, batch_people: frozenset[str]) -> list[str]:
     with store().read() as conn:
         query = select(people.c.id).where(people.c.household_id == household_id)
         return [*conn.scalars(query), *batch_people]
+
+
+#: answers already checked, by published form version (and the visit's clock, for a form that
+#: reads today() or now()): the week's checklist is a dozen yes/no answers, so most visits
+#: repeat one of a few combinations, and a published version never changes. Checking them was
+#: 6 % of a push's CPU (bench/README.md). A form with a repeat seeded from the household's
+#: people is checked against them afresh each time.
+ANSWERS_MEMO = "zoufang_answers_checked"
+ANSWERS_MEMO_SIZE = 4096
+CLOCK_MEMO = "zoufang_forms_reading_the_clock"
+
+
+def _reads_clock_of(form: forms.FormVersion) -> bool:
+    """Whether any expression of a published version calls today() or now(), kept per app
+    (a published version never changes)."""
+    known: dict[tuple[str, int], bool] = current_app.extensions.setdefault(CLOCK_MEMO, {})
+    key = (form.form_id, form.version)
+    if key not in known:
+        known[key] = _reads_clock(form)
+    return known[key]
+
+
+def _reads_clock(form: forms.FormVersion) -> bool:
+    for field in form.all_fields():
+        for name in ("relevant", "required", "constraint", "calculation", "repeat_count"):
+            expression = getattr(field, name, None)
+            if expression is not None and any(
+                getattr(node, "function", None) in ("today", "now") for node in expression.nodes()
+            ):
+                return True
+        if field.problem is not None and any(
+            getattr(node, "function", None) in ("today", "now")
+            for node in field.problem.when.nodes()
+        ):
+            return True
+    return False
+
+
+def _answers_key(answers: dict[str, Any]) -> tuple[tuple[str, type, Any], ...] | None:
+    """The answers as a key, with each value's type (``True == 1`` in Python, not in a form);
+    None when a value is a list or an object (a multiple choice, a repeat): checked afresh."""
+    if not isinstance(answers, dict):
+        return None
+    key = []
+    for name, value in answers.items():
+        if not (value is None or isinstance(value, str | bool | int | float)):
+            return None
+        key.append((name, type(value), value))
+    key.sort(key=lambda item: item[0])
+    return tuple(key)
 
 
 def _next_version(
