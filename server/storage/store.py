@@ -342,6 +342,7 @@ def _meets(table: Table, scope: Scope) -> ColumnElement[bool]:
 class SqlTxn:
     def __init__(self, conn: Connection, postgres: bool) -> None:
         self.conn = conn
+        self.postgres = postgres
         query = select(COUNTERS.c.value).where(COUNTERS.c.name == "version")
         if postgres:
             query = query.with_for_update()
