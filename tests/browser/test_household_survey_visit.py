@@ -43,6 +43,8 @@ SURVEY = [
      "people"],
     ["decimal", "income", "月收入（元）", "Monthly income (yuan)", "yes", None, ". >= 0"],
     ["select_one yes_no", "works", "是否务工", "In work", "yes"],
+    ["calculate", "yearly", "年收入（元）", "Yearly income (yuan)", None, None, None, None,
+     "${income} * 12"],
     ["end_repeat"],
     ["calculate", "per_capita", "人均月收入", "Income per person", None, None, None, None,
      "round(sum(${income}) div count(${members}), 2)"],
@@ -101,6 +103,8 @@ def fill_survey(phone: Phone, camera: bytes) -> None:
         entry.get_by_label("月收入（元）").fill(income)
         entry.get_by_text(works, exact=True).click()
     assert per_capita.inner_text() == "450" and reason.is_visible()  # under the line: why?
+    yearly = visit.locator(".entry", has_text="汪小红").locator(".field", has_text="年收入")
+    assert yearly.locator("output").inner_text() == "10800"  # each member's own calculation
     reason.fill("老人无收入，孙女务工收入低")
     visit.get_by_role("button", name="取当前位置").click()
     visit.locator(".location-field", has_text="已定位").wait_for()
@@ -165,9 +169,14 @@ def test_an_offline_household_survey_with_members_a_calculation_and_a_photo_reac
         data = json.loads(stored.data)
         answers = data["answers"]
         by_person = {entry["person"]: entry for entry in answers["members"]}
-        assert by_person[granddaughter] == {"person": granddaughter, "income": 900, "works": True}
+        assert by_person[granddaughter] == {
+            "person": granddaughter,
+            "income": 900,
+            "works": True,
+            "yearly": 10800,
+        }
         (elder,) = set(by_person) - {granddaughter}
-        assert by_person[elder] == {"person": elder, "income": 0, "works": False}
+        assert by_person[elder] == {"person": elder, "income": 0, "works": False, "yearly": 0}
         assert (answers["town"], answers["village"]) == ("east", "shang")
         assert answers["per_capita"] == 450 and answers["below_line"]
         assert (answers["home"]["lat"], answers["home"]["lon"]) == (26.58, 106.71)
@@ -177,6 +186,13 @@ def test_an_offline_household_survey_with_members_a_calculation_and_a_photo_reac
         assert check_answers("weekly_visit", version, wrong, data["visited_at"]) == {
             "per_capita": ["calculation_mismatch"]
         }
+        index = answers["members"].index(by_person[granddaughter])
+        members = [
+            dict(e, yearly=900) if e["person"] == granddaughter else e for e in answers["members"]
+        ]
+        assert check_answers(
+            "weekly_visit", version, {**answers, "members": members}, data["visited_at"]
+        ) == {f"members[{index}].yearly": ["calculation_mismatch"]}
         blob = db.session.scalars(select(Blob).where(Blob.sha256 == answers["house"])).one()
         assert hashlib.sha256(bytes(blob.content)).hexdigest() == answers["house"]
 
@@ -187,9 +203,11 @@ def test_an_offline_household_survey_with_members_a_calculation_and_a_photo_reac
     (row,) = [r for r in sheets["走访记录"] if r["走访编号"] == stored.id]
     assert float(row["人均月收入"]) == 450 and row["住房照片"] == answers["house"]
     members = [r for r in sheets["家庭成员"] if r["走访编号"] == stored.id]
-    assert sorted((r["人员"], float(r["月收入（元）"])) for r in members) == [
-        ("汪小红", 900),
-        ("汪德明", 0),
+    assert sorted(
+        (r["人员"], float(r["月收入（元）"]), float(r["年收入（元）"])) for r in members
+    ) == [
+        ("汪小红", 900, 10800),
+        ("汪德明", 0, 0),
     ]
 
     monday = (visited + timedelta(days=8 - visited.isoweekday())).replace(hour=8, minute=0)
