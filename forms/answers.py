@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 
 from forms.expressions import equal, is_answered, is_number
-from forms.model import Field, FormVersion
+from forms.model import Field, FormVersion, calculation_order
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TIME = re.compile(r"[0-9]{2}:[0-9]{2}(?::[0-9]{2})?")
@@ -235,6 +235,7 @@ def _repeat_errors(
             if code is not None:
                 errors[where + "person"] = [code]
         inside = entry_context(repeat, context, entry)
+        expected = _entry_calculations(repeat, inside, clock, index + 1)
         for child in repeat.fields.values():
             if child.type == "repeat":
                 inner = entry.get(child.id)
@@ -243,9 +244,29 @@ def _repeat_errors(
                 )
                 continue
             code = _field_error(child, entry.get(child.id), inside, people, clock, index + 1)
+            if code is None and child.id in expected:
+                code = _calculation_error(entry.get(child.id), expected[child.id])
             if code is not None:
                 errors[where + child.id] = [code]
     return errors
+
+
+def _entry_calculations(
+    repeat: Field, inside: Mapping[str, object], clock: str | None, position: int
+) -> dict[str, object]:
+    """The calculate fields of one entry, recomputed as ``calculate`` does for the form's
+    own, from what the entry's conditions read (its answers over the enclosing level's) and
+    at its position. The phone stores them in the entry, so each entry's are checked."""
+    values = dict(inside)
+    fields = calculation_order(list(repeat.fields.values()))
+    for field in fields:
+        assert field.calculation is not None
+        relevant = field.relevant.holds(values, clock=clock, position=position)
+        value = (
+            field.calculation.evaluate(values, clock=clock, position=position) if relevant else None
+        )
+        values[field.id] = value if is_answered(value) else None
+    return {field.id: values[field.id] for field in fields}
 
 
 def _entry_person_error(

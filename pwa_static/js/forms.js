@@ -171,6 +171,8 @@ function language(lang) {
 
 /** Form versions with their conditions parsed, built once per form record object. */
 const compiled = new WeakMap();
+/** repeat definition -> the repeat compiled on its own (calculateEntry, at any depth) */
+const compiledRepeats = new WeakMap();
 
 /**
  * The fields of a form version, in order, ready to evaluate.
@@ -214,12 +216,14 @@ function compileField(doc) {
   const required = doc.required ?? false;
   const condition = typeof required === "boolean" ? String(required) : required;
   const count = doc.repeat_count;
+  const fields = new Map((doc.type === "repeat" ? doc.fields : []).map((child) =>
+    [child.id, compileField(child)]));
   return {
     id: doc.id,
     type: doc.type,
     doc,
-    fields: new Map((doc.type === "repeat" ? doc.fields : []).map((child) =>
-      [child.id, compileField(child)])),
+    fields,
+    calculations: calculationOrder(fields), // a repeat's, computed in each entry
     repeatCount: count === undefined || count === null ? null : parseExpression(String(count)),
     required: parseExpression(condition),
     relevant: parseExpression(doc.relevant ?? "true"),
@@ -368,12 +372,48 @@ export function calculate(formVersion, answers, { clock = null } = {}) {
 }
 
 /**
+ * The calculate fields of one entry of a repeat, from what the entry's conditions read (its
+ * answers over the enclosing level's, as entryContext gives) and at its 1-based position: the
+ * phone stores them in the entry; the server recomputes each entry's (_entry_calculations).
+ * @param {object} repeatDoc the repeat's definition, at any depth
+ * @param {object} context what the entry's conditions read (entryContext)
+ * @param {{clock?: string|null, position?: number}} [env]
+ * @returns {Object<string, unknown>} field id -> value (null when there is none)
+ */
+export function calculateEntry(repeatDoc, context, env = {}) {
+  let repeat = compiledRepeats.get(repeatDoc);
+  if (repeat === undefined) {
+    repeat = compileField(repeatDoc);
+    compiledRepeats.set(repeatDoc, repeat);
+  }
+  return calculateIn(repeat, context, env);
+}
+
+function calculateIn(repeat, context, env) {
+  const values = { ...context };
+  const result = {};
+  for (const field of repeat.calculations) {
+    const value = field.relevant.holds(values, env) ? field.calculation.evaluate(values, env) : null;
+    values[field.id] = isAnswered(value) ? value : null;
+    result[field.id] = values[field.id];
+  }
+  return result;
+}
+
+/**
  * The answers with every calculation recomputed: what the phone saves (an unanswered
- * calculation is left out, as an unanswered question is).
+ * calculation is left out, as an unanswered question is). Each entry's calculations come
+ * first, so that the form's own read them (`sum(yearly)`).
  */
 export function withCalculations(formVersion, answers, env = {}) {
   const result = { ...answers };
-  for (const [id, value] of Object.entries(calculate(formVersion, answers, env))) {
+  const context = answerContext(formVersion, answers);
+  for (const field of fieldsOf(formVersion).values()) {
+    if (field.type === "repeat" && Array.isArray(result[field.id])) {
+      result[field.id] = entriesWithCalculations(field, result[field.id], context, env);
+    }
+  }
+  for (const [id, value] of Object.entries(calculate(formVersion, result, env))) {
     if (value === null) {
       delete result[id];
     } else {
@@ -381,6 +421,27 @@ export function withCalculations(formVersion, answers, env = {}) {
     }
   }
   return result;
+}
+
+/** The entries with their calculations recomputed, those of repeats inside them too. */
+function entriesWithCalculations(repeat, entries, context, env) {
+  return entries.map((entry, index) => {
+    if (!isEntry(entry)) return entry;
+    const at = { ...env, position: index + 1 };
+    const kept = { ...entry };
+    const calculated = calculateIn(repeat, entryContext(repeat.doc, context, entry), at);
+    for (const [id, value] of Object.entries(calculated)) {
+      if (value === null) delete kept[id];
+      else kept[id] = value;
+    }
+    const inside = entryContext(repeat.doc, context, kept);
+    for (const child of repeat.fields.values()) {
+      if (child.type === "repeat" && Array.isArray(kept[child.id])) {
+        kept[child.id] = entriesWithCalculations(child, kept[child.id], inside, env);
+      }
+    }
+    return kept;
+  });
 }
 
 /** A stored calculation is the recomputed one: numbers to within a relative 1e-9. */
@@ -493,13 +554,17 @@ function repeatErrors(repeat, value, context, people, key, env = {}) {
     }
     const inside = entryContext(repeat.doc, context, entry);
     const at = { ...env, position: index + 1 };
+    const expected = calculateIn(repeat, inside, at);
     for (const child of repeat.fields.values()) {
       if (child.type === "repeat") {
         const inner = answerOf(entry, child.id);
         Object.assign(errors, repeatErrors(child, inner, inside, people, where + child.id, at));
         continue;
       }
-      const childCode = fieldError(child, answerOf(entry, child.id), inside, people, at);
+      let childCode = fieldError(child, answerOf(entry, child.id), inside, people, at);
+      if (childCode === null && Object.hasOwn(expected, child.id)) {
+        childCode = calculationError(answerOf(entry, child.id), expected[child.id]);
+      }
       if (childCode !== null) errors[where + child.id] = [childCode];
     }
   });

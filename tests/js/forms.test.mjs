@@ -253,3 +253,28 @@ test("the phone stores each calculation as computed, after those it reads, and d
   assert.deepEqual(saved, { income: 9000, members: 0, label: "人均 " });
   assert.deepEqual(validateAnswers(version, saved), {});
 });
+
+test("withCalculations stores each entry's calculations, which the form's own then read", () => {
+  const label = (id) => ({ "zh-CN": id, en: id });
+  const version = {
+    form_id: "t", version: 1, title: label("t"), policy: null,
+    fields: [
+      { id: "member", type: "repeat", label: label("member"), fields: [
+        { id: "income", type: "number", label: label("income") },
+        { id: "yearly", type: "calculate", label: label("yearly"), calculation: "income * 12" },
+        { id: "kids", type: "repeat", label: label("kids"), fields: [
+          { id: "nth", type: "calculate", label: label("nth"), calculation: "position() + yearly" },
+        ] },
+      ] },
+      { id: "total", type: "calculate", label: label("total"), calculation: "sum(yearly)" },
+    ],
+  };
+  const saved = withCalculations(version, {
+    member: [{ income: 100, yearly: 5, kids: [{}, {}] }, { kids: [] }],
+  });
+  assert.deepEqual(saved, {
+    member: [{ income: 100, yearly: 1200, kids: [{ nth: 1201 }, { nth: 1202 }] }, { kids: [] }],
+    total: 1200,
+  });
+  assert.deepEqual(validateAnswers(version, saved), {});
+});

@@ -14,10 +14,12 @@
  */
 
 import {
-  answerContext, entryContext, isAnswered, isRelevant, offeredChoicesIn, parseExpression,
+  answerContext, calculateEntry, entryContext, isAnswered, isRelevant, offeredChoicesIn,
+  parseExpression,
 } from "../forms.js";
 import { pick } from "../i18n.js";
 import { sha256Hex } from "../photos.js";
+import { localIso } from "../time.js";
 import { h, labelled } from "../ui.js";
 
 /** The words of this module, Chinese first (kept here so the shared word list stays small). */
@@ -150,6 +152,12 @@ export function repeatInput(
       }
     }
     const context = outer();
+    const clock = localIso().slice(0, 19);
+    current.forEach((entry, index) => {
+      // each entry's calculations, live (the visit screen shows them; saving recomputes)
+      const inside = entryContext(f, context, entry);
+      Object.assign(entry, calculateEntry(f, inside, { clock, position: index + 1 }));
+    });
     for (const row of rows) {
       const inside = entryContext(f, context, row.entry);
       row.element.hidden = !parseExpression(row.field.relevant ?? "true").holds(inside);

@@ -283,6 +283,11 @@ export function formFields(form, state, people) {
   const context = () => ({ clock: localIso().slice(0, 19) });
   const update = () => {
     for (const repeat of repeats) repeat.update();
+    for (const row of repeats.flatMap((repeat) => repeat.rows())) {
+      if (row.field.type === "calculate") {
+        row.element.querySelector("output").textContent = shownValue(row.entry[row.field.id]);
+      }
+    }
     const now = context();
     const calculated = calculate(form, state.answers, now);
     for (const row of rows) {
