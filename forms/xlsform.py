@@ -219,6 +219,22 @@ _COLUMN_OF_PATH = {
     ".hint": "hint",
 }
 _ORDERED = (*NUMBER_TYPES, "date", "time", "datetime")
+#: the questions that may carry a ``calculation`` (ODK then computes their value)
+_CALCULATED = frozenset(_TYPES) - {"note", "calculate"} | {"select one external"}
+#: the columns of what a person answers, without meaning on a computed question
+_ANSWERED_COLUMNS = frozenset(
+    {
+        "required",
+        "required_message",
+        "default",
+        "constraint",
+        "constraint_message",
+        "choice_filter",
+        "read_only",
+    }
+)
+#: questions a constraint never compares with another question
+_UNCOMPARED = frozenset({"multiple_choice", "photo", "note", "geopoint", "geotrace", "geoshape"})
 #: XLSForm's functions of values and their Zoufang spelling (others: see _value_call)
 _VALUE_FUNCTIONS = {
     "string-length": "string_length",
@@ -587,6 +603,8 @@ class _Converter:
         if other_of is not None:
             row = other_of.row
             cells["relevant"] = f"selected(${{{other_of.name}}}, 'other')"
+        if cells.get("calculation") and kind in _CALCULATED:
+            return self._calculated(node, kind, row, group)
         field_type = self._field_type(node, kind, row)
         ident = self._field_id(name, row, "question")
         if field_type is None or ident is None:
@@ -606,6 +624,21 @@ class _Converter:
         elif field_type in _CHOICE_TYPES:
             self._choices(question, node)
         return question
+
+    def _calculated(
+        self, node: Mapping[str, Any], kind: str, row: int | None, group: _Group | None
+    ) -> _Question | None:
+        """A question with a ``calculation``: ODK computes its value and shows it, so it is a
+        calculate field keeping its label. What a person would answer (required, default,
+        constraint, choices) has no meaning for it and is dropped."""
+        name = str(node.get("name", ""))
+        ident = self._field_id(name, row, "question")
+        if ident is None:
+            return None
+        cells = {k: v for k, v in _cells(node).items() if k not in _ANSWERED_COLUMNS}
+        if not _localized(cells, "label"):
+            cells["label"] = cells.get("hint") or name
+        return _Question(row, name, ident, kind, "calculate", cells, group, node=node)
 
     def _choices(self, question: _Question, node: Mapping[str, Any]) -> None:
         list_name = str(node.get("list_name") or node.get("itemset") or "")
@@ -628,7 +661,7 @@ class _Converter:
                 label = {"zh-CN": value, "en": value}
             entry: dict[str, Any] = {"value": value, "label": label}
             tags = {
-                column: value if column == "name" else cells.get(column.lower(), "")
+                column: _tag(column, value, cells)
                 for column, _, _ in _filter_terms(question.cells.get("choice_filter", "")) or ()
             }
             if any(tags.values()):
@@ -1126,6 +1159,24 @@ _FILTER_TERM = re.compile(
 )
 
 
+#: ``${q} = 'text'`` (or ``'text' = ${q}``): a choice_filter that reads no column of the choice
+_CONSTANT_TERM = re.compile(
+    r"""\s*(?:(?P<reference>\$\{[^}]+\})\s*=\s*(?P<text>'[^']*'|"[^"]*")
+    |(?P<text2>'[^']*'|"[^"]*")\s*=\s*(?P<reference2>\$\{[^}]+\}))\s*""",
+    re.VERBOSE,
+)
+
+
+def _tag(column: str, value: str, cells: Mapping[str, str]) -> str:
+    """What a choice holds in a column a choice_filter names: its own name for ``name``, the
+    text of a constant term (see _CONSTANT_TERM) for that term's column, else its cell."""
+    if column == "name":
+        return value
+    if column.startswith("${"):
+        return column.partition(" = ")[2][1:-1]
+    return cells.get(column.lower(), "")
+
+
 _STATIC_TERM = re.compile(
     r"""\s*(?P<left>[A-Za-z_][\w.:-]*)\s*(?P<op>!=|=)\s*
     (?P<right>'[^']*'|"[^"]*"|[A-Za-z_][\w.:-]*)\s*""",
@@ -1181,6 +1232,16 @@ def _filter_terms(text: str) -> list[tuple[str, str, bool]] | None:
         return []
     terms = []
     for part in re.split(r"\s+and\s+", text.strip()):
+        constant = _CONSTANT_TERM.fullmatch(part)
+        if constant is not None:
+            # offers every choice or none: each choice is tagged with the text in a column
+            # named after the term, which the question's answer must equal
+            reference, text = (
+                constant["reference"] or constant["reference2"],
+                (constant["text"] or constant["text2"]),
+            )
+            terms.append((f"{reference} = {text}", reference[2:-1].strip(), True))
+            continue
         match = _FILTER_TERM.fullmatch(part)
         if match is None:
             return None
@@ -1605,6 +1666,8 @@ class _Translator:
             return f"selected({question.id}, {_quoted(value.value)})"
         if question.type in ("single_choice", "boolean"):
             return f"{question.id} == {self._literal(question, value, ordered=False)}"
+        if question.type == "calculate" and question.kind in ("select one", "select one external"):
+            return f"{question.id} == {_quoted(value.value)}"  # a computed select_one
         raise _Untranslatable(f"selected() needs a select question, ${{{question.name}}} is not")
 
     def _count(self, reference: _Node) -> str:
@@ -1639,10 +1702,19 @@ class _Translator:
         question = self._question(left)
         if right.kind == "string" and right.value == "" and op in ("==", "!="):
             return f"{question.id} {op} null", ""
+        if question.type == "multiple_choice" and op in ("==", "!="):
+            return self._just_selected(question, op, right.value)
         value = self._literal(question, right, ordered=op not in ("==", "!="))
         if op == "!=":
             return f"{question.id} == null or {question.id} != {value}", "or"
         return f"{question.id} {op} {value}", ""
+
+    @staticmethod
+    def _just_selected(question: _Question, op: str, value: str) -> tuple[str, str]:
+        """``${sm} = 'x'`` on a select_multiple: XPath compares the space-joined selection,
+        so it holds when exactly that one choice is selected."""
+        exactly = f"count({question.id}) == 1 and selected({question.id}, {_quoted(value)})"
+        return (exactly, "and") if op == "==" else (f"not ({exactly})", "")
 
     def _general_comparison(self, op: str, left: _Node, right: _Node) -> str:
         """A comparison of computed values (arithmetic, functions, two questions): both sides
@@ -1674,11 +1746,13 @@ class _Translator:
         if current is None or current.name not in (first.name, second.name):
             return self._general_comparison(op, left, right), ""
         other = second if first.name == current.name else first
-        if _kind_of(first) != _kind_of(second):
+        # a calculation's value is a number or text as it comes out: compared with anything
+        dynamic = "calculate" in (first.type, second.type)
+        if _kind_of(first) != _kind_of(second) and not dynamic:
             raise _Untranslatable(f"${{{first.name}}} and ${{{second.name}}} are of other kinds")
-        if op not in ("==", "!=") and first.type not in _ORDERED:
-            raise _Untranslatable(f"${{{first.name}}} cannot be compared with < <= > >=")
-        if first.type in ("multiple_choice", "photo", "note", "geopoint", "geotrace", "geoshape"):
+        if op not in ("==", "!=") and current.type not in (*_ORDERED, "calculate"):
+            raise _Untranslatable(f"${{{current.name}}} cannot be compared with < <= > >=")
+        if {first.type, second.type} & _UNCOMPARED:
             raise _Untranslatable(f"${{{first.name}}} cannot be compared with another question")
         if op == "!=":
             return f"{other.id} == null or {first.id} != {second.id}", "or"

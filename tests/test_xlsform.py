@@ -294,7 +294,7 @@ def test_nested_groups_give_the_innermost_name_and_all_their_conditions() -> Non
         ({"name": "q", "label": "q"}, None, "no type"),
         ({"type": "end_group"}, None, "Unmatched 'end_group'"),
         ({"type": "begin_group", "name": "g"}, None, "Unmatched 'begin_group'"),
-        ({"type": "text", "name": "q", "label": "q", "calculation": "1"}, "calculation", ""),
+        ({"type": "note", "name": "q", "label": "q", "calculation": "1"}, "calculation", ""),
         ({"type": "text", "name": "q", "label": "q", "default": "once(${t})"}, "default", "once"),
         ({"type": "select_one yes_no", "name": "q", "label": "q", "default": "x"}, "default", ""),
         ({"type": "integer", "name": "q", "label": "q", "default": "many"}, "default", "number"),
@@ -442,7 +442,7 @@ def test_translated_conditions_treat_unanswered_questions_as_xlsform_does(
     [
         ("${n} + 1", "arithmetic is not a condition"),
         ("pow(${n}, 2) > 4", "pow() is not supported"),
-        ("${kinds} = 'flood'", "selected()"),
+        ("${kinds} > 'flood'", "cannot be compared"),
         ("${n} | ${x}", "unions"),
         ("regex(${t}, '(a)\\1')", "\\1"),
         ("regex(${t}, ${x})", "quoted pattern"),
@@ -975,7 +975,93 @@ def test_an_expression_default_becomes_a_dynamic_default_the_phone_evaluates() -
     assert validate_definition(doc) == []
 
 
-def test_a_calculation_column_on_another_question_is_refused() -> None:
-    (problem,) = problems_of({"type": "text", "name": "q", "label": "q", "calculation": "1"})
+def test_a_calculation_column_on_a_note_is_refused() -> None:
+    (problem,) = problems_of({"type": "note", "name": "q", "label": "q", "calculation": "1"})
     assert (problem.row, problem.column) == (11, "calculation")
     assert "use a calculate question" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("xls_type", "relevant"),
+    [
+        ("text", "${q} = 'high'"),
+        ("integer", "${q} = 'high'"),
+        ("decimal", "${q} != ''"),
+        ("select_one risk", "selected(${q}, 'high')"),
+    ],
+)
+def test_a_question_with_a_calculation_becomes_a_calculate_field_keeping_its_label(
+    xls_type: str, relevant: str
+) -> None:
+    doc = convert(
+        {
+            "type": xls_type,
+            "name": "q",
+            "label": "Computed",
+            "calculation": "if(${n} > 2, 'high', 'low')",
+            "required": "yes",
+            "constraint": ". != ''",
+        },
+        {"type": "text", "name": "why", "label": "why", "relevant": relevant},
+    )
+    q = field_of(doc, "q")
+    assert (q["type"], q["label"]["en"]) == ("calculate", "Computed")
+    assert q["calculation"] == "if(n > 2, 'high', 'low')"
+    assert "required" not in q and "constraint" not in q and "choices" not in q
+    assert validate_definition(doc) == []
+    (form,) = parse_definition(doc)
+    assert validate_answers(form, {"n": 3, "q": "high"}) == {}
+    assert validate_answers(form, {"n": 1, "q": "high"}) == {"q": ["calculation_mismatch"]}
+
+
+@pytest.mark.parametrize(
+    ("expression", "condition"),
+    [
+        ("${kinds} = 'other'", "count(kinds) == 1 and selected(kinds, 'other')"),
+        ("${kinds}='ill' or ${n} > 2", "count(kinds) == 1 and selected(kinds, 'ill') or n > 2"),
+        ("${kinds} != 'flood'", "not (count(kinds) == 1 and selected(kinds, 'flood'))"),
+    ],
+)
+def test_a_select_multiple_equal_to_a_choice_means_exactly_that_one_selected(
+    expression: str, condition: str
+) -> None:
+    assert relevant_of(expression) == condition
+
+
+def test_exactly_one_selected_validates_as_xpath_compares_the_joined_selection() -> None:
+    doc = convert({"type": "text", "name": "q", "label": "q", "relevant": "${kinds} = 'other'"})
+    (form,) = parse_definition(doc)
+    assert validate_answers(form, {"kinds": ["other"], "q": "x"}) == {}
+    assert validate_answers(form, {"kinds": ["ill", "other"], "q": "x"}) == {"q": ["not_relevant"]}
+
+
+def test_a_constraint_may_compare_the_answer_with_a_calculation() -> None:
+    doc = convert(
+        {"type": "calculate", "name": "stocked", "calculation": "count-selected(${kinds})"},
+        {"type": "integer", "name": "q", "label": "q", "constraint": ".>=0 and .<=${stocked}"},
+    )
+    assert field_of(doc, "q")["constraint"] == "q >= 0 and q <= stocked"
+    assert validate_definition(doc) == []
+    (form,) = parse_definition(doc)
+    assert validate_answers(form, {"kinds": ["ill"], "stocked": 1, "q": 1}) == {}
+    assert validate_answers(form, {"kinds": ["ill"], "stocked": 1, "q": 2}) == {"q": ["constraint"]}
+
+
+def test_a_constant_choice_filter_offers_every_choice_or_none() -> None:
+    doc = convert(
+        {
+            "type": "select_one kinds",
+            "name": "v",
+            "label": "v",
+            "choice_filter": '${risk}="high"',
+        },
+    )
+    v = field_of(doc, "v")
+    column = '${risk} = "high"'
+    assert v["choice_filter"] == [{"column": column, "field": "risk"}]
+    assert {c["filter"][column] for c in v["choices"]} == {"high"}
+    assert validate_definition(doc) == []
+    (form,) = parse_definition(doc)
+    assert validate_answers(form, {"risk": "high", "v": "ill"}) == {}
+    assert validate_answers(form, {"risk": "low", "v": "ill"}) == {"v": ["not_offered"]}
+    assert validate_answers(form, {"v": "ill"}) == {"v": ["not_offered"]}
