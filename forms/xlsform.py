@@ -760,7 +760,8 @@ class _Converter:
             doc["relevant"] = relevant
         if question.choices:
             doc["choices"] = question.choices
-        if cells.get("choice_filter"):
+        if cells.get("choice_filter") and question.type in _CHOICE_TYPES:
+            # pyxform ignores a choice_filter on a question without choices, as ODK does
             doc.update(self._choice_filter(question, cells["choice_filter"]))
         doc.update(self._constraint(question))
         prefill = _DYNAMIC_DEFAULTS.get(cells.get("default", ""))
@@ -859,21 +860,22 @@ class _Converter:
                 "survey",
                 question.row,
                 "choice_filter",
-                f"choice_filter {text!r} is not supported yet: only column = ${{question}} "
-                "or column = 'text', joined with and",
+                f"choice_filter {text!r} is not supported yet: only column = ${{question}}, "
+                "column = 'text', ${question} = 'text' or selected(${question}, column), "
+                "joined with and",
             )
             return {}
         doc: list[dict[str, str]] = []
-        for column, operand, is_reference in terms:
-            source = self.questions.get(operand) if is_reference else None
-            if is_reference and source is None:
+        for column, operand, kind in terms:
+            if kind == "value":
+                doc.append({"column": column, "value": operand})
+                continue
+            source = self.questions.get(operand)
+            if source is None:
                 message = f"${{{operand}}} is no question of this form"
                 self.problem("survey", question.row, "choice_filter", message)
                 return {}
-            if source is not None:
-                doc.append({"column": column, "field": source.id})
-            else:
-                doc.append({"column": column, "value": operand})
+            doc.append({"column": column, kind: source.id})
         return {"choice_filter": doc} if doc else {}
 
     def _read_only(self, question: _Question) -> bool:
@@ -1159,6 +1161,10 @@ _FILTER_TERM = re.compile(
 )
 
 
+#: ``selected(${q}, column)``: the choice's column is one of the values selected in q
+_SELECTED_TERM = re.compile(
+    r"\s*selected\(\s*\$\{(?P<name>[^}]+)\}\s*,\s*(?P<column>[A-Za-z_][\w.-]*)\s*\)\s*"
+)
 #: ``${q} = 'text'`` (or ``'text' = ${q}``): a choice_filter that reads no column of the choice
 _CONSTANT_TERM = re.compile(
     r"""\s*(?:(?P<reference>\$\{[^}]+\})\s*=\s*(?P<text>'[^']*'|"[^"]*")
@@ -1225,9 +1231,11 @@ def _holds_for(
     return (operand(left) == operand(right)) == (op == "=")
 
 
-def _filter_terms(text: str) -> list[tuple[str, str, bool]] | None:
-    """The ``(column, question name or text, is a question)`` terms of a choice_filter that
-    Zoufang can check; [] for none (empty, ``true()``), None if it cannot."""
+def _filter_terms(text: str) -> list[tuple[str, str, str]] | None:
+    """The ``(column, question name or text, kind)`` terms of a choice_filter that Zoufang can
+    check, kind ``field``, ``value`` or ``selected_in`` (``selected(${q}, column)``: the
+    choice's column is one of the values selected in q); [] for none (empty, ``true()``),
+    None if it cannot."""
     if text.strip() in ("", "true()"):
         return []
     terms = []
@@ -1240,17 +1248,21 @@ def _filter_terms(text: str) -> list[tuple[str, str, bool]] | None:
                 constant["reference"] or constant["reference2"],
                 (constant["text"] or constant["text2"]),
             )
-            terms.append((f"{reference} = {text}", reference[2:-1].strip(), True))
+            terms.append((f"{reference} = {text}", reference[2:-1].strip(), "field"))
+            continue
+        chosen = _SELECTED_TERM.fullmatch(part)
+        if chosen is not None:
+            terms.append((chosen["column"], chosen["name"].strip(), "selected_in"))
             continue
         match = _FILTER_TERM.fullmatch(part)
         if match is None:
             return None
         column = match["column"] or match["column2"]
         operand = match["operand"] or match["reference"]
-        is_reference = operand.startswith("${")
-        terms.append(
-            (column, operand[2:-1].strip() if is_reference else operand[1:-1], is_reference)
-        )
+        if operand.startswith("${"):
+            terms.append((column, operand[2:-1].strip(), "field"))
+        else:
+            terms.append((column, operand[1:-1], "value"))
     return terms
 
 

@@ -1065,3 +1065,62 @@ def test_a_constant_choice_filter_offers_every_choice_or_none() -> None:
     assert validate_answers(form, {"risk": "high", "v": "ill"}) == {}
     assert validate_answers(form, {"risk": "low", "v": "ill"}) == {"v": ["not_offered"]}
     assert validate_answers(form, {"v": "ill"}) == {"v": ["not_offered"]}
+
+
+def test_a_choice_filter_selected_in_a_select_multiple_offers_the_choices_selected() -> None:
+    sheets = {
+        "survey": [
+            {"type": "select_multiple brands", "name": "flour_brands", "label": "brands"},
+            {
+                "type": "select_one shop",
+                "name": "main",
+                "label": "main",
+                "choice_filter": "selected(${flour_brands},cf)",
+            },
+        ],
+        "choices": [
+            {"list_name": "brands", "name": "a", "label": "A"},
+            {"list_name": "brands", "name": "b", "label": "B"},
+            {"list_name": "shop", "name": "shop_a", "label": "A", "cf": "a"},
+            {"list_name": "shop", "name": "shop_b", "label": "B", "cf": "b"},
+        ],
+        "settings": [{"form_id": "t"}],
+    }
+    doc = convert_sheets(sheets)
+    main = field_of(doc, "main")
+    assert main["choice_filter"] == [{"column": "cf", "selected_in": "flour_brands"}]
+    (form,) = parse_definition(doc)
+    assert validate_answers(form, {"flour_brands": ["b"], "main": "shop_b"}) == {}
+    assert validate_answers(form, {"flour_brands": ["b"], "main": "shop_a"}) == {
+        "main": ["not_offered"]
+    }
+
+
+def test_a_choice_filter_on_a_select_multiple_compares_its_joined_selection() -> None:
+    sheets = {
+        "survey": [
+            {"type": "select_multiple counties", "name": "county", "label": "county"},
+            {
+                "type": "select_one cities",
+                "name": "city",
+                "label": "city",
+                "choice_filter": "county=${county}",
+            },
+        ],
+        "choices": [
+            {"list_name": "counties", "name": "king", "label": "King"},
+            {"list_name": "counties", "name": "pierce", "label": "Pierce"},
+            {"list_name": "cities", "name": "seattle", "label": "S", "county": "king"},
+        ],
+        "settings": [{"form_id": "t"}],
+    }
+    (form,) = parse_definition(convert_sheets(sheets))
+    assert validate_answers(form, {"county": ["king"], "city": "seattle"}) == {}
+    assert validate_answers(form, {"county": ["king", "pierce"], "city": "seattle"}) == {
+        "city": ["not_offered"]
+    }
+
+
+def test_a_choice_filter_on_a_question_without_choices_is_ignored_as_pyxform_does() -> None:
+    doc = convert({"type": "text", "name": "q", "label": "q", "choice_filter": "${risk}='high'"})
+    assert "choice_filter" not in field_of(doc, "q")
