@@ -829,7 +829,8 @@ class _Converter:
         return doc
 
     def _repeat_count(self, question: _Question, text: str) -> dict[str, Any]:
-        """``repeat_count``: a whole number, or a number question asked outside the repeat."""
+        """``repeat_count``: a whole number, or a number question or calculation outside the
+        repeat."""
         match = re.fullmatch(r"\$\{\s*([^}]+?)\s*\}", text)
         if match and match.group(1) in self.repeat_counts:
             text = self.repeat_counts[match.group(1)].strip()
@@ -842,7 +843,8 @@ class _Converter:
         while enclosing is not None:
             outside.append(enclosing)
             enclosing = enclosing.repeat
-        if source is not None and source.repeat in outside and source.type in NUMBER_TYPES:
+        counts = (*NUMBER_TYPES, "calculate")  # a calculation giving the number too
+        if source is not None and source.repeat in outside and source.type in counts:
             return {"repeat_count": source.id}
         message = (
             f"repeat_count {text!r} is not supported yet: a whole number or "
