@@ -695,7 +695,11 @@ class _Converter:
         """A select whose choices are the rows of an attached CSV file or of the
         external_choices sheet; they are copied into the field's choices."""
         if itemset.endswith((".xml", ".geojson")):
-            message = f"choices from {itemset} are not supported: give them as a .csv file"
+            message = (
+                f"choices from {itemset} are not supported (a GeoJSON or XML file, such as the "
+                "map features a mapping project generates, is no list a phone can offer): give "
+                "them as a .csv file with name and label columns"
+            )
             self.problem("survey", row, "type", message)
             return None
         if itemset not in self.external:
@@ -1516,7 +1520,10 @@ class _Parser:
                 raise _Untranslatable("a '(' is not closed")
             return node
         if kind == "name" and value.lower() == "instance":
-            raise _Untranslatable("lookups in external data (instance(…)) are not supported")
+            raise _Untranslatable(
+                "lookups in external data (instance(…)) are not supported: a visit reads only "
+                "its own answers, not the rows of a file attached to the form"
+            )
         if kind == "name" and self._accept("op", "("):
             return _Node("call", value.lower(), self._arguments())
         if kind == "name" and value.lower() not in ("and", "or", "div", "mod"):
@@ -1805,6 +1812,11 @@ class _Translator:
         if node.kind != "ref":
             raise _Untranslatable(f"{_show(node)} is no ${{…}} reference to a question")
         question = self.questions.get(node.value)
+        if question is None and node.value in _METADATA:
+            raise _Untranslatable(
+                f"${{{node.value}}} is metadata ODK fills in, which a Zoufang visit records by "
+                "itself and no expression reads"
+            )
         if question is None:
             raise _Untranslatable(f"${{{node.value}}} is no question of this form")
         return question

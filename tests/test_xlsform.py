@@ -1124,3 +1124,20 @@ def test_a_choice_filter_on_a_select_multiple_compares_its_joined_selection() ->
 def test_a_choice_filter_on_a_question_without_choices_is_ignored_as_pyxform_does() -> None:
     doc = convert({"type": "text", "name": "q", "label": "q", "choice_filter": "${risk}='high'"})
     assert "choice_filter" not in field_of(doc, "q")
+
+
+def test_a_reference_to_metadata_says_the_visit_records_it_by_itself() -> None:
+    (problem,) = problems_of(
+        {"type": "username", "name": "username"},
+        {"type": "text", "name": "q", "label": "q", "relevant": "${username} != 'rsavoye'"},
+    )
+    assert (problem.row, problem.column) == (12, "relevant")
+    assert "metadata" in problem.message and "records by itself" in problem.message
+
+
+def test_choices_from_a_geojson_file_are_refused_saying_what_to_give_instead() -> None:
+    (problem,) = problems_of(
+        {"type": "select_one_from_file map.geojson", "name": "q", "label": "q"}
+    )
+    assert (problem.row, problem.column) == (11, "type")
+    assert "map.geojson" in problem.message and ".csv file with name and label" in problem.message
