@@ -104,11 +104,14 @@ def measure(paths: list[Path]) -> dict[str, Any]:
     accepted = [r for r in rows if r["pyxform"]]
     over = [r for r in accepted if "refused" not in r]
     complete = [r for r in over if r["brought_over"] >= r["questions"]]
+    # issue 15's target: brought over with at least 95 % of their questions
+    nearly = [r for r in over if r["brought_over"] >= 0.95 * r["questions"]]
     return {
         "workbooks": len(rows),
         "pyxform_accepts": len(accepted),
         "zoufang_brings_over": len(over),
         "with_all_questions": len(complete),
+        "with_95_percent_of_questions": len(nearly),
         "questions_in_accepted": sum(r["questions"] for r in accepted),
         "questions_brought_over": sum(min(r["brought_over"], r["questions"]) for r in over),
         "refusals_of_accepted_forms_by_reason": dict(reasons.most_common()),
@@ -133,7 +136,8 @@ def main() -> None:
     print(f"pyxform accepts: {result['pyxform_accepts']}")
     print(
         f"Zoufang brings over: {result['zoufang_brings_over']} "
-        f"({result['with_all_questions']} with all their questions; "
+        f"({result['with_all_questions']} with all their questions, "
+        f"{result['with_95_percent_of_questions']} with at least 95 % of them; "
         f"{share:.0%} of the questions of the forms pyxform accepts)"
     )
     print("refusals of forms pyxform accepts, by reason (forms):")

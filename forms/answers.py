@@ -288,25 +288,43 @@ def _entry_person_error(
 def offered_choices(field: Field, answers: Mapping[str, object]) -> list[str]:
     """The choices a cascading list offers given the other answers, in order: those whose
     ``filter`` column equals, as text, each term's answer or literal (an unanswered question
-    is the empty text, as in XLSForm; an answer that is no text matches nothing). A value the
+    is the empty text, as in XLSForm; a multiple choice's values joined by a space, as XPath
+    reads them; any other answer that is no text matches nothing), and, for a ``selected_in``
+    term, is one of the values selected there. A value the
     list names more than once (under different filters) is offered when any of them matches."""
     expected: dict[str, str | None] = {}
+    among: dict[str, frozenset[str]] = {}  # selected_in terms: the values selected there
     for term in field.choice_filter:
+        if term.selected_in is not None:
+            chosen = answers.get(term.selected_in)
+            among[term.column] = frozenset(_texts(chosen) or ())
+            continue
         if term.field is None:
             expected[term.column] = term.value
             continue
         answer = answers.get(term.field)
         if not is_answered(answer):
             answer = ""
+        texts = _texts(answer)
+        if texts is not None:
+            answer = " ".join(texts)  # a multiple choice reads as XPath's space-joined values
         expected[term.column] = answer if isinstance(answer, str) else None
     return [
         value
         for value, filters in field.choice_tags.items()
         if any(
             all(tags.get(column, "") == want for column, want in expected.items())
+            and all(tags.get(column, "") in chosen for column, chosen in among.items())
             for tags in filters
         )
     ]
+
+
+def _texts(answer: object) -> list[str] | None:
+    """A list answer of texts (a multiple choice's), else None."""
+    if isinstance(answer, list) and all(isinstance(item, str) for item in answer):
+        return answer
+    return None
 
 
 def _check_text(field: Field, value: object, people: Collection[str] | None) -> str | None:

@@ -92,7 +92,7 @@ _NOT_ON_REPEAT = frozenset(
 )
 _CHOICE_KEYS = frozenset({"value", "label", "filter"})
 #: the answers a cascading list may be filtered by: text, as its choices' filter columns are
-_FILTER_SOURCE_TYPES = ("single_choice", "text")
+_FILTER_SOURCE_TYPES = ("single_choice", "text", "multiple_choice")
 _PROBLEM_KEYS = frozenset({"when", "category"})
 #: answers that are no text, number or boolean: a condition can only test them for null
 _UNCOMPARABLE_TYPES = ("note", "geopoint", "geotrace", "geoshape", "repeat", *FILE_TYPES)
@@ -415,8 +415,16 @@ def _choice_filter_errors(field: Mapping[str, Any], docs: FieldDocs, where: str)
         shape = isinstance(term, dict) and isinstance(term.get("column"), str)
         if shape and set(term) == {"column", "value"} and isinstance(term["value"], str):
             continue
+        if shape and set(term) == {"column", "selected_in"}:
+            chosen = docs.get(str(term["selected_in"]), {}).get("type")
+            if chosen != "multiple_choice":
+                errors.append(f"{where}: '{term['selected_in']}' is no multiple_choice field")
+            continue
         if not shape or set(term) != {"column", "field"}:
-            errors.append(f"{where}: each term is {{column, field}} or {{column, value}}")
+            errors.append(
+                f"{where}: each term is {{column, field}}, {{column, value}} "
+                "or {column, selected_in}"
+            )
         elif docs.get(str(source), {}).get("type") not in _FILTER_SOURCE_TYPES:
             errors.append(f"{where}: '{source}' is no single_choice or text field")
     return errors

@@ -78,11 +78,13 @@ class Problem:
 @dataclass(frozen=True)
 class FilterTerm:
     """One term of a cascading choice list: a choice is offered when its ``filter[column]``
-    equals the answer of ``field`` (or the literal ``value``)."""
+    equals the answer of ``field`` (or the literal ``value``), or is one of the values
+    selected in the multiple_choice field ``selected_in``."""
 
     column: str
     field: str | None
     value: str | None
+    selected_in: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,9 @@ class Field:
             group=doc.get("group"),
             step=doc.get("step"),
             choice_filter=tuple(
-                FilterTerm(term["column"], term.get("field"), term.get("value"))
+                FilterTerm(
+                    term["column"], term.get("field"), term.get("value"), term.get("selected_in")
+                )
                 for term in doc.get("choice_filter", ())
             ),
             constraint=parse_expression(doc.get("constraint", "true")),

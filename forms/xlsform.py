@@ -219,6 +219,22 @@ _COLUMN_OF_PATH = {
     ".hint": "hint",
 }
 _ORDERED = (*NUMBER_TYPES, "date", "time", "datetime")
+#: the questions that may carry a ``calculation`` (ODK then computes their value)
+_CALCULATED = frozenset(_TYPES) - {"note", "calculate"} | {"select one external"}
+#: the columns of what a person answers, without meaning on a computed question
+_ANSWERED_COLUMNS = frozenset(
+    {
+        "required",
+        "required_message",
+        "default",
+        "constraint",
+        "constraint_message",
+        "choice_filter",
+        "read_only",
+    }
+)
+#: questions a constraint never compares with another question
+_UNCOMPARED = frozenset({"multiple_choice", "photo", "note", "geopoint", "geotrace", "geoshape"})
 #: XLSForm's functions of values and their Zoufang spelling (others: see _value_call)
 _VALUE_FUNCTIONS = {
     "string-length": "string_length",
@@ -587,6 +603,8 @@ class _Converter:
         if other_of is not None:
             row = other_of.row
             cells["relevant"] = f"selected(${{{other_of.name}}}, 'other')"
+        if cells.get("calculation") and kind in _CALCULATED:
+            return self._calculated(node, kind, row, group)
         field_type = self._field_type(node, kind, row)
         ident = self._field_id(name, row, "question")
         if field_type is None or ident is None:
@@ -606,6 +624,21 @@ class _Converter:
         elif field_type in _CHOICE_TYPES:
             self._choices(question, node)
         return question
+
+    def _calculated(
+        self, node: Mapping[str, Any], kind: str, row: int | None, group: _Group | None
+    ) -> _Question | None:
+        """A question with a ``calculation``: ODK computes its value and shows it, so it is a
+        calculate field keeping its label. What a person would answer (required, default,
+        constraint, choices) has no meaning for it and is dropped."""
+        name = str(node.get("name", ""))
+        ident = self._field_id(name, row, "question")
+        if ident is None:
+            return None
+        cells = {k: v for k, v in _cells(node).items() if k not in _ANSWERED_COLUMNS}
+        if not _localized(cells, "label"):
+            cells["label"] = cells.get("hint") or name
+        return _Question(row, name, ident, kind, "calculate", cells, group, node=node)
 
     def _choices(self, question: _Question, node: Mapping[str, Any]) -> None:
         list_name = str(node.get("list_name") or node.get("itemset") or "")
@@ -628,7 +661,7 @@ class _Converter:
                 label = {"zh-CN": value, "en": value}
             entry: dict[str, Any] = {"value": value, "label": label}
             tags = {
-                column: value if column == "name" else cells.get(column.lower(), "")
+                column: _tag(column, value, cells)
                 for column, _, _ in _filter_terms(question.cells.get("choice_filter", "")) or ()
             }
             if any(tags.values()):
@@ -662,7 +695,11 @@ class _Converter:
         """A select whose choices are the rows of an attached CSV file or of the
         external_choices sheet; they are copied into the field's choices."""
         if itemset.endswith((".xml", ".geojson")):
-            message = f"choices from {itemset} are not supported: give them as a .csv file"
+            message = (
+                f"choices from {itemset} are not supported (a GeoJSON or XML file, such as the "
+                "map features a mapping project generates, is no list a phone can offer): give "
+                "them as a .csv file with name and label columns"
+            )
             self.problem("survey", row, "type", message)
             return None
         if itemset not in self.external:
@@ -727,7 +764,8 @@ class _Converter:
             doc["relevant"] = relevant
         if question.choices:
             doc["choices"] = question.choices
-        if cells.get("choice_filter"):
+        if cells.get("choice_filter") and question.type in _CHOICE_TYPES:
+            # pyxform ignores a choice_filter on a question without choices, as ODK does
             doc.update(self._choice_filter(question, cells["choice_filter"]))
         doc.update(self._constraint(question))
         prefill = _DYNAMIC_DEFAULTS.get(cells.get("default", ""))
@@ -795,7 +833,8 @@ class _Converter:
         return doc
 
     def _repeat_count(self, question: _Question, text: str) -> dict[str, Any]:
-        """``repeat_count``: a whole number, or a number question asked outside the repeat."""
+        """``repeat_count``: a whole number, or a number question or calculation outside the
+        repeat."""
         match = re.fullmatch(r"\$\{\s*([^}]+?)\s*\}", text)
         if match and match.group(1) in self.repeat_counts:
             text = self.repeat_counts[match.group(1)].strip()
@@ -808,7 +847,8 @@ class _Converter:
         while enclosing is not None:
             outside.append(enclosing)
             enclosing = enclosing.repeat
-        if source is not None and source.repeat in outside and source.type in NUMBER_TYPES:
+        counts = (*NUMBER_TYPES, "calculate")  # a calculation giving the number too
+        if source is not None and source.repeat in outside and source.type in counts:
             return {"repeat_count": source.id}
         message = (
             f"repeat_count {text!r} is not supported yet: a whole number or "
@@ -826,21 +866,22 @@ class _Converter:
                 "survey",
                 question.row,
                 "choice_filter",
-                f"choice_filter {text!r} is not supported yet: only column = ${{question}} "
-                "or column = 'text', joined with and",
+                f"choice_filter {text!r} is not supported yet: only column = ${{question}}, "
+                "column = 'text', ${question} = 'text' or selected(${question}, column), "
+                "joined with and",
             )
             return {}
         doc: list[dict[str, str]] = []
-        for column, operand, is_reference in terms:
-            source = self.questions.get(operand) if is_reference else None
-            if is_reference and source is None:
+        for column, operand, kind in terms:
+            if kind == "value":
+                doc.append({"column": column, "value": operand})
+                continue
+            source = self.questions.get(operand)
+            if source is None:
                 message = f"${{{operand}}} is no question of this form"
                 self.problem("survey", question.row, "choice_filter", message)
                 return {}
-            if source is not None:
-                doc.append({"column": column, "field": source.id})
-            else:
-                doc.append({"column": column, "value": operand})
+            doc.append({"column": column, kind: source.id})
         return {"choice_filter": doc} if doc else {}
 
     def _read_only(self, question: _Question) -> bool:
@@ -1126,6 +1167,28 @@ _FILTER_TERM = re.compile(
 )
 
 
+#: ``selected(${q}, column)``: the choice's column is one of the values selected in q
+_SELECTED_TERM = re.compile(
+    r"\s*selected\(\s*\$\{(?P<name>[^}]+)\}\s*,\s*(?P<column>[A-Za-z_][\w.-]*)\s*\)\s*"
+)
+#: ``${q} = 'text'`` (or ``'text' = ${q}``): a choice_filter that reads no column of the choice
+_CONSTANT_TERM = re.compile(
+    r"""\s*(?:(?P<reference>\$\{[^}]+\})\s*=\s*(?P<text>'[^']*'|"[^"]*")
+    |(?P<text2>'[^']*'|"[^"]*")\s*=\s*(?P<reference2>\$\{[^}]+\}))\s*""",
+    re.VERBOSE,
+)
+
+
+def _tag(column: str, value: str, cells: Mapping[str, str]) -> str:
+    """What a choice holds in a column a choice_filter names: its own name for ``name``, the
+    text of a constant term (see _CONSTANT_TERM) for that term's column, else its cell."""
+    if column == "name":
+        return value
+    if column.startswith("${"):
+        return column.partition(" = ")[2][1:-1]
+    return cells.get(column.lower(), "")
+
+
 _STATIC_TERM = re.compile(
     r"""\s*(?P<left>[A-Za-z_][\w.:-]*)\s*(?P<op>!=|=)\s*
     (?P<right>'[^']*'|"[^"]*"|[A-Za-z_][\w.:-]*)\s*""",
@@ -1174,22 +1237,38 @@ def _holds_for(
     return (operand(left) == operand(right)) == (op == "=")
 
 
-def _filter_terms(text: str) -> list[tuple[str, str, bool]] | None:
-    """The ``(column, question name or text, is a question)`` terms of a choice_filter that
-    Zoufang can check; [] for none (empty, ``true()``), None if it cannot."""
+def _filter_terms(text: str) -> list[tuple[str, str, str]] | None:
+    """The ``(column, question name or text, kind)`` terms of a choice_filter that Zoufang can
+    check, kind ``field``, ``value`` or ``selected_in`` (``selected(${q}, column)``: the
+    choice's column is one of the values selected in q); [] for none (empty, ``true()``),
+    None if it cannot."""
     if text.strip() in ("", "true()"):
         return []
     terms = []
     for part in re.split(r"\s+and\s+", text.strip()):
+        constant = _CONSTANT_TERM.fullmatch(part)
+        if constant is not None:
+            # offers every choice or none: each choice is tagged with the text in a column
+            # named after the term, which the question's answer must equal
+            reference, text = (
+                constant["reference"] or constant["reference2"],
+                (constant["text"] or constant["text2"]),
+            )
+            terms.append((f"{reference} = {text}", reference[2:-1].strip(), "field"))
+            continue
+        chosen = _SELECTED_TERM.fullmatch(part)
+        if chosen is not None:
+            terms.append((chosen["column"], chosen["name"].strip(), "selected_in"))
+            continue
         match = _FILTER_TERM.fullmatch(part)
         if match is None:
             return None
         column = match["column"] or match["column2"]
         operand = match["operand"] or match["reference"]
-        is_reference = operand.startswith("${")
-        terms.append(
-            (column, operand[2:-1].strip() if is_reference else operand[1:-1], is_reference)
-        )
+        if operand.startswith("${"):
+            terms.append((column, operand[2:-1].strip(), "field"))
+        else:
+            terms.append((column, operand[1:-1], "value"))
     return terms
 
 
@@ -1441,7 +1520,10 @@ class _Parser:
                 raise _Untranslatable("a '(' is not closed")
             return node
         if kind == "name" and value.lower() == "instance":
-            raise _Untranslatable("lookups in external data (instance(…)) are not supported")
+            raise _Untranslatable(
+                "lookups in external data (instance(…)) are not supported: a visit reads only "
+                "its own answers, not the rows of a file attached to the form"
+            )
         if kind == "name" and self._accept("op", "("):
             return _Node("call", value.lower(), self._arguments())
         if kind == "name" and value.lower() not in ("and", "or", "div", "mod"):
@@ -1605,6 +1687,8 @@ class _Translator:
             return f"selected({question.id}, {_quoted(value.value)})"
         if question.type in ("single_choice", "boolean"):
             return f"{question.id} == {self._literal(question, value, ordered=False)}"
+        if question.type == "calculate" and question.kind in ("select one", "select one external"):
+            return f"{question.id} == {_quoted(value.value)}"  # a computed select_one
         raise _Untranslatable(f"selected() needs a select question, ${{{question.name}}} is not")
 
     def _count(self, reference: _Node) -> str:
@@ -1639,10 +1723,19 @@ class _Translator:
         question = self._question(left)
         if right.kind == "string" and right.value == "" and op in ("==", "!="):
             return f"{question.id} {op} null", ""
+        if question.type == "multiple_choice" and op in ("==", "!="):
+            return self._just_selected(question, op, right.value)
         value = self._literal(question, right, ordered=op not in ("==", "!="))
         if op == "!=":
             return f"{question.id} == null or {question.id} != {value}", "or"
         return f"{question.id} {op} {value}", ""
+
+    @staticmethod
+    def _just_selected(question: _Question, op: str, value: str) -> tuple[str, str]:
+        """``${sm} = 'x'`` on a select_multiple: XPath compares the space-joined selection,
+        so it holds when exactly that one choice is selected."""
+        exactly = f"count({question.id}) == 1 and selected({question.id}, {_quoted(value)})"
+        return (exactly, "and") if op == "==" else (f"not ({exactly})", "")
 
     def _general_comparison(self, op: str, left: _Node, right: _Node) -> str:
         """A comparison of computed values (arithmetic, functions, two questions): both sides
@@ -1674,11 +1767,13 @@ class _Translator:
         if current is None or current.name not in (first.name, second.name):
             return self._general_comparison(op, left, right), ""
         other = second if first.name == current.name else first
-        if _kind_of(first) != _kind_of(second):
+        # a calculation's value is a number or text as it comes out: compared with anything
+        dynamic = "calculate" in (first.type, second.type)
+        if _kind_of(first) != _kind_of(second) and not dynamic:
             raise _Untranslatable(f"${{{first.name}}} and ${{{second.name}}} are of other kinds")
-        if op not in ("==", "!=") and first.type not in _ORDERED:
-            raise _Untranslatable(f"${{{first.name}}} cannot be compared with < <= > >=")
-        if first.type in ("multiple_choice", "photo", "note", "geopoint", "geotrace", "geoshape"):
+        if op not in ("==", "!=") and current.type not in (*_ORDERED, "calculate"):
+            raise _Untranslatable(f"${{{current.name}}} cannot be compared with < <= > >=")
+        if {first.type, second.type} & _UNCOMPARED:
             raise _Untranslatable(f"${{{first.name}}} cannot be compared with another question")
         if op == "!=":
             return f"{other.id} == null or {first.id} != {second.id}", "or"
@@ -1717,6 +1812,11 @@ class _Translator:
         if node.kind != "ref":
             raise _Untranslatable(f"{_show(node)} is no ${{…}} reference to a question")
         question = self.questions.get(node.value)
+        if question is None and node.value in _METADATA:
+            raise _Untranslatable(
+                f"${{{node.value}}} is metadata ODK fills in, which a Zoufang visit records by "
+                "itself and no expression reads"
+            )
         if question is None:
             raise _Untranslatable(f"${{{node.value}}} is no question of this form")
         return question

@@ -190,3 +190,31 @@ def test_every_construct_a_download_writes_imports_back_to_the_same_definition()
     assert forms.validate_definition({"form_id": "every", "versions": [EVERY_CONSTRUCT]}) == []
     form = forms.FormVersion.from_dict("every_construct", EVERY_CONSTRUCT)
     assert reimported(form) == form.to_record_data()
+
+
+CASCADES = {
+    "version": 1,
+    "title": label("Cascades"),
+    "policy": None,
+    "fields": [
+        {"id": "brands", "type": "multiple_choice", "label": label("Brands"),
+         "choices": [{"value": "a", "label": label("A")}, {"value": "b", "label": label("B")}]},
+        {"id": "main", "type": "single_choice", "label": label("Main"),
+         "choice_filter": [{"column": "cf", "selected_in": "brands"}],
+         "choices": [{"value": "shop_a", "label": label("A"), "filter": {"cf": "a"}},
+                     {"value": "shop_b", "label": label("B"), "filter": {"cf": "b"}}]},
+        {"id": "town", "type": "single_choice", "label": label("Town"),
+         "choices": [{"value": "east", "label": label("East")},
+                     {"value": "other", "label": label("Other")}]},
+        {"id": "place", "type": "single_choice", "label": label("Place"),
+         "choice_filter": [{"column": "${town} = 'other'", "field": "town"}],
+         "choices": [{"value": "p", "label": label("P"),
+                      "filter": {"${town} = 'other'": "other"}}]},
+    ],
+}  # fmt: skip
+
+
+def test_selected_in_and_constant_choice_filters_download_and_import_back_the_same():
+    assert forms.validate_definition({"form_id": "cascades", "versions": [CASCADES]}) == []
+    form = forms.FormVersion.from_dict("cascades", CASCADES)
+    assert reimported(form) == form.to_record_data()

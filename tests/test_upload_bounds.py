@@ -358,6 +358,58 @@ def test_the_sample_xlsform_still_reads() -> None:
     assert read_xlsform(MONTHLY).survey
 
 
+def with_sheet_data_appended(workbook: bytes, extra: str) -> bytes:
+    """``workbook`` with ``extra`` added at the end of every worksheet's rows."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(workbook)) as source, zipfile.ZipFile(out, "w") as target:
+        for member in source.infolist():
+            data = source.read(member)
+            if member.filename.startswith("xl/worksheets/sheet"):
+                data = data.replace(b"</sheetData>", extra.encode() + b"</sheetData>")
+            target.writestr(member, data)
+    return out.getvalue()
+
+
+def test_an_xlsform_with_libreoffice_s_empty_rows_numbered_to_the_end_reads() -> None:
+    """LibreOffice writes styled empty rows numbered up to 1,048,576; pyxform stops after a
+    run of empty rows, so they cost nothing (a roster reader would read them: refused there)."""
+    rows = '<row r="1048575" ht="12.8"></row><row r="1048576" ht="12.8"></row>'
+    content = with_sheet_data_appended(MONTHLY.read_bytes(), rows)
+
+    assert read_xlsform(io.BytesIO(content)).survey
+    with pytest.raises(UploadTooLarge) as refused:
+        checked_workbook(content)
+    assert refused.value.reason == "too_many_rows"
+
+
+def test_an_xlsform_with_a_value_in_a_row_past_the_limit_is_refused() -> None:
+    row = '<row r="1048576"><c r="A1048576" t="inlineStr"><is><t>x</t></is></c></row>'
+    content = with_sheet_data_appended(MONTHLY.read_bytes(), row)
+
+    with pytest.raises(UploadTooLarge) as refused:
+        read_xlsform(io.BytesIO(content))
+    assert refused.value.reason == "too_many_rows"
+
+
+def test_an_xlsform_row_styled_across_every_excel_column_reads() -> None:
+    """A header row styled out to column XFD: 16,384 empty cells, as some editors write."""
+    cells = "".join(f'<c r="{column_letters(n)}2000" s="0"/>' for n in range(1, 16_385))
+    content = with_sheet_data_appended(MONTHLY.read_bytes(), f'<row r="2000">{cells}</row>')
+
+    assert read_xlsform(io.BytesIO(content)).survey
+    with pytest.raises(UploadTooLarge) as refused:
+        checked_workbook(content)  # a roster has at most 64 columns
+    assert refused.value.reason in ("too_many_columns", "too_many_elements")
+
+
+def column_letters(number: int) -> str:
+    letters = ""
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
 # --- memory: measured in a process of its own ------------------------------------------------
 
 MEASURE = textwrap.dedent(

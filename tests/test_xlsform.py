@@ -294,7 +294,7 @@ def test_nested_groups_give_the_innermost_name_and_all_their_conditions() -> Non
         ({"name": "q", "label": "q"}, None, "no type"),
         ({"type": "end_group"}, None, "Unmatched 'end_group'"),
         ({"type": "begin_group", "name": "g"}, None, "Unmatched 'begin_group'"),
-        ({"type": "text", "name": "q", "label": "q", "calculation": "1"}, "calculation", ""),
+        ({"type": "note", "name": "q", "label": "q", "calculation": "1"}, "calculation", ""),
         ({"type": "text", "name": "q", "label": "q", "default": "once(${t})"}, "default", "once"),
         ({"type": "select_one yes_no", "name": "q", "label": "q", "default": "x"}, "default", ""),
         ({"type": "integer", "name": "q", "label": "q", "default": "many"}, "default", "number"),
@@ -442,7 +442,7 @@ def test_translated_conditions_treat_unanswered_questions_as_xlsform_does(
     [
         ("${n} + 1", "arithmetic is not a condition"),
         ("pow(${n}, 2) > 4", "pow() is not supported"),
-        ("${kinds} = 'flood'", "selected()"),
+        ("${kinds} > 'flood'", "cannot be compared"),
         ("${n} | ${x}", "unions"),
         ("regex(${t}, '(a)\\1')", "\\1"),
         ("regex(${t}, ${x})", "quoted pattern"),
@@ -975,7 +975,169 @@ def test_an_expression_default_becomes_a_dynamic_default_the_phone_evaluates() -
     assert validate_definition(doc) == []
 
 
-def test_a_calculation_column_on_another_question_is_refused() -> None:
-    (problem,) = problems_of({"type": "text", "name": "q", "label": "q", "calculation": "1"})
+def test_a_calculation_column_on_a_note_is_refused() -> None:
+    (problem,) = problems_of({"type": "note", "name": "q", "label": "q", "calculation": "1"})
     assert (problem.row, problem.column) == (11, "calculation")
     assert "use a calculate question" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("xls_type", "relevant"),
+    [
+        ("text", "${q} = 'high'"),
+        ("integer", "${q} = 'high'"),
+        ("decimal", "${q} != ''"),
+        ("select_one risk", "selected(${q}, 'high')"),
+    ],
+)
+def test_a_question_with_a_calculation_becomes_a_calculate_field_keeping_its_label(
+    xls_type: str, relevant: str
+) -> None:
+    doc = convert(
+        {
+            "type": xls_type,
+            "name": "q",
+            "label": "Computed",
+            "calculation": "if(${n} > 2, 'high', 'low')",
+            "required": "yes",
+            "constraint": ". != ''",
+        },
+        {"type": "text", "name": "why", "label": "why", "relevant": relevant},
+    )
+    q = field_of(doc, "q")
+    assert (q["type"], q["label"]["en"]) == ("calculate", "Computed")
+    assert q["calculation"] == "if(n > 2, 'high', 'low')"
+    assert "required" not in q and "constraint" not in q and "choices" not in q
+    assert validate_definition(doc) == []
+    (form,) = parse_definition(doc)
+    assert validate_answers(form, {"n": 3, "q": "high"}) == {}
+    assert validate_answers(form, {"n": 1, "q": "high"}) == {"q": ["calculation_mismatch"]}
+
+
+@pytest.mark.parametrize(
+    ("expression", "condition"),
+    [
+        ("${kinds} = 'other'", "count(kinds) == 1 and selected(kinds, 'other')"),
+        ("${kinds}='ill' or ${n} > 2", "count(kinds) == 1 and selected(kinds, 'ill') or n > 2"),
+        ("${kinds} != 'flood'", "not (count(kinds) == 1 and selected(kinds, 'flood'))"),
+    ],
+)
+def test_a_select_multiple_equal_to_a_choice_means_exactly_that_one_selected(
+    expression: str, condition: str
+) -> None:
+    assert relevant_of(expression) == condition
+
+
+def test_exactly_one_selected_validates_as_xpath_compares_the_joined_selection() -> None:
+    doc = convert({"type": "text", "name": "q", "label": "q", "relevant": "${kinds} = 'other'"})
+    (form,) = parse_definition(doc)
+    assert validate_answers(form, {"kinds": ["other"], "q": "x"}) == {}
+    assert validate_answers(form, {"kinds": ["ill", "other"], "q": "x"}) == {"q": ["not_relevant"]}
+
+
+def test_a_constraint_may_compare_the_answer_with_a_calculation() -> None:
+    doc = convert(
+        {"type": "calculate", "name": "stocked", "calculation": "count-selected(${kinds})"},
+        {"type": "integer", "name": "q", "label": "q", "constraint": ".>=0 and .<=${stocked}"},
+    )
+    assert field_of(doc, "q")["constraint"] == "q >= 0 and q <= stocked"
+    assert validate_definition(doc) == []
+    (form,) = parse_definition(doc)
+    assert validate_answers(form, {"kinds": ["ill"], "stocked": 1, "q": 1}) == {}
+    assert validate_answers(form, {"kinds": ["ill"], "stocked": 1, "q": 2}) == {"q": ["constraint"]}
+
+
+def test_a_constant_choice_filter_offers_every_choice_or_none() -> None:
+    doc = convert(
+        {
+            "type": "select_one kinds",
+            "name": "v",
+            "label": "v",
+            "choice_filter": '${risk}="high"',
+        },
+    )
+    v = field_of(doc, "v")
+    column = '${risk} = "high"'
+    assert v["choice_filter"] == [{"column": column, "field": "risk"}]
+    assert {c["filter"][column] for c in v["choices"]} == {"high"}
+    assert validate_definition(doc) == []
+    (form,) = parse_definition(doc)
+    assert validate_answers(form, {"risk": "high", "v": "ill"}) == {}
+    assert validate_answers(form, {"risk": "low", "v": "ill"}) == {"v": ["not_offered"]}
+    assert validate_answers(form, {"v": "ill"}) == {"v": ["not_offered"]}
+
+
+def test_a_choice_filter_selected_in_a_select_multiple_offers_the_choices_selected() -> None:
+    sheets = {
+        "survey": [
+            {"type": "select_multiple brands", "name": "flour_brands", "label": "brands"},
+            {
+                "type": "select_one shop",
+                "name": "main",
+                "label": "main",
+                "choice_filter": "selected(${flour_brands},cf)",
+            },
+        ],
+        "choices": [
+            {"list_name": "brands", "name": "a", "label": "A"},
+            {"list_name": "brands", "name": "b", "label": "B"},
+            {"list_name": "shop", "name": "shop_a", "label": "A", "cf": "a"},
+            {"list_name": "shop", "name": "shop_b", "label": "B", "cf": "b"},
+        ],
+        "settings": [{"form_id": "t"}],
+    }
+    doc = convert_sheets(sheets)
+    main = field_of(doc, "main")
+    assert main["choice_filter"] == [{"column": "cf", "selected_in": "flour_brands"}]
+    (form,) = parse_definition(doc)
+    assert validate_answers(form, {"flour_brands": ["b"], "main": "shop_b"}) == {}
+    assert validate_answers(form, {"flour_brands": ["b"], "main": "shop_a"}) == {
+        "main": ["not_offered"]
+    }
+
+
+def test_a_choice_filter_on_a_select_multiple_compares_its_joined_selection() -> None:
+    sheets = {
+        "survey": [
+            {"type": "select_multiple counties", "name": "county", "label": "county"},
+            {
+                "type": "select_one cities",
+                "name": "city",
+                "label": "city",
+                "choice_filter": "county=${county}",
+            },
+        ],
+        "choices": [
+            {"list_name": "counties", "name": "king", "label": "King"},
+            {"list_name": "counties", "name": "pierce", "label": "Pierce"},
+            {"list_name": "cities", "name": "seattle", "label": "S", "county": "king"},
+        ],
+        "settings": [{"form_id": "t"}],
+    }
+    (form,) = parse_definition(convert_sheets(sheets))
+    assert validate_answers(form, {"county": ["king"], "city": "seattle"}) == {}
+    assert validate_answers(form, {"county": ["king", "pierce"], "city": "seattle"}) == {
+        "city": ["not_offered"]
+    }
+
+
+def test_a_choice_filter_on_a_question_without_choices_is_ignored_as_pyxform_does() -> None:
+    doc = convert({"type": "text", "name": "q", "label": "q", "choice_filter": "${risk}='high'"})
+    assert "choice_filter" not in field_of(doc, "q")
+
+
+def test_a_reference_to_metadata_says_the_visit_records_it_by_itself() -> None:
+    (problem,) = problems_of(
+        {"type": "username", "name": "username"},
+        {"type": "text", "name": "q", "label": "q", "relevant": "${username} != 'rsavoye'"},
+    )
+    assert (problem.row, problem.column) == (12, "relevant")
+    assert "metadata" in problem.message and "records by itself" in problem.message
+
+
+def test_choices_from_a_geojson_file_are_refused_saying_what_to_give_instead() -> None:
+    (problem,) = problems_of(
+        {"type": "select_one_from_file map.geojson", "name": "q", "label": "q"}
+    )
+    assert (problem.row, problem.column) == (11, "type")
+    assert "map.geojson" in problem.message and ".csv file with name and label" in problem.message

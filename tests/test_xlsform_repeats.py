@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from forms import parse_definition, validate_answers
 from forms.xlsform import XLSFormError
 from server.admin.xlsform_io import MediaFolder, convert_sheets
 from tests.test_xlsform import convert, field_of, problems_of, where
@@ -38,6 +39,19 @@ def test_begin_repeat_becomes_a_repeat_field_holding_its_questions() -> None:
 def test_repeat_count_may_be_a_whole_number() -> None:
     rows = [dict(MEMBERS[1], repeat_count="3"), MEMBERS[2], MEMBERS[-1]]
     assert field_of(convert(*rows), "member")["repeat_count"] == 3
+
+
+def test_repeat_count_may_be_a_calculation_outside_the_repeat() -> None:
+    calc = {"type": "calculate", "name": "entries", "calculation": "${n} + 1"}
+    rows = [calc, dict(MEMBERS[1], repeat_count="${entries}"), MEMBERS[2], MEMBERS[-1]]
+    doc = convert(*rows)
+    assert field_of(doc, "member")["repeat_count"] == "entries"
+    (form,) = parse_definition(doc)
+    one = {"member_name": "a"}
+    assert validate_answers(form, {"n": 1, "entries": 2, "member": [one, one]}) == {}
+    assert validate_answers(form, {"n": 1, "entries": 2, "member": [one]}) == {
+        "member": ["entry_count:2"]
+    }
 
 
 def test_repeat_seed_people_asks_the_repeat_once_per_person() -> None:

@@ -584,9 +584,10 @@ function entryPersonError(person, seen, people) {
 /**
  * The choices a cascading list offers given the other answers, in order (all of them for a
  * list without `choice_filter`): those whose `filter` column equals, as text, each term's
- * answer or literal. An unanswered question is the empty text, as in XLSForm; an answer that
- * is no text matches nothing. A value listed under several filters is offered once, when any
- * of them matches.
+ * answer or literal (a multiple choice's values joined by a space, as XPath reads them), and
+ * for a `selected_in` term is one of the values selected there. An unanswered question is the
+ * empty text, as in XLSForm; an answer that is no text matches nothing. A value listed under
+ * several filters is offered once, when any of them matches.
  * @param {object} formVersion
  * @param {string | object} field its id, or its definition from formVersion.fields
  * @param {object} answers
@@ -610,19 +611,35 @@ export function offeredChoicesIn(doc, context) {
 
 function offered(doc, answers) {
   const expected = new Map();
+  const among = new Map(); // selected_in terms: the values selected there
   for (const term of doc.choice_filter ?? []) {
+    if (term.selected_in !== undefined) {
+      among.set(term.column, new Set(texts(answerOf(answers, term.selected_in)) ?? []));
+      continue;
+    }
     if (term.field === undefined) {
       expected.set(term.column, term.value);
       continue;
     }
     let answer = answerOf(answers, term.field);
     if (!isAnswered(answer)) answer = "";
+    const joined = texts(answer);
+    if (joined !== null) answer = joined.join(" "); // a multiple choice, as XPath joins it
     expected.set(term.column, typeof answer === "string" ? answer : null);
   }
+  const tag = (choice, column) =>
+    Object.hasOwn(choice.filter ?? {}, column) ? choice.filter[column] : "";
   return [...new Set((doc.choices ?? [])
-    .filter((choice) => [...expected].every(([column, want]) =>
-      (Object.hasOwn(choice.filter ?? {}, column) ? choice.filter[column] : "") === want))
+    .filter((choice) => [...expected].every(([column, want]) => tag(choice, column) === want))
+    .filter((choice) => [...among].every(([column, chosen]) => chosen.has(tag(choice, column))))
     .map((choice) => choice.value))];
+}
+
+/** A list answer of texts (a multiple choice's), else null. */
+function texts(answer) {
+  return Array.isArray(answer) && answer.every((item) => typeof item === "string")
+    ? answer
+    : null;
 }
 
 /**

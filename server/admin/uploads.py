@@ -41,6 +41,7 @@ MAX_TOKEN_BYTES = MB
 #: openpyxl builds a whole row, or a whole shared string, before it clears it, and keeps the
 #: elements it does not know until the end of the part: bound both
 MAX_ELEMENTS_PER_ROW = 10_000
+ELEMENTS_PER_CELL = 4
 MAX_OTHER_ELEMENTS = 500_000
 CHUNK_BYTES = 64 * 1024
 SHARED_STRINGS = "xl/sharedStrings.xml"
@@ -100,6 +101,11 @@ class UploadLimits:
     columns: int = 64
     cells: int = 3_000_000
     cell_chars: int = 2000  # the longest text a record field holds (sync/records.py)
+    #: whether the reader reads the empty rows openpyxl fills in up to a row's number (a
+    #: roster does). pyxform stops after a run of empty rows, so for an XLSForm only a row
+    #: holding a value is counted by its number: LibreOffice writes empty rows numbered up
+    #: to 1,048,576. Every ``<row>`` element counts either way.
+    reads_empty_rows: bool = True
 
 
 #: each limit's configuration key (``ZOUFANG_`` + key in the environment)
@@ -189,14 +195,18 @@ class _Budget:
         self.strings = 0
         self.elements = 0
         self.other_elements = 0
+        self.row_elements = 0
+        # a row holds up to ``columns`` cells of a few elements each (Excel's widest rows
+        # when the columns are not bounded, a styled cell per column as LibreOffice writes)
+        self.per_row = max(MAX_ELEMENTS_PER_ROW, ELEMENTS_PER_CELL * limits.columns)
 
     def element(self, in_unit: int) -> None:
         """One more element, ``in_unit`` of them in the current row or shared string."""
         self.elements += 1
         if self.elements > 5 * self.limits.cells:
             raise UploadTooLarge("too_many_elements", 5 * self.limits.cells)
-        if in_unit > MAX_ELEMENTS_PER_ROW:
-            raise UploadTooLarge("too_many_elements", MAX_ELEMENTS_PER_ROW)
+        if in_unit > self.per_row:
+            raise UploadTooLarge("too_many_elements", self.per_row)
         if not in_unit:
             self.other_elements += 1
             if self.other_elements > MAX_OTHER_ELEMENTS:
@@ -205,6 +215,13 @@ class _Budget:
     def rows(self, row_number: int) -> None:
         if row_number > self.limits.rows:
             raise UploadTooLarge("too_many_rows", self.limits.rows)
+
+    def row_element(self, row_number: int) -> None:
+        """A ``<row>``: counted, and by its number when the reader reads up to it."""
+        self.row_elements += 1
+        self.rows(self.row_elements)
+        if self.limits.reads_empty_rows:
+            self.rows(row_number)
 
     def columns(self, column_number: int) -> None:
         if column_number > self.limits.columns:
@@ -273,7 +290,7 @@ class _SheetCounter:
         self.budget.element(self.in_unit if self.unit_depth else 0)
         if local == "row":
             self.row = _number(attributes.get("r"), self.row + 1)
-            self.budget.rows(self.row)
+            self.budget.row_element(self.row)
             self.column = self.cells_in_row = 0
         elif local == "c":
             self.cells_in_row += 1
@@ -288,6 +305,7 @@ class _SheetCounter:
                     self.budget.string()
                 else:
                     self.budget.value()
+                    self.budget.rows(self.row)  # a row with a value is read, and those before
             self.text_depth += 1
 
     def end(self, name: str) -> None:

@@ -147,13 +147,7 @@ def _survey_row(field: dict[str, Any], fields: Mapping[str, dict[str, Any]]) -> 
     row["constraint"] = _constraint(field, xpath)
     if field.get("choice_filter"):
         row["choice_filter"] = " and ".join(
-            f"{term['column']} = "
-            + (
-                f"${{{_name(fields[term['field']])}}}"
-                if "field" in term
-                else _quoted(term["value"])
-            )
-            for term in field["choice_filter"]
+            _filter_term(term, fields) for term in field["choice_filter"]
         )
     if "prefill" in field:
         row["default"] = _PREFILLS[field["prefill"]]
@@ -201,6 +195,18 @@ def _default(field: dict[str, Any], value: Any) -> Any:
     return value
 
 
+def _filter_term(term: dict[str, str], fields: dict[str, Any]) -> str:
+    """One term of a choice_filter in XPath. A ``${q} = 'text'`` term of an import is kept
+    in a column named as the term was written: that name is the term."""
+    if term["column"].startswith("${"):
+        return term["column"]
+    if "selected_in" in term:
+        return f"selected(${{{_name(fields[term['selected_in']])}}}, {term['column']})"
+    if "field" in term:
+        return f"{term['column']} = ${{{_name(fields[term['field']])}}}"
+    return f"{term['column']} = {_quoted(term['value'])}"
+
+
 def _choice_rows(fields: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
     """The choices of every list, and the filter columns of the cascading ones."""
     rows: list[dict[str, Any]] = []
@@ -213,7 +219,7 @@ def _choice_rows(fields: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], tu
             row = {"list_name": _list_name(field), "name": choice["value"]}
             row.update(_localized("label", choice["label"]))
             for column, tag in choice.get("filter", {}).items():
-                if column != "name":
+                if column != "name" and not column.startswith("${"):
                     columns.setdefault(column)
                     row[column] = tag
             rows.append(row)

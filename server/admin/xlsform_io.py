@@ -147,7 +147,9 @@ def read_xlsform(source: Path | IO[bytes], name: str = "the file") -> Definition
     # A form has a column per language of every text column, and LibreOffice declares
     # 1024 columns on every sheet: any width Excel allows. pyxform reads only the columns
     # under a header, so the width costs nothing; the row, cell and size bounds stay.
-    limits = dataclasses.replace(upload_limits(), columns=EXCEL_COLUMNS)
+    limits = dataclasses.replace(
+        upload_limits(), columns=EXCEL_COLUMNS, reads_empty_rows=False
+    )  # pyxform stops after a run of empty rows: trailing empty ones cost nothing
     if len(content) > limits.uncompressed_bytes:
         raise UploadTooLarge("expands_too_far", limits.uncompressed_bytes)
     if content.startswith(_ZIP):
