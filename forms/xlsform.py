@@ -330,6 +330,29 @@ def snake_id(text: str) -> str:
     return words[:64].rstrip("_")
 
 
+def from_xpath(
+    text: str,
+    questions: Mapping[str, tuple[str, str]],
+    *,
+    condition: bool,
+    current: str | None = None,
+) -> str:
+    """An XLSForm expression as the import translates it: a condition (``relevant``, or a
+    ``constraint`` of the question named ``current``) or a value (``calculation``).
+    ``questions`` maps each question's name to its field id and Zoufang type. Raises
+    ValueError when it cannot be translated. What ``forms.xpath_out`` is the inverse of."""
+    known = {
+        name: _Question(None, name, ident, kind, kind, {}, None)
+        for name, (ident, kind) in questions.items()
+    }
+    for question in known.values():
+        if question.type == "boolean":
+            question.booleans = {"yes": True, "no": False}
+    translator = _Translator(known, current=None if current is None else known[current])
+    node = _Parser(text).parse()
+    return translator.condition(node) if condition else translator.value(node)
+
+
 class _Untranslatable(ValueError):
     """Something in an XLSForm expression that a Zoufang condition cannot say."""
 

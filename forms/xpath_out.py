@@ -220,7 +220,7 @@ class _Writer:
         if isinstance(left, Reference) and isinstance(right, Literal):
             if right.value == "" and op in ("==", "!="):
                 self.change("empty_text")
-            elif op == "!=":
+            elif op == "!=" and self._literal_kept(left.field, right.value):
                 self.change("not_equal")
         if _kind(left) in ("string", "number") and _kind(right) in ("ref", "call"):
             self.change("flipped")
@@ -256,9 +256,12 @@ class _Writer:
             if number is not None:
                 return f"count-selected({self._ref(left.field)}) {op} {number}"
         if isinstance(left, Reference) and isinstance(right, Literal):
-            if right.value is None:
+            if right.value is None or (right.value == "" and node.op in ("==", "!=")):
                 return f"{self._ref(left.field)} {op} ''"
-            return f"{self._ref(left.field)} {op} {self._literal_for(left.field, right.value)}"
+            text, change = self._literal_for(left.field, right.value, node.op)
+            if change is not None:
+                self.change(change)
+            return f"{self._ref(left.field)} {op} {text}"
         sides = []
         for side, other in ((left, right), (right, left)):
             if (
@@ -291,29 +294,36 @@ class _Writer:
         )
 
     def _literal_kept(self, field: str, value: object) -> bool:
-        """Whether a literal compared with this question comes back as itself."""
-        kind = self._type(field)
-        if kind == "boolean":
-            return isinstance(value, bool)
-        if kind in NUMBER_TYPES:
-            return is_number(value)
-        if kind == "calculate":
-            return is_number(value) or (isinstance(value, str) and _decimal(value) is None)
-        return isinstance(value, str)
+        """Whether ``${f} op literal`` is read by the import as a question against this very
+        literal (its simple shape, where ``!=`` comes back as ``f == null or f != v``)."""
+        if isinstance(value, bool) and self._type(field) != "boolean":
+            return False  # written true(), a call: compared as a value
+        return self._literal_for(field, value, "==")[1] is None
 
-    def _literal_for(self, field: str, value: object) -> str:
+    def _literal_for(self, field: str, value: object, op: str) -> tuple[str, str | None]:
         """A literal compared with a question, in the spelling the import reads as that
-        literal for the question's type."""
+        literal for the question's type, and the change code when it reads another."""
         kind = self._type(field)
-        if not self._literal_kept(field, value):
-            self.change("literal_type")
-        if kind == "boolean" and isinstance(value, bool):
-            return "'yes'" if value else "'no'"
-        if isinstance(value, bool):
-            return "true()" if value else "false()"
+        if isinstance(value, bool) and kind != "boolean":
+            return ("true()" if value else "false()"), None
+        number = _decimal(value) if isinstance(value, str) else None
+        if kind == "calculate":
+            if isinstance(value, str):
+                return self._string(value), None if number is None else "literal_type"
+            return _number(value) if is_number(value) else "''", None
+        if (op not in ("==", "!=") and kind not in _ORDERED) or kind in _INCOMPARABLE:
+            return self._string(str(value)), "no_xpath"
+        if kind == "boolean":
+            if isinstance(value, bool):
+                return ("'yes'" if value else "'no'"), None
+            return self._string(str(value)), "no_xpath"
+        if kind in NUMBER_TYPES:
+            if is_number(value):
+                return _number(value), None
+            return self._string(str(value)), "no_xpath" if number is None else "literal_type"
         if is_number(value):
-            return _number(value)
-        return self._string(str(value))
+            return _number(value), "literal_type"
+        return self._string(str(value)), None
 
     # values: the import's _Translator.value
 

@@ -1,0 +1,95 @@
+"""Expressions written back as XLSForm XPath (forms/xpath_out.py) are read by the import
+(forms/xlsform.py) as the same parsed tree, or say why not (forms/README.md, "Download back
+as XLSForm"): a property test over every expression of the shared vectors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from forms.expressions import Count, ExpressionError, Node, Selected, parse_expression
+from forms.xlsform import from_xpath
+from forms.xpath_out import CHANGES, Question, condition_xpath, value_xpath
+
+VECTORS = json.loads((Path(__file__).parent / "vectors" / "forms_validation.json").read_text())
+#: changes after which the import refuses the expression
+REFUSED = {"not_a_condition", "quotes", "no_xpath"}
+PLAIN_TYPES = ["calculate", "text", "number", "integer", "date", "boolean", "single_choice"]
+
+
+def parses(text: str) -> bool:
+    try:
+        parse_expression(text)
+    except ExpressionError:
+        return False
+    return True
+
+
+EXPRESSIONS = sorted(
+    {case["expression"] for case in VECTORS if "expression" in case and parses(case["expression"])}
+)
+
+
+def fields_of(root: Node) -> tuple[set[str], set[str]]:
+    """The fields an expression reads, and those it reads as lists (selected, count)."""
+    plain: set[str] = set()
+    lists: set[str] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Selected | Count):
+            lists.add(node.field)
+        elif hasattr(node, "field"):
+            plain.add(node.field)
+        stack.extend(node.children())
+    return plain - lists, lists
+
+
+def environment(text: str, kind: str) -> dict[str, Question]:
+    plain, lists = fields_of(parse_expression(text).root)
+    questions = {name: Question(name, kind) for name in plain}
+    questions.update({name: Question(name, "multiple_choice") for name in lists})
+    return questions
+
+
+def read_back(xpath: str, questions: dict[str, Question], *, condition: bool) -> Node:
+    known = {q.name: (ident, q.type) for ident, q in questions.items()}
+    return parse_expression(from_xpath(xpath, known, condition=condition)).root
+
+
+def test_the_vectors_hold_many_expressions_to_write_back():
+    assert len(EXPRESSIONS) > 100
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(EXPRESSIONS), st.sampled_from(PLAIN_TYPES))
+def test_a_value_written_as_xpath_reads_back_as_the_same_tree_or_names_why_not(text, kind):
+    questions = environment(text, kind)
+    written = value_xpath(text, questions)
+    assert set(written.changes) <= set(CHANGES)
+    if not written.changes:
+        assert read_back(written.text, questions, condition=False) == parse_expression(text).root
+    elif not REFUSED & set(written.changes):
+        read_back(written.text, questions, condition=False)  # the same meaning, spelt otherwise
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(EXPRESSIONS), st.sampled_from(PLAIN_TYPES))
+def test_a_condition_written_as_xpath_reads_back_as_the_same_tree_or_names_why_not(text, kind):
+    questions = environment(text, kind)
+    written = condition_xpath(text, questions)
+    assert set(written.changes) <= set(CHANGES)
+    if not written.changes:
+        assert read_back(written.text, questions, condition=True) == parse_expression(text).root
+
+
+@pytest.mark.parametrize("text", EXPRESSIONS)
+def test_every_vector_expression_as_a_calculation_over_calculations(text):
+    questions = environment(text, "calculate")
+    written = value_xpath(text, questions)
+    if not written.changes:
+        assert read_back(written.text, questions, condition=False) == parse_expression(text).root
