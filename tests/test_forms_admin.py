@@ -190,3 +190,99 @@ def test_every_construct_a_download_writes_imports_back_to_the_same_definition()
     assert forms.validate_definition({"form_id": "every", "versions": [EVERY_CONSTRUCT]}) == []
     form = forms.FormVersion.from_dict("every_construct", EVERY_CONSTRUCT)
     assert reimported(form) == form.to_record_data()
+
+
+def choices(*values: str) -> list[dict[str, Any]]:
+    return [{"value": value, "label": label(value)} for value in values]
+
+
+#: every construct a definition holds, its expressions spelt as the import writes them, so
+#: that the definition comes back text for text
+REPEATS_AND_CALCULATIONS = {
+    "version": 1,
+    "title": label("Repeats and calculations"),
+    "policy": "monthly",
+    "fields": [
+        {"id": "hh_size", "type": "integer", "label": label("Size"), "min": 1, "max": 20,
+         "required": True, "group": "household", "group_label": label("Home")},
+        {"id": "head", "type": "person", "label": label("Who answers"), "group": "household",
+         "group_label": label("Home")},
+        {"id": "workers", "type": "integer", "label": label("Workers"), "min": 0, "max": 20,
+         "constraint": "workers <= hh_size", "constraint_message": label("Too many")},
+        {"id": "member", "type": "repeat", "label": label("Member"), "seed": "people",
+         "hint": label("one per person"), "relevant": "hh_size > 0",
+         "fields": [
+             {"id": "age", "type": "integer", "label": label("Age"), "min": 0, "max": 120,
+              "constraint": "age <= 100 or hh_size > 5"},
+             {"id": "income", "type": "number", "label": label("Income"), "min": 0},
+             {"id": "works", "type": "boolean", "label": label("Works")},
+             {"id": "job", "type": "text", "label": label("Job"), "relevant": "works == true",
+              "max_length": 50, "constraint": "regex(job, '^[a-z ]+$')"},
+             {"id": "n_kids", "type": "integer", "label": label("Kids"), "group": "kids_part",
+              "group_label": label("Kids")},
+             {"id": "kids", "type": "repeat", "label": label("Kid"), "repeat_count": "n_kids",
+              "group": "kids_part", "group_label": label("Kids"),
+              "fields": [
+                  {"id": "kid_name", "type": "text", "label": label("Name"), "required": True},
+                  {"id": "kid_school", "type": "single_choice", "label": label("School"),
+                   "choices": choices("none", "primary", "middle")},
+              ]},
+             {"id": "entry_number", "type": "calculate", "label": label("Entry"),
+              "calculation": "position()"},
+         ]},
+        {"id": "plots", "type": "repeat", "label": label("Plot"),
+         "repeat_count": "(hh_size - 1)",
+         "fields": [{"id": "plot_area", "type": "number", "label": label("Area")}]},
+        {"id": "visits", "type": "repeat", "label": label("Visit"), "repeat_count": 2,
+         "fields": [{"id": "visit_day", "type": "date", "label": label("Day")}]},
+        {"id": "total_income", "type": "calculate", "label": label("Total"),
+         "calculation": "sum(income)"},
+        {"id": "per_capita", "type": "calculate", "label": label("Per head"),
+         "calculation": "round((total_income / hh_size), 2)"},
+        {"id": "below_line", "type": "calculate", "label": label("Below"),
+         "calculation": "if(per_capita < 6000, 'below', 'above')"},
+        {"id": "kinds", "type": "multiple_choice", "label": label("Kinds"),
+         "choices": choices("a", "b", "c"), "required": "count(member) > 1",
+         "required_message": label("Say which")},
+        {"id": "summary", "type": "calculate", "label": label("Summary"),
+         "calculation": "concat(string_length(head), ' ', count_selected(kinds), ' ', "
+                        "coalesce(int(number('3.5')), 0), ' ', today(), now())"},
+        {"id": "odd", "type": "calculate", "label": label("Odd"),
+         "calculation": "(((hh_size % 2) * (-total_income)) - count(kid_name))"},
+        {"id": "picked_a", "type": "calculate", "label": label("Picked a"),
+         "calculation": "(selected(kinds, 'a') and not (hh_size == null))"},
+        {"id": "remark", "type": "text", "label": label("Remark"),
+         "dynamic_default": "concat('走访 ', today())"},
+        {"id": "adults", "type": "integer", "label": label("Adults"),
+         "dynamic_default": "(hh_size - 1)"},
+        {"id": "place", "type": "text", "label": label("Place"), "dynamic_default": "'村委'"},
+        {"id": "town", "type": "single_choice", "label": label("Town"),
+         "choices": choices("east", "west")},
+        {"id": "village", "type": "single_choice", "label": label("Village"),
+         "choice_filter": [{"column": "town", "field": "town"}],
+         "choices": [{"value": "up", "label": label("Up"), "filter": {"town": "east"}},
+                     {"value": "up", "label": label("Up west"), "filter": {"town": "west"}},
+                     {"value": "down", "label": label("Down"), "filter": {"town": "west"}}],
+         "relevant": "town == null or town != 'west'"},
+        {"id": "priorities", "type": "rank", "label": label("Priorities"),
+         "choices": choices("road", "water", "school"), "default": ["water", "road"]},
+        {"id": "voice", "type": "audio", "label": label("Voice")},
+        {"id": "clip", "type": "video", "label": label("Clip")},
+        {"id": "paper", "type": "file", "label": label("Paper")},
+        {"id": "card", "type": "barcode", "label": label("Card"), "read_only": True,
+         "default": "000"},
+        {"id": "path", "type": "geotrace", "label": label("Path")},
+        {"id": "field_area", "type": "geoshape", "label": label("Field")},
+        {"id": "started", "type": "time", "label": label("Started"), "prefill": "now"},
+        {"id": "stamp", "type": "datetime", "label": label("Stamp"), "prefill": "today"},
+        {"id": "ok", "type": "boolean", "label": label("OK"),
+         "problem": {"when": "ok == false and per_capita < 6000", "category": "income"}},
+    ],
+}  # fmt: skip
+
+
+def test_repeats_calculations_and_every_type_download_and_import_to_the_same_definition():
+    doc = {"form_id": "repeats", "versions": [REPEATS_AND_CALCULATIONS]}
+    assert forms.validate_definition(doc) == []
+    form = forms.FormVersion.from_dict("repeats", REPEATS_AND_CALCULATIONS)
+    assert reimported(form) == form.to_record_data()

@@ -95,6 +95,9 @@ def xlsform_workbook(form: forms.FormVersion) -> bytes:
     settings = {"form_id": form.form_id, "version": form.version, "policy": form.policy or ""}
     settings["form_title"] = data["title"]["zh-CN"]
     settings.update(_localized("form_title", data["title"]))
+    names = [(row["list_name"], row["name"]) for row in choice_rows]
+    if len(set(names)) < len(names):  # a village named alike in two towns
+        settings["allow_choice_duplicates"] = "yes"
     _write(book.create_sheet("settings"), tuple(settings), [settings])
     out = io.BytesIO()
     book.save(out)
