@@ -286,3 +286,34 @@ def test_repeats_calculations_and_every_type_download_and_import_to_the_same_def
     assert forms.validate_definition(doc) == []
     form = forms.FormVersion.from_dict("repeats", REPEATS_AND_CALCULATIONS)
     assert reimported(form) == form.to_record_data()
+
+
+def test_the_pyxform_xls_sample_imported_downloaded_and_imported_again_is_the_same_definition():
+    doc = convert_workbook(SAMPLES / "xlsform_pyxform_yes_or_no.xls")
+    form = forms.FormVersion.from_dict(doc["form_id"], doc["versions"][0])
+    assert reimported(form) == form.to_record_data()
+
+
+def test_an_expression_xlsform_spells_otherwise_is_written_with_a_comment_saying_so():
+    (form,) = [
+        v for v in forms.load_definitions().all_versions() if v.form_id == "monthly_monitoring"
+    ]
+    sheet = load_workbook(io.BytesIO(xlsform_workbook(form)))["survey"]
+    header = [cell.value for cell in sheet[1]]
+    (row,) = [r for r in sheet.iter_rows(min_row=2) if r[1].value == "risk_types"]
+    relevant = row[header.index("relevant")]
+    assert relevant.value == "${risk_level} = 'medium' or ${risk_level} = 'high'"
+    assert "x in [a, b]" in relevant.comment.text
+    commented = [c for r in sheet.iter_rows(min_row=2) for c in r if c.comment is not None]
+    assert commented == [relevant]
+
+
+def test_a_published_version_with_repeats_downloads_and_uploads_again_unchanged(any_county):
+    admin = any_county.device("admin")
+    doc = {"form_id": "repeats", "versions": [REPEATS_AND_CALCULATIONS]}
+    with any_county.app.app_context():
+        publish_next_version(doc, actor=None)
+    download = admin.client.get("/api/v1/admin/forms/repeats/1.xlsx", headers=admin.headers)
+    assert download.status_code == 200
+    again = upload(admin, "", download.data, "repeats-v1.xlsx")
+    assert (again.status_code, again.get_json()["status"]) == (200, "unchanged")
