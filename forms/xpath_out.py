@@ -54,7 +54,7 @@ CHANGES: dict[str, str] = {
     "question's type ('3' against a number question as 3)",
     "count_condition": "count(f) alone as a condition comes back as count(f) > 0",
     "not_a_condition": "a value where a condition belongs: the import refuses it",
-    "quotes": "a text holding both ' and \" has no XPath spelling: the import refuses it",
+    "quotes": "a text holding both ' and \" has no XPath spelling: written with ʼ for '",
     "no_xpath": "no XPath spelling the import reads back: the import refuses it",
 }
 _XPATH_OPS = {"/": "div", "%": "mod"}
@@ -382,7 +382,7 @@ class _Writer:
         if '"' not in text:
             return f'"{text}"'
         self.change("quotes")
-        return "'" + text.replace("'", "’") + "'"
+        return "'" + text.replace("'", "\u02bc") + "'"  # pyxform reads ’ as '
 
     def _ref(self, field: str) -> str:
         question = self.questions.get(field)

@@ -317,3 +317,33 @@ def test_a_published_version_with_repeats_downloads_and_uploads_again_unchanged(
     assert download.status_code == 200
     again = upload(admin, "", download.data, "repeats-v1.xlsx")
     assert (again.status_code, again.get_json()["status"]) == (200, "unchanged")
+
+
+AWKWARD = {
+    "version": 1,
+    "title": label("Awkward"),
+    "policy": None,
+    "fields": [
+        {"id": "a", "type": "text", "label": label("A"), "group": "g", "group_label": label("G"),
+         "default": "x (y)"},
+        {"id": "b", "type": "text", "label": label("B"), "relevant": "a == 'it\\'s \"q\"'"},
+        {"id": "c", "type": "text", "label": label("C"), "group": "g", "group_label": label("G")},
+        {"id": "r", "type": "repeat", "label": label("R"), "required": True,
+         "fields": [{"id": "d", "type": "text", "label": label("D")}]},
+    ],
+}  # fmt: skip
+
+
+def test_what_xlsform_cannot_say_is_still_downloaded_with_a_comment_on_its_cell():
+    assert forms.validate_definition({"form_id": "awkward", "versions": [AWKWARD]}) == []
+    book = xlsform_workbook(forms.FormVersion.from_dict("awkward", AWKWARD))
+    sheet = load_workbook(io.BytesIO(book))["survey"]
+    header = [cell.value for cell in sheet[1]]
+    notes = {
+        (row[1].value, header[cell.column - 1]): cell.comment.text
+        for row in sheet.iter_rows(min_row=2)
+        for cell in row
+        if cell.comment is not None
+    }
+    assert set(notes) == {("a", "default"), ("b", "relevant"), ("g_2", "name"), ("r", "type")}
+    assert "both ' and \"" in notes[("b", "relevant")]

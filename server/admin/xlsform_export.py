@@ -88,7 +88,8 @@ def xlsform_workbook(form: forms.FormVersion) -> bytes:
     book = Workbook()
     survey = book.active
     survey.title = "survey"
-    _write(survey, _SURVEY_COLUMNS, _survey_rows(fields, questions))
+    names = {question.name for question in questions.values()}
+    _write(survey, _SURVEY_COLUMNS, _survey_rows(fields, questions, names))
     choice_rows, filter_columns = _choice_rows(everything)
     columns = ("list_name", "name", *(f"label::{n}" for n in LANGUAGES.values()), *filter_columns)
     _write(book.create_sheet("choices"), columns, choice_rows)
@@ -131,10 +132,11 @@ def _localized(column: str, text: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def _survey_rows(
-    fields: list[dict[str, Any]], questions: Mapping[str, Question]
+    fields: list[dict[str, Any]], questions: Mapping[str, Question], names: set[str]
 ) -> list[dict[str, Any]]:
     """One row per field, a field's innermost group as begin_group/end_group around its run,
-    a repeat as begin_repeat, the rows of its own fields, end_repeat."""
+    a repeat as begin_repeat, the rows of its own fields, end_repeat. ``names`` holds the
+    names taken: a group's later run apart from its first needs one of its own."""
     rows: list[dict[str, Any]] = []
     group: str | None = None
     for field in fields:
@@ -143,18 +145,30 @@ def _survey_rows(
                 rows.append({"type": "end_group"})
             group = field.get("group")
             if group is not None:
-                begin = {"type": "begin_group", "name": group}
+                begin = {"type": "begin_group", "name": _group_name(group, names)}
                 begin.update(_localized("label", field.get("group_label")))
+                if begin["name"] != group:
+                    _note(begin, "name", f"the group {group} again: comes back as {begin['name']}")
                 rows.append(begin)
         if field["type"] == "repeat":
             rows.append(_repeat_row(field, questions))
-            rows.extend(_survey_rows(field["fields"], questions))
+            rows.extend(_survey_rows(field["fields"], questions, names))
             rows.append({"type": "end_repeat"})
         else:
             rows.append(_survey_row(field, questions))
     if group is not None:
         rows.append({"type": "end_group"})
     return rows
+
+
+def _group_name(group: str, names: set[str]) -> str:
+    """The group's id, or, taken already, the id the import gives the next of that name."""
+    name, number = group, 1
+    while name in names:
+        number += 1
+        name = f"{group}_{number}"
+    names.add(name)
+    return name
 
 
 def _repeat_row(field: dict[str, Any], questions: Mapping[str, Question]) -> dict[str, Any]:
@@ -267,9 +281,7 @@ def _default_cell(
     elif "default" in field:
         row["default"] = _default(field, field["default"])
         if isinstance(row["default"], str) and ("${" in row["default"] or "(" in row["default"]):
-            _note(
-                row, "default", "comes back otherwise: a text with ${ or ( is read as an expression"
-            )
+            _note(row, "default", "the import reads a text with ${ or ( as an expression")
 
 
 def _default(field: dict[str, Any], value: Any) -> Any:
