@@ -93,3 +93,46 @@ def test_every_vector_expression_as_a_calculation_over_calculations(text):
     written = value_xpath(text, questions)
     if not written.changes:
         assert read_back(written.text, questions, condition=False) == parse_expression(text).root
+
+
+def flat(fields: list[dict]) -> list[dict]:
+    return [g for f in fields for g in (f, *flat(f.get("fields", [])))]
+
+
+def form_expressions() -> list[tuple[str, dict[str, Question], str, str]]:
+    """Every expression of the vectors' forms, with the form's own question types: (text,
+    questions, what it is, the field it belongs to)."""
+    found = []
+    for case in VECTORS:
+        if "form" not in case:
+            continue
+        fields = flat(case["form"]["fields"])
+        questions = {f["id"]: Question(f.get("name", f["id"]), f["type"]) for f in fields}
+        for field in fields:
+            texts = {key: field.get(key) for key in ("relevant", "required", "constraint")}
+            texts["calculation"] = field.get("calculation")
+            texts["when"] = (field.get("problem") or {}).get("when")
+            for key, text in texts.items():
+                if isinstance(text, str) and parses(text):
+                    found.append((text, questions, key, field["id"]))
+    return found
+
+
+FORM_EXPRESSIONS = form_expressions()
+
+
+@pytest.mark.parametrize(("text", "questions", "key", "field"), FORM_EXPRESSIONS)
+def test_an_expression_of_a_vector_form_reads_back_as_the_same_tree_or_names_why_not(
+    text, questions, key, field
+):
+    current = field if key == "constraint" else None
+    condition = key != "calculation"
+    written = (
+        condition_xpath(text, questions, current) if condition else value_xpath(text, questions)
+    )
+    known = {q.name: (ident, q.type) for ident, q in questions.items()}
+    author = None if current is None else questions[current].name
+    back = parse_expression(from_xpath(written.text, known, condition=condition, current=author))
+    if not written.changes:
+        assert back.root == parse_expression(text).root
+    assert not REFUSED & set(written.changes)
