@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from forms.expressions import (
     And,
@@ -37,6 +37,7 @@ from forms.expressions import (
     parse_expression,
 )
 from forms.model import NUMBER_TYPES
+from forms.xlsform import _decimal, _number_text
 
 #: why an expression comes back spelt otherwise (same meaning unless said), by code
 CHANGES: dict[str, str] = {
@@ -415,15 +416,4 @@ def _number_literal(node: Node) -> str | None:
 def _number(value: int | float) -> str:
     """A number as XPath writes it: no exponent, no trailing zeros (``1e-05`` is
     ``0.00001``)."""
-    number = Decimal(repr(value))
-    if number == number.to_integral_value():
-        return str(int(number))
-    return format(number.normalize(), "f")
-
-
-def _decimal(text: str) -> Decimal | None:
-    try:
-        number = Decimal(text.strip())
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
+    return _number_text(Decimal(repr(value)))
