@@ -141,7 +141,7 @@ class _Writer:
             return f"count-selected({self._ref(node.field)})", ""
         if isinstance(node, Literal) and is_number(node.value):
             self.change("literal_type")  # XPath's boolean(): 0 is false, any other true
-            return _number(node.value), ""
+            return number_xpath(node.value), ""
         self.change("not_a_condition")
         return self.value(node), ""
 
@@ -311,7 +311,7 @@ class _Writer:
         if kind == "calculate":
             if isinstance(value, str):
                 return self._string(value), None if number is None else "literal_type"
-            return _number(value) if is_number(value) else "''", None
+            return number_xpath(value) if is_number(value) else "''", None
         if (op not in ("==", "!=") and kind not in _ORDERED) or kind in _INCOMPARABLE:
             return self._string(str(value)), "no_xpath"
         if kind == "boolean":
@@ -320,10 +320,10 @@ class _Writer:
             return self._string(str(value)), "no_xpath"
         if kind in NUMBER_TYPES:
             if is_number(value):
-                return _number(value), None
+                return number_xpath(value), None
             return self._string(str(value)), "no_xpath" if number is None else "literal_type"
         if is_number(value):
-            return _number(value), "literal_type"
+            return number_xpath(value), "literal_type"
         return self._string(str(value)), None
 
     # values: the import's _Translator.value
@@ -373,7 +373,7 @@ class _Writer:
         if isinstance(value, bool):
             return "true()" if value else "false()"
         if is_number(value):
-            return _number(value)
+            return number_xpath(value)
         return self._string(str(value))
 
     def _string(self, text: str) -> str:
@@ -409,11 +409,11 @@ def _kind(node: Node) -> str:
 
 def _number_literal(node: Node) -> str | None:
     if isinstance(node, Literal) and is_number(node.value):
-        return _number(node.value)
+        return number_xpath(node.value)
     return None
 
 
-def _number(value: int | float) -> str:
+def number_xpath(value: int | float) -> str:
     """A number as XPath writes it: no exponent, no trailing zeros (``1e-05`` is
     ``0.00001``)."""
     return _number_text(Decimal(repr(value)))

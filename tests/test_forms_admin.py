@@ -277,6 +277,9 @@ REPEATS_AND_CALCULATIONS = {
         {"id": "stamp", "type": "datetime", "label": label("Stamp"), "prefill": "today"},
         {"id": "ok", "type": "boolean", "label": label("OK"),
          "problem": {"when": "ok == false and per_capita < 6000", "category": "income"}},
+        {"id": "rate", "type": "number", "label": label("Rate"), "min": 0.00001, "max": 0.5},
+        {"id": "grade", "type": "range", "label": label("Grade"), "min": 0, "max": 1,
+         "step": 0.00005},
     ],
 }  # fmt: skip
 

@@ -3,10 +3,12 @@ take a form out of Zoufang, change it in Excel (or KoboToolbox, ODK) and import 
 
 The workbook is what ``forms.xlsform`` reads: a survey, a choices and a settings sheet, labels
 as ``label::中文 (zh-CN)`` and ``label::English (en)``, and the conditions of the definition
-translated back into XLSForm's XPath (``f == 'x'`` → ``${f} = 'x'``). Importing the download
-again gives the same definition (tests/test_forms_admin.py holds this for the sample forms):
-each construct is written the way the import reads it back. What XLSForm has no word for is
-listed in forms/README.md ("Download back as XLSForm").
+translated back into XLSForm's XPath by ``forms.xpath_out`` (``f == 'x'`` → ``${f} = 'x'``),
+repeats as begin_repeat/end_repeat. Importing the download again gives the same definition
+(tests/test_forms_admin.py holds this for the shipped and sample forms and for a definition
+using every construct): each construct is written the way the import reads it back. What
+XLSForm has no spelling for is written in its nearest one, with a comment on the cell; the
+list is in forms/README.md ("Download back as XLSForm").
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from openpyxl import Workbook
 from openpyxl.comments import Comment
 
 import forms
-from forms.xpath_out import CHANGES, Question, XPath, condition_xpath, value_xpath
+from forms.xpath_out import (
+    CHANGES,
+    Question,
+    XPath,
+    condition_xpath,
+    number_xpath,
+    value_xpath,
+)
 from server.reports.exports import spreadsheet_text
 
 LANGUAGES = {"zh-CN": "中文 (zh-CN)", "en": "English (en)"}
@@ -96,8 +105,8 @@ def xlsform_workbook(form: forms.FormVersion) -> bytes:
     settings = {"form_id": form.form_id, "version": form.version, "policy": form.policy or ""}
     settings["form_title"] = data["title"]["zh-CN"]
     settings.update(_localized("form_title", data["title"]))
-    names = [(row["list_name"], row["name"]) for row in choice_rows]
-    if len(set(names)) < len(names):  # a village named alike in two towns
+    listed = [(row["list_name"], row["name"]) for row in choice_rows]
+    if len(set(listed)) < len(listed):  # a village named alike in two towns
         settings["allow_choice_duplicates"] = "yes"
     _write(book.create_sheet("settings"), tuple(settings), [settings])
     out = io.BytesIO()
@@ -148,7 +157,11 @@ def _survey_rows(
                 begin = {"type": "begin_group", "name": _group_name(group, names)}
                 begin.update(_localized("label", field.get("group_label")))
                 if begin["name"] != group:
-                    _note(begin, "name", f"the group {group} again: comes back as {begin['name']}")
+                    _note(
+                        begin,
+                        "name",
+                        f"the name {group} is taken: the group comes back as {begin['name']}",
+                    )
                 rows.append(begin)
         if field["type"] == "repeat":
             rows.append(_repeat_row(field, questions))
@@ -235,7 +248,8 @@ def _survey_row(field: dict[str, Any], questions: Mapping[str, Question]) -> dic
     if field.get("read_only"):
         row["read_only"] = "yes"
     if kind == "range":
-        row["parameters"] = f"start={field['min']} end={field['max']} step={field['step']}"
+        start, end, step = (number_xpath(field[key]) for key in ("min", "max", "step"))
+        row["parameters"] = f"start={start} end={end} step={step}"
     if field.get("problem"):
         _expression(row, "problem_when", condition_xpath(field["problem"]["when"], questions))
         row["problem_category"] = field["problem"]["category"]
@@ -251,9 +265,9 @@ def _constraint(
     parts = []
     if field["type"] in ("number", "integer"):
         if "min" in field:
-            parts.append(f". >= {field['min']}")
+            parts.append(f". >= {number_xpath(field['min'])}")
         if "max" in field:
-            parts.append(f". <= {field['max']}")
+            parts.append(f". <= {number_xpath(field['max'])}")
     if "max_length" in field:
         parts.append(f"string-length(.) <= {field['max_length']}")
     changes: tuple[str, ...] = ()
