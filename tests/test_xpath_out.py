@@ -136,3 +136,9 @@ def test_an_expression_of_a_vector_form_reads_back_as_the_same_tree_or_names_why
     if not written.changes:
         assert back.root == parse_expression(text).root
     assert not REFUSED & set(written.changes)
+
+
+def test_the_readme_names_every_change_the_download_comments_on():
+    readme = (Path(__file__).parents[1] / "forms" / "README.md").read_text(encoding="utf-8")
+    section = readme.partition("### Download back as XLSForm")[2]
+    assert [code for code in CHANGES if f"`{code}`" not in section] == []
