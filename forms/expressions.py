@@ -349,6 +349,7 @@ class Regex(Node):
 
     operand: Node
     pattern: re.Pattern[str]
+    source: str = ""  # the pattern as written, for writing the expression back (XLSForm)
 
     def evaluate(self, context: Context) -> object:
         text = as_text(self.operand.evaluate(context))
@@ -769,7 +770,7 @@ class _Parser:
             compiled = compile_regex(pattern.value)
         except RegexError as error:
             raise self.error(f"regex(): {error}", token) from None
-        return Regex(args[0], compiled)
+        return Regex(args[0], compiled, pattern.value)
 
     def field_name(self) -> str:
         token = self.advance()

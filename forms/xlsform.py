@@ -129,6 +129,9 @@ _SELECTS = ("select one", "select all that apply", "rank")
 #: Zoufang's own survey column on a begin_repeat row: ``people`` asks the repeat once per
 #: person of the household (the definition's ``seed``)
 _SEED_COLUMN = "repeat_seed"
+#: Zoufang's own survey column: ``person`` on a text question makes it a pick of one of the
+#: household's people (the ``person`` type), which XLSForm has no type for
+_ZOUFANG_TYPE_COLUMN = "zoufang_type"
 #: Filled in by the phone, not asked: a Zoufang visit records who, when, where and on which
 #: device by itself, so these questions are skipped.
 _METADATA = frozenset(
@@ -341,6 +344,29 @@ def snake_id(text: str) -> str:
     if not words[0].isalpha():
         words = f"q_{words}"
     return words[:64].rstrip("_")
+
+
+def from_xpath(
+    text: str,
+    questions: Mapping[str, tuple[str, str]],
+    *,
+    condition: bool,
+    current: str | None = None,
+) -> str:
+    """An XLSForm expression as the import translates it: a condition (``relevant``, or a
+    ``constraint`` of the question named ``current``) or a value (``calculation``).
+    ``questions`` maps each question's name to its field id and Zoufang type. Raises
+    ValueError when it cannot be translated. What ``forms.xpath_out`` is the inverse of."""
+    known = {
+        name: _Question(None, name, ident, kind, kind, {}, None)
+        for name, (ident, kind) in questions.items()
+    }
+    for question in known.values():
+        if question.type == "boolean":
+            question.booleans = {"yes": True, "no": False}
+    translator = _Translator(known, current=None if current is None else known[current])
+    node = _Parser(text).parse()
+    return translator.condition(node) if condition else translator.value(node)
 
 
 class _Untranslatable(ValueError):
@@ -606,6 +632,8 @@ class _Converter:
         if cells.get("calculation") and kind in _CALCULATED:
             return self._calculated(node, kind, row, group)
         field_type = self._field_type(node, kind, row)
+        if field_type is not None and cells.get(_ZOUFANG_TYPE_COLUMN):
+            field_type = self._zoufang_type(field_type, cells[_ZOUFANG_TYPE_COLUMN], row)
         ident = self._field_id(name, row, "question")
         if field_type is None or ident is None:
             return None
@@ -689,6 +717,13 @@ class _Converter:
             self.problem("survey", row, "type", _UNSUPPORTED[kind])
         else:
             self.problem("survey", row, "type", f"{kind!r} is not supported by Zoufang forms")
+        return None
+
+    def _zoufang_type(self, field_type: str, written: str, row: int | None) -> str | None:
+        if written == "person" and field_type == "text":
+            return "person"
+        message = "zoufang_type is person (on a text question) or empty"
+        self.problem("survey", row, _ZOUFANG_TYPE_COLUMN, message)
         return None
 
     def _external_type(self, kind: str, row: int | None, itemset: str) -> str | None:
@@ -850,6 +885,13 @@ class _Converter:
         counts = (*NUMBER_TYPES, "calculate")  # a calculation giving the number too
         if source is not None and source.repeat in outside and source.type in counts:
             return {"repeat_count": source.id}
+        if source is None:
+            try:  # an expression, which validate_definition checks reads outside the repeat
+                count = _Translator(self.questions).value(_Parser(text).parse())
+                parse_expression(count)
+                return {"repeat_count": count}
+            except (_Untranslatable, ExpressionError):
+                pass
         message = (
             f"repeat_count {text!r} is not supported yet: a whole number or "
             "${question} naming a number question outside the repeat"
@@ -985,6 +1027,7 @@ class _Converter:
             return _bounds(node, question)
         except _Untranslatable:
             pass  # no bounds: a condition on the answer then, checked once it is answered
+        bounds, node = _leading_bounds(node, question)
         try:
             condition = _Translator(self.questions, current=question).condition(node)
             parse_expression(condition)
@@ -993,7 +1036,7 @@ class _Converter:
                 "survey", question.row, "constraint", f"cannot translate {text!r}: {error}"
             )
             return {}
-        return {"constraint": condition}
+        return {**bounds, "constraint": condition}
 
     def _dynamic_default(self, question: _Question, text: str) -> str | None:
         """A default that is an expression (``${x}``, ``today()`` on a text question): the
@@ -1850,6 +1893,34 @@ def _bounds(node: _Node, question: _Question) -> dict[str, Any]:
         tighter = min if key in ("max", "max_length") else max
         bounds[key] = tighter(bounds[key], value) if key in bounds else value
     return bounds
+
+
+def _leading_bounds(node: _Node, question: _Question) -> tuple[dict[str, Any], _Node]:
+    """``. >= 0 and . <= 9 and <condition>``: the bounds of ``.`` first, then a condition that
+    does not read ``.`` (as a download writes a field with both): the bounds and the rest.
+    Any other constraint is all condition: ``({}, node)``."""
+    parts = _conjuncts(node)
+    for split in range(len(parts) - 1, 0, -1):
+        head, tail = parts[:split], parts[split:]
+        if any(_reads_current(part) for part in tail):
+            continue
+        try:
+            bounds = _bounds(_joined(head), question)
+        except _Untranslatable:
+            continue
+        return bounds, _joined(tail)
+    return {}, node
+
+
+def _joined(parts: list[_Node]) -> _Node:
+    node = parts[0]
+    for part in parts[1:]:
+        node = _Node("and", args=(node, part))
+    return node
+
+
+def _reads_current(node: _Node) -> bool:
+    return node.kind == "current" or any(_reads_current(arg) for arg in node.args)
 
 
 def _conjuncts(node: _Node) -> list[_Node]:

@@ -214,7 +214,167 @@ CASCADES = {
 }  # fmt: skip
 
 
+def choices(*values: str) -> list[dict[str, Any]]:
+    return [{"value": value, "label": label(value)} for value in values]
+
+
+#: every construct a definition holds, its expressions spelt as the import writes them, so
+#: that the definition comes back text for text
+REPEATS_AND_CALCULATIONS = {
+    "version": 1,
+    "title": label("Repeats and calculations"),
+    "policy": "monthly",
+    "fields": [
+        {"id": "hh_size", "type": "integer", "label": label("Size"), "min": 1, "max": 20,
+         "required": True, "group": "household", "group_label": label("Home")},
+        {"id": "head", "type": "person", "label": label("Who answers"), "group": "household",
+         "group_label": label("Home")},
+        {"id": "workers", "type": "integer", "label": label("Workers"), "min": 0, "max": 20,
+         "constraint": "workers <= hh_size", "constraint_message": label("Too many")},
+        {"id": "member", "type": "repeat", "label": label("Member"), "seed": "people",
+         "hint": label("one per person"), "relevant": "hh_size > 0",
+         "fields": [
+             {"id": "age", "type": "integer", "label": label("Age"), "min": 0, "max": 120,
+              "constraint": "age <= 100 or hh_size > 5"},
+             {"id": "income", "type": "number", "label": label("Income"), "min": 0},
+             {"id": "works", "type": "boolean", "label": label("Works")},
+             {"id": "job", "type": "text", "label": label("Job"), "relevant": "works == true",
+              "max_length": 50, "constraint": "regex(job, '^[a-z ]+$')"},
+             {"id": "n_kids", "type": "integer", "label": label("Kids"), "group": "kids_part",
+              "group_label": label("Kids")},
+             {"id": "kids", "type": "repeat", "label": label("Kid"), "repeat_count": "n_kids",
+              "group": "kids_part", "group_label": label("Kids"),
+              "fields": [
+                  {"id": "kid_name", "type": "text", "label": label("Name"), "required": True},
+                  {"id": "kid_school", "type": "single_choice", "label": label("School"),
+                   "choices": choices("none", "primary", "middle")},
+              ]},
+             {"id": "entry_number", "type": "calculate", "label": label("Entry"),
+              "calculation": "position()"},
+         ]},
+        {"id": "plots", "type": "repeat", "label": label("Plot"),
+         "repeat_count": "(hh_size - 1)",
+         "fields": [{"id": "plot_area", "type": "number", "label": label("Area")}]},
+        {"id": "visits", "type": "repeat", "label": label("Visit"), "repeat_count": 2,
+         "fields": [{"id": "visit_day", "type": "date", "label": label("Day")}]},
+        {"id": "total_income", "type": "calculate", "label": label("Total"),
+         "calculation": "sum(income)"},
+        {"id": "per_capita", "type": "calculate", "label": label("Per head"),
+         "calculation": "round((total_income / hh_size), 2)"},
+        {"id": "below_line", "type": "calculate", "label": label("Below"),
+         "calculation": "if(per_capita < 6000, 'below', 'above')"},
+        {"id": "kinds", "type": "multiple_choice", "label": label("Kinds"),
+         "choices": choices("a", "b", "c"), "required": "count(member) > 1",
+         "required_message": label("Say which")},
+        {"id": "summary", "type": "calculate", "label": label("Summary"),
+         "calculation": "concat(string_length(head), ' ', count_selected(kinds), ' ', "
+                        "coalesce(int(number('3.5')), 0), ' ', today(), now())"},
+        {"id": "odd", "type": "calculate", "label": label("Odd"),
+         "calculation": "(((hh_size % 2) * (-total_income)) - count(kid_name))"},
+        {"id": "picked_a", "type": "calculate", "label": label("Picked a"),
+         "calculation": "(selected(kinds, 'a') and not (hh_size == null))"},
+        {"id": "remark", "type": "text", "label": label("Remark"),
+         "dynamic_default": "concat('走访 ', today())"},
+        {"id": "adults", "type": "integer", "label": label("Adults"),
+         "dynamic_default": "(hh_size - 1)"},
+        {"id": "place", "type": "text", "label": label("Place"), "dynamic_default": "'村委'"},
+        {"id": "town", "type": "single_choice", "label": label("Town"),
+         "choices": choices("east", "west")},
+        {"id": "village", "type": "single_choice", "label": label("Village"),
+         "choice_filter": [{"column": "town", "field": "town"}],
+         "choices": [{"value": "up", "label": label("Up"), "filter": {"town": "east"}},
+                     {"value": "up", "label": label("Up west"), "filter": {"town": "west"}},
+                     {"value": "down", "label": label("Down"), "filter": {"town": "west"}}],
+         "relevant": "town == null or town != 'west'"},
+        {"id": "priorities", "type": "rank", "label": label("Priorities"),
+         "choices": choices("road", "water", "school"), "default": ["water", "road"]},
+        {"id": "voice", "type": "audio", "label": label("Voice")},
+        {"id": "clip", "type": "video", "label": label("Clip")},
+        {"id": "paper", "type": "file", "label": label("Paper")},
+        {"id": "card", "type": "barcode", "label": label("Card"), "read_only": True,
+         "default": "000"},
+        {"id": "path", "type": "geotrace", "label": label("Path")},
+        {"id": "field_area", "type": "geoshape", "label": label("Field")},
+        {"id": "started", "type": "time", "label": label("Started"), "prefill": "now"},
+        {"id": "stamp", "type": "datetime", "label": label("Stamp"), "prefill": "today"},
+        {"id": "ok", "type": "boolean", "label": label("OK"),
+         "problem": {"when": "ok == false and per_capita < 6000", "category": "income"}},
+        {"id": "rate", "type": "number", "label": label("Rate"), "min": 0.00001, "max": 0.5},
+        {"id": "grade", "type": "range", "label": label("Grade"), "min": 0, "max": 1,
+         "step": 0.00005},
+    ],
+}  # fmt: skip
+
+
 def test_selected_in_and_constant_choice_filters_download_and_import_back_the_same():
     assert forms.validate_definition({"form_id": "cascades", "versions": [CASCADES]}) == []
     form = forms.FormVersion.from_dict("cascades", CASCADES)
     assert reimported(form) == form.to_record_data()
+
+
+def test_repeats_calculations_and_every_type_download_and_import_to_the_same_definition():
+    doc = {"form_id": "repeats", "versions": [REPEATS_AND_CALCULATIONS]}
+    assert forms.validate_definition(doc) == []
+    form = forms.FormVersion.from_dict("repeats", REPEATS_AND_CALCULATIONS)
+    assert reimported(form) == form.to_record_data()
+
+
+def test_the_pyxform_xls_sample_imported_downloaded_and_imported_again_is_the_same_definition():
+    doc = convert_workbook(SAMPLES / "xlsform_pyxform_yes_or_no.xls")
+    form = forms.FormVersion.from_dict(doc["form_id"], doc["versions"][0])
+    assert reimported(form) == form.to_record_data()
+
+
+def test_an_expression_xlsform_spells_otherwise_is_written_with_a_comment_saying_so():
+    (form,) = [
+        v for v in forms.load_definitions().all_versions() if v.form_id == "monthly_monitoring"
+    ]
+    sheet = load_workbook(io.BytesIO(xlsform_workbook(form)))["survey"]
+    header = [cell.value for cell in sheet[1]]
+    (row,) = [r for r in sheet.iter_rows(min_row=2) if r[1].value == "risk_types"]
+    relevant = row[header.index("relevant")]
+    assert relevant.value == "${risk_level} = 'medium' or ${risk_level} = 'high'"
+    assert "x in [a, b]" in relevant.comment.text
+    commented = [c for r in sheet.iter_rows(min_row=2) for c in r if c.comment is not None]
+    assert commented == [relevant]
+
+
+def test_a_published_version_with_repeats_downloads_and_uploads_again_unchanged(any_county):
+    admin = any_county.device("admin")
+    doc = {"form_id": "repeats", "versions": [REPEATS_AND_CALCULATIONS]}
+    with any_county.app.app_context():
+        publish_next_version(doc, actor=None)
+    download = admin.client.get("/api/v1/admin/forms/repeats/1.xlsx", headers=admin.headers)
+    assert download.status_code == 200
+    again = upload(admin, "", download.data, "repeats-v1.xlsx")
+    assert (again.status_code, again.get_json()["status"]) == (200, "unchanged")
+
+
+AWKWARD = {
+    "version": 1,
+    "title": label("Awkward"),
+    "policy": None,
+    "fields": [
+        {"id": "a", "type": "text", "label": label("A"), "group": "g", "group_label": label("G"),
+         "default": "x (y)"},
+        {"id": "b", "type": "text", "label": label("B"), "relevant": "a == 'it\\'s \"q\"'"},
+        {"id": "c", "type": "text", "label": label("C"), "group": "g", "group_label": label("G")},
+        {"id": "r", "type": "repeat", "label": label("R"), "required": True,
+         "fields": [{"id": "d", "type": "text", "label": label("D")}]},
+    ],
+}  # fmt: skip
+
+
+def test_what_xlsform_cannot_say_is_still_downloaded_with_a_comment_on_its_cell():
+    assert forms.validate_definition({"form_id": "awkward", "versions": [AWKWARD]}) == []
+    book = xlsform_workbook(forms.FormVersion.from_dict("awkward", AWKWARD))
+    sheet = load_workbook(io.BytesIO(book))["survey"]
+    header = [cell.value for cell in sheet[1]]
+    notes = {
+        (row[1].value, header[cell.column - 1]): cell.comment.text
+        for row in sheet.iter_rows(min_row=2)
+        for cell in row
+        if cell.comment is not None
+    }
+    assert set(notes) == {("a", "default"), ("b", "relevant"), ("g_2", "name"), ("r", "type")}
+    assert "both ' and \"" in notes[("b", "relevant")]

@@ -237,3 +237,47 @@ def test_forms_list_counts_the_questions_inside_a_repeat_not_the_repeat(
     assert "published members version 1 (4 fields)" in result.output, result.output
     listed = json.loads(cli(county.app, "forms", "list", "--json").output)
     assert [f["fields"] for f in listed if f["form_id"] == "members"] == [4]
+
+
+def test_repeat_count_may_be_an_expression_of_questions_outside_it() -> None:
+    rows = [MEMBERS[0], dict(MEMBERS[1], repeat_count="${hh_size} - 1"), MEMBERS[2], MEMBERS[-1]]
+    assert field_of(convert(*rows), "member")["repeat_count"] == "(hh_size - 1)"
+
+
+def test_zoufang_type_person_makes_a_text_question_a_pick_of_the_households_people() -> None:
+    doc = convert({"type": "text", "name": "who", "label": "谁", "zoufang_type": "person"})
+    assert field_of(doc, "who")["type"] == "person"
+
+
+def test_zoufang_type_other_than_person_on_a_text_is_refused_at_its_row() -> None:
+    problems = problems_of(
+        {"type": "integer", "name": "who", "label": "谁", "zoufang_type": "person"}
+    )
+    assert where(problems) == [("survey", 11, "zoufang_type")]  # after 9 QUESTIONS
+
+
+def test_bounds_of_the_answer_before_a_condition_are_min_max_and_the_condition_the_rest() -> None:
+    doc = convert(
+        {"type": "integer", "name": "cap", "label": "cap"},
+        {
+            "type": "integer",
+            "name": "q",
+            "label": "q",
+            "constraint": ". >= 0 and . <= 9 and ${q} <= ${cap}",
+        },
+    )
+    q = field_of(doc, "q")
+    assert (q["min"], q["max"], q["constraint"]) == (0, 9, "q <= cap")
+
+
+def test_a_maximum_length_before_a_condition_imports_as_both() -> None:
+    doc = convert(
+        {
+            "type": "text",
+            "name": "motto",
+            "label": "m",
+            "constraint": "string-length(.) <= 5 and regex(${motto}, '^a')",
+        }
+    )
+    t = field_of(doc, "motto")
+    assert (t["max_length"], t["constraint"]) == (5, "regex(motto, '^a')")

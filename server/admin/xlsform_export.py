@@ -3,34 +3,31 @@ take a form out of Zoufang, change it in Excel (or KoboToolbox, ODK) and import 
 
 The workbook is what ``forms.xlsform`` reads: a survey, a choices and a settings sheet, labels
 as ``label::中文 (zh-CN)`` and ``label::English (en)``, and the conditions of the definition
-translated back into XLSForm's XPath (``f == 'x'`` → ``${f} = 'x'``). Importing the download
-again gives the same definition (tests/test_forms_admin.py holds this for the sample forms):
-each construct is written the way the import reads it back. What XLSForm has no word for is
-listed in forms/README.md ("Download back as XLSForm").
+translated back into XLSForm's XPath by ``forms.xpath_out`` (``f == 'x'`` → ``${f} = 'x'``),
+repeats as begin_repeat/end_repeat. Importing the download again gives the same definition
+(tests/test_forms_admin.py holds this for the shipped and sample forms and for a definition
+using every construct): each construct is written the way the import reads it back. What
+XLSForm has no spelling for is written in its nearest one, with a comment on the cell; the
+list is in forms/README.md ("Download back as XLSForm").
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.comments import Comment
 
 import forms
-from forms.expressions import (
-    And,
-    Comparison,
-    Count,
-    Literal,
-    Membership,
-    Node,
-    Not,
-    NullTest,
-    Or,
-    Reference,
-    Selected,
-    parse_expression,
+from forms.xpath_out import (
+    CHANGES,
+    Question,
+    XPath,
+    condition_xpath,
+    number_xpath,
+    value_xpath,
 )
 from server.reports.exports import spreadsheet_text
 
@@ -50,9 +47,21 @@ _TYPES = {
     "geotrace": "geotrace",
     "geoshape": "geoshape",
     "photo": "image",
-    "person": "text",  # XLSForm has no picker of the household's people
+    "audio": "audio",
+    "video": "video",
+    "file": "file",
+    "barcode": "barcode",
+    "calculate": "calculate",
+    "person": "text",  # with zoufang_type = person: XLSForm has no picker of the people
+}
+_CHOICE_WORDS = {
+    "single_choice": "select_one",
+    "multiple_choice": "select_multiple",
+    "rank": "rank",
 }
 _PREFILLS = {"today": "today()", "now": "now()"}
+#: Zoufang's own survey column: a question XLSForm has no type for (``person``)
+ZOUFANG_TYPE = "zoufang_type"
 _SURVEY_COLUMNS = (
     "type",
     "name",
@@ -63,39 +72,66 @@ _SURVEY_COLUMNS = (
     "relevant",
     "constraint",
     *(f"constraint_message::{name}" for name in LANGUAGES.values()),
+    "calculation",
     "choice_filter",
     "default",
     "read_only",
     "parameters",
+    "repeat_count",
+    "repeat_seed",
+    ZOUFANG_TYPE,
     "problem_when",
     "problem_category",
 )
+#: where a row keeps the notes on its cells: what the import will read back otherwise
+_NOTES = "_notes"
 
 
 def xlsform_workbook(form: forms.FormVersion) -> bytes:
-    """The .xlsx bytes of one form version."""
+    """The .xlsx bytes of one form version. Never fails on a valid version: what XLSForm
+    cannot say exactly is written in its nearest spelling with a comment on the cell."""
     data = form.to_record_data()
     fields = data["fields"]
+    everything = list(_every_field(fields))
+    questions = {f["id"]: Question(_name(f), f["type"]) for f in everything}
     book = Workbook()
     survey = book.active
     survey.title = "survey"
-    _write(survey, _SURVEY_COLUMNS, _survey_rows(fields))
-    choice_rows, filter_columns = _choice_rows(fields)
+    names = {question.name for question in questions.values()}
+    _write(survey, _SURVEY_COLUMNS, _survey_rows(fields, questions, names))
+    choice_rows, filter_columns = _choice_rows(everything)
     columns = ("list_name", "name", *(f"label::{n}" for n in LANGUAGES.values()), *filter_columns)
     _write(book.create_sheet("choices"), columns, choice_rows)
     settings = {"form_id": form.form_id, "version": form.version, "policy": form.policy or ""}
     settings["form_title"] = data["title"]["zh-CN"]
     settings.update(_localized("form_title", data["title"]))
+    listed = [(row["list_name"], row["name"]) for row in choice_rows]
+    if len(set(listed)) < len(listed):  # a village named alike in two towns
+        settings["allow_choice_duplicates"] = "yes"
     _write(book.create_sheet("settings"), tuple(settings), [settings])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
 
 
+def _every_field(fields: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every field at any depth, a repeat before its own fields."""
+    for field in fields:
+        yield field
+        yield from _every_field(field.get("fields", []))
+
+
 def _write(sheet: Any, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
     sheet.append(list(columns))
     for row in rows:
         sheet.append([spreadsheet_text(row.get(column)) for column in columns])
+        for column, notes in row.get(_NOTES, {}).items():
+            cell = sheet.cell(row=sheet.max_row, column=columns.index(column) + 1)
+            cell.comment = Comment("\n".join(dict.fromkeys(notes)), "Zoufang")
+
+
+def _note(row: dict[str, Any], column: str, message: str) -> None:
+    row.setdefault(_NOTES, {}).setdefault(column, []).append(message)
 
 
 def _localized(column: str, text: Mapping[str, str] | None) -> dict[str, str]:
@@ -104,9 +140,12 @@ def _localized(column: str, text: Mapping[str, str] | None) -> dict[str, str]:
     return {f"{column}::{name}": text[lang] for lang, name in LANGUAGES.items() if lang in text}
 
 
-def _survey_rows(fields: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per field, a field's innermost group as begin_group/end_group around its run."""
-    names = {f["id"]: f for f in fields}
+def _survey_rows(
+    fields: list[dict[str, Any]], questions: Mapping[str, Question], names: set[str]
+) -> list[dict[str, Any]]:
+    """One row per field, a field's innermost group as begin_group/end_group around its run,
+    a repeat as begin_repeat, the rows of its own fields, end_repeat. ``names`` holds the
+    names taken: a group's later run apart from its first needs one of its own."""
     rows: list[dict[str, Any]] = []
     group: str | None = None
     for field in fields:
@@ -115,77 +154,149 @@ def _survey_rows(fields: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 rows.append({"type": "end_group"})
             group = field.get("group")
             if group is not None:
-                begin = {"type": "begin_group", "name": group}
+                begin = {"type": "begin_group", "name": _group_name(group, names)}
                 begin.update(_localized("label", field.get("group_label")))
+                if begin["name"] != group:
+                    _note(
+                        begin,
+                        "name",
+                        f"the name {group} is taken: the group comes back as {begin['name']}",
+                    )
                 rows.append(begin)
-        rows.append(_survey_row(field, names))
+        if field["type"] == "repeat":
+            rows.append(_repeat_row(field, questions))
+            rows.extend(_survey_rows(field["fields"], questions, names))
+            rows.append({"type": "end_repeat"})
+        else:
+            rows.append(_survey_row(field, questions))
     if group is not None:
         rows.append({"type": "end_group"})
     return rows
 
 
-def _survey_row(field: dict[str, Any], fields: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
-    xpath = XPath(fields)
+def _group_name(group: str, names: set[str]) -> str:
+    """The group's id, or, taken already, the id the import gives the next of that name."""
+    name, number = group, 1
+    while name in names:
+        number += 1
+        name = f"{group}_{number}"
+    names.add(name)
+    return name
+
+
+def _repeat_row(field: dict[str, Any], questions: Mapping[str, Question]) -> dict[str, Any]:
+    """``begin_repeat``: its count as ``repeat_count`` (a number, or XPath), one entry per
+    person of the household as Zoufang's ``repeat_seed`` = ``people``."""
+    row: dict[str, Any] = {"type": "begin_repeat", "name": _name(field)}
+    for column in ("label", "hint"):
+        row.update(_localized(column, field.get(column)))
+    if field.get("relevant"):
+        _expression(row, "relevant", condition_xpath(field["relevant"], questions))
+    count = field.get("repeat_count")
+    if isinstance(count, str):
+        _expression(row, "repeat_count", value_xpath(count, questions))
+    elif count is not None:
+        row["repeat_count"] = count
+    if field.get("seed"):
+        row["repeat_seed"] = field["seed"]
+    if field.get("required"):
+        _note(row, "type", "required on a repeat has no XLSForm column: it is not imported")
+    return row
+
+
+def _expression(row: dict[str, Any], column: str, xpath: XPath) -> None:
+    """An expression's XPath in its column, and what the import reads back otherwise."""
+    row[column] = xpath.text
+    for change in xpath.changes:
+        _note(row, column, f"comes back otherwise: {CHANGES[change]}")
+
+
+def _survey_row(field: dict[str, Any], questions: Mapping[str, Question]) -> dict[str, Any]:
     kind = field["type"]
-    row: dict[str, Any] = {"name": field.get("name", field["id"])}
+    row: dict[str, Any] = {"name": _name(field)}
     if kind == "boolean":
         row["type"] = f"select_one {YES_NO}"
-    elif kind in ("single_choice", "multiple_choice"):
-        word = "select_one" if kind == "single_choice" else "select_multiple"
-        row["type"] = f"{word} {_list_name(field)}"
+    elif kind in _CHOICE_WORDS:
+        row["type"] = f"{_CHOICE_WORDS[kind]} {_list_name(field)}"
     else:
         row["type"] = _TYPES[kind]
+    if kind == "person":
+        row[ZOUFANG_TYPE] = "person"
     for column in ("label", "hint", "required_message", "constraint_message"):
         row.update(_localized(column, field.get(column)))
     required = field.get("required", False)
     if required is True:
         row["required"] = "yes"
     elif isinstance(required, str):
-        row["required"] = xpath.condition(required)
+        _expression(row, "required", condition_xpath(required, questions))
     if field.get("relevant"):
-        row["relevant"] = xpath.condition(field["relevant"])
-    row["constraint"] = _constraint(field, xpath)
+        _expression(row, "relevant", condition_xpath(field["relevant"], questions))
+    _constraint(row, field, questions)
+    if "calculation" in field:
+        _expression(row, "calculation", value_xpath(field["calculation"], questions))
     if field.get("choice_filter"):
         row["choice_filter"] = " and ".join(
-            _filter_term(term, fields) for term in field["choice_filter"]
+            _filter_term(term, questions) for term in field["choice_filter"]
         )
-    if "prefill" in field:
-        row["default"] = _PREFILLS[field["prefill"]]
-    elif "default" in field:
-        row["default"] = _default(field, field["default"])
+    _default_cell(row, field, questions)
     if field.get("read_only"):
         row["read_only"] = "yes"
     if kind == "range":
-        row["parameters"] = f"start={field['min']} end={field['max']} step={field['step']}"
+        start, end, step = (number_xpath(field[key]) for key in ("min", "max", "step"))
+        row["parameters"] = f"start={start} end={end} step={step}"
     if field.get("problem"):
-        row["problem_when"] = xpath.condition(field["problem"]["when"])
+        _expression(row, "problem_when", condition_xpath(field["problem"]["when"], questions))
         row["problem_category"] = field["problem"]["category"]
     return row
 
 
-def _constraint(field: dict[str, Any], xpath: XPath) -> str | None:
-    """Bounds as comparisons of ``.`` (what the import reads as min, max and max_length), and
-    a constraint condition as it is, its own question named ``${name}``: the import would read
-    ``. >= 3`` alone as a bound."""
+def _constraint(
+    row: dict[str, Any], field: dict[str, Any], questions: Mapping[str, Question]
+) -> None:
+    """Bounds as comparisons of ``.`` first (what the import reads as min, max and
+    max_length), then the constraint condition, its own question named ``${name}``: the
+    import reads ``. >= 3`` as a bound and what follows the bounds as the condition."""
     parts = []
     if field["type"] in ("number", "integer"):
         if "min" in field:
-            parts.append(f". >= {field['min']}")
+            parts.append(f". >= {number_xpath(field['min'])}")
         if "max" in field:
-            parts.append(f". <= {field['max']}")
+            parts.append(f". <= {number_xpath(field['max'])}")
     if "max_length" in field:
         parts.append(f"string-length(.) <= {field['max_length']}")
+    changes: tuple[str, ...] = ()
     if field.get("constraint"):
-        text = xpath.condition(field["constraint"])
-        parts.append(f"({text})" if parts and xpath.loosest == "or" else text)
-    return " and ".join(parts) or None
+        xpath = condition_xpath(field["constraint"], questions, current=field["id"])
+        parts.append(f"({xpath.text})" if parts and xpath.loosest == "or" else xpath.text)
+        changes = xpath.changes
+    if parts:
+        _expression(row, "constraint", XPath(" and ".join(parts), changes=changes))
+
+
+def _default_cell(
+    row: dict[str, Any], field: dict[str, Any], questions: Mapping[str, Question]
+) -> None:
+    """``prefill`` as today()/now(); a dynamic default as XPath, in parentheses when it reads
+    no question and calls nothing (the import takes only such a default for an expression);
+    a fixed default as the import reads one of the field's type."""
+    if "prefill" in field:
+        row["default"] = _PREFILLS[field["prefill"]]
+    elif "dynamic_default" in field:
+        xpath = value_xpath(field["dynamic_default"], questions)
+        if "${" not in xpath.text and "(" not in xpath.text:
+            xpath = XPath(f"({xpath.text})", changes=xpath.changes)
+        _expression(row, "default", xpath)
+    elif "default" in field:
+        row["default"] = _default(field, field["default"])
+        if isinstance(row["default"], str) and ("${" in row["default"] or "(" in row["default"]):
+            _note(row, "default", "the import reads a text with ${ or ( as an expression")
 
 
 def _default(field: dict[str, Any], value: Any) -> Any:
     kind = field["type"]
     if kind == "boolean":
         return "yes" if value else "no"
-    if kind == "multiple_choice":
+    if kind in ("multiple_choice", "rank"):
         return " ".join(value)
     if kind == "geopoint":
         keys = ("lat", "lon", "altitude", "accuracy")
@@ -195,20 +306,21 @@ def _default(field: dict[str, Any], value: Any) -> Any:
     return value
 
 
-def _filter_term(term: dict[str, str], fields: dict[str, Any]) -> str:
+def _filter_term(term: dict[str, str], questions: Mapping[str, Question]) -> str:
     """One term of a choice_filter in XPath. A ``${q} = 'text'`` term of an import is kept
     in a column named as the term was written: that name is the term."""
     if term["column"].startswith("${"):
         return term["column"]
     if "selected_in" in term:
-        return f"selected(${{{_name(fields[term['selected_in']])}}}, {term['column']})"
+        return f"selected(${{{questions[term['selected_in']].name}}}, {term['column']})"
     if "field" in term:
-        return f"{term['column']} = ${{{_name(fields[term['field']])}}}"
+        return f"{term['column']} = ${{{questions[term['field']].name}}}"
     return f"{term['column']} = {_quoted(term['value'])}"
 
 
 def _choice_rows(fields: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
-    """The choices of every list, and the filter columns of the cascading ones."""
+    """The choices of every list (fields at any depth), and the filter columns of the
+    cascading ones."""
     rows: list[dict[str, Any]] = []
     columns: dict[str, None] = {}
     if any(f["type"] == "boolean" for f in fields):
@@ -240,105 +352,3 @@ def _name(field: Mapping[str, Any]) -> str:
 
 def _quoted(text: str) -> str:
     return f'"{text}"' if "'" in text else f"'{text}'"
-
-
-class XPath:
-    """A condition of the definition in XLSForm's XPath, written as the import translates it
-    back: a yes/no question compares with ``'yes'``/``'no'``, an unanswered question is
-    ``''``, and ``f == null or f != 'x'`` is XLSForm's own ``${f} != 'x'``."""
-
-    def __init__(self, fields: Mapping[str, Mapping[str, Any]]) -> None:
-        self.fields = fields
-        self.loosest = ""
-
-    def condition(self, text: str) -> str:
-        written, self.loosest = self._term(parse_expression(text).root)
-        return written
-
-    def _term(self, node: Node) -> tuple[str, str]:
-        """The XPath of a node and its loosest operator, so that it is parenthesized only
-        inside a tighter one."""
-        if isinstance(node, And | Or):
-            pattern = self._not_equal(node)
-            if pattern is not None:
-                return pattern, ""
-            word = "and" if isinstance(node, And) else "or"
-            parts = []
-            for operand in node.operands:
-                text, loosest = self._term(operand)
-                parts.append(f"({text})" if loosest == "or" and word == "and" else text)
-            return f" {word} ".join(parts), word
-        if isinstance(node, Not):
-            return f"not({self._term(node.operand)[0]})", ""
-        if isinstance(node, Literal):
-            return ("true()" if node.value else "false()"), ""
-        if isinstance(node, Reference):
-            if self.fields[node.field]["type"] == "boolean":
-                return f"{self._ref(node.field)} = 'yes'", ""
-            return f"{self._ref(node.field)} != ''", ""
-        if isinstance(node, NullTest):
-            return f"{self._operand(node.operand)} {'=' if node.is_null else '!='} ''", ""
-        if isinstance(node, Selected):
-            return f"selected({self._ref(node.field)}, {_quoted(node.value)})", ""
-        if isinstance(node, Membership):
-            operand = self._operand(node.operand)
-            field = self._field_of(node.operand)
-            items = [f"{operand} = {self._literal(field, item)}" for item in node.items]
-            return " or ".join(items), "or" if len(items) > 1 else ""
-        if isinstance(node, Comparison):
-            return self._comparison(node), ""
-        raise ValueError(f"no XPath for {node!r}")
-
-    def _not_equal(self, node: Node) -> str | None:
-        """``f == null or f != v`` (and ``g == null or f != g``): XLSForm's ``!=``, which holds
-        for an unanswered question."""
-        if not (isinstance(node, Or) and len(node.operands) == 2):
-            return None
-        null, comparison = node.operands
-        if not (
-            isinstance(null, NullTest)
-            and null.is_null
-            and isinstance(null.operand, Reference)
-            and isinstance(comparison, Comparison)
-            and comparison.op == "!="
-            and null.operand in (comparison.left, comparison.right)
-        ):
-            return None
-        return self._comparison(comparison)
-
-    def _comparison(self, node: Comparison) -> str:
-        op = "=" if node.op == "==" else node.op
-        field = self._field_of(node.left) or self._field_of(node.right)
-        left, right = (
-            self._literal(field, side.value) if isinstance(side, Literal) else self._operand(side)
-            for side in (node.left, node.right)
-        )
-        return f"{left} {op} {right}"
-
-    def _operand(self, node: Node) -> str:
-        if isinstance(node, Reference):
-            return self._ref(node.field)
-        if isinstance(node, Count):
-            return f"count-selected({self._ref(node.field)})"
-        if isinstance(node, Literal):
-            return self._literal(None, node.value)
-        raise ValueError(f"no XPath for {node!r}")
-
-    def _field_of(self, node: Node) -> Mapping[str, Any] | None:
-        if isinstance(node, Reference):
-            return self.fields[node.field]
-        return None
-
-    def _literal(self, field: Mapping[str, Any] | None, value: object) -> str:
-        if value is None:
-            return "''"
-        if isinstance(value, bool):
-            if field is not None and field["type"] == "boolean":
-                return "'yes'" if value else "'no'"
-            return "true()" if value else "false()"
-        if isinstance(value, int | float):
-            return str(value)
-        return _quoted(str(value))
-
-    def _ref(self, field_id: str) -> str:
-        return f"${{{_name(self.fields[field_id])}}}"
