@@ -241,9 +241,13 @@ class _Writer:
 
     def _comparable(self, first: str, second: str, op: str) -> bool:
         """What the import accepts of ``. op ${x}`` in a constraint: questions of one kind."""
-        kinds = {"number" if t in NUMBER_TYPES else t for t in map(self._type, (first, second))}
-        ordered = op in ("==", "!=") or self._type(first) in _ORDERED
-        return len(kinds) == 1 and ordered and self._type(first) not in _INCOMPARABLE
+        types = (self._type(first), self._type(second))
+        kinds = {"number" if t in NUMBER_TYPES else t for t in types}
+        # a calculation's value is a number or text as it comes out: compared with anything
+        dynamic = "calculate" in types
+        current = self._type(self.current) if self.current is not None else types[0]
+        ordered = op in ("==", "!=") or current in (*_ORDERED, "calculate")
+        return (len(kinds) == 1 or dynamic) and ordered and not set(types) & set(_INCOMPARABLE)
 
     def _plain_comparison(self, node: Comparison) -> str:
         """``left op right`` as the import reads it: a question against a literal in the
