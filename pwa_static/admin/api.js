@@ -57,6 +57,38 @@ export async function call(path, { method = "GET", body, raw = false } = {}) {
   return raw ? response : response.json();
 }
 
+/**
+ * POST a file to `/api/v1{path}` as the form field `file`, for the uploads whose refusals the
+ * page shows row by row: `{ok: true, body}`, `{ok: false, status, error}` for a status in
+ * `shown`, else an ApiError is thrown (a 401 forgets the session first).
+ */
+export async function upload(path, file, language, shown) {
+  const data = new FormData();
+  data.append("file", file);
+  const response = await fetch(`/api/v1${path}`, {
+    method: "POST",
+    headers: {
+      Accept: "application/json",
+      "Accept-Language": language,
+      Authorization: `Bearer ${session()?.token ?? ""}`,
+    },
+    body: data,
+    credentials: "omit",
+    cache: "no-store",
+  });
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    /* not JSON */
+  }
+  if (response.ok) return { ok: true, body };
+  const error = body?.error ?? {};
+  if (shown(response.status, error)) return { ok: false, status: response.status, error };
+  if (response.status === 401) forget();
+  throw new ApiError(response.status, error.code, error.message);
+}
+
 /** Sign in: registers this dashboard as a device of the user and keeps the answer. */
 export async function signIn(username, password) {
   const answer = await call("/devices", {

@@ -7,7 +7,7 @@
  * @module admin/forms
  */
 
-import { ApiError, call, download, forget, session } from "./api.js";
+import { call, download, upload } from "./api.js";
 import { $, fill, h, toast } from "./dom.js";
 import { lang, pick, t } from "./i18n.js";
 
@@ -17,31 +17,7 @@ const state = { form: null, previewLang: "zh-CN" };
 async function send(path) {
   const file = $("#form-upload [name=file]").files[0];
   if (!file) return null;
-  const data = new FormData();
-  data.append("file", file);
-  const response = await fetch(`/api/v1/admin/forms${path}`, {
-    method: "POST",
-    headers: {
-      Accept: "application/json",
-      "Accept-Language": lang(),
-      Authorization: `Bearer ${session()?.token ?? ""}`,
-    },
-    body: data,
-    credentials: "omit",
-    cache: "no-store",
-  });
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    /* not JSON */
-  }
-  if (response.ok) return { ok: true, body };
-  const error = body?.error ?? {};
-  if (response.status === 422 || response.status === 413 || response.status === 403)
-    return { ok: false, status: response.status, error };
-  if (response.status === 401) forget();
-  throw new ApiError(response.status, error.code, error.message);
+  return upload(`/admin/forms${path}`, file, lang(), (status) => [403, 413, 422].includes(status));
 }
 
 function problemRow(problem) {

@@ -6,7 +6,7 @@
  * @module admin/manage
  */
 
-import { ApiError, call, forget, query, session } from "./api.js";
+import { call, forget, query, session, upload } from "./api.js";
 import { signInHandler, signOutHandler } from "./signin.js";
 import { $, fill, h, opening, toast } from "./dom.js";
 import { applyStatic, lang, pick, setLang, t } from "./i18n.js";
@@ -116,33 +116,15 @@ function selected(select) {
 
 // ---- roster -----------------------------------------------------------------------------
 
-async function upload(dryRun) {
+async function uploadRoster(dryRun) {
   const file = $("#roster-form [name=file]").files[0];
   if (!file) return;
-  const data = new FormData();
-  data.append("file", file);
-  const response = await fetch(`/api/v1/admin/roster?${query({ dry_run: dryRun })}`, {
-    method: "POST",
-    headers: {
-      Accept: "application/json",
-      "Accept-Language": lang(),
-      Authorization: `Bearer ${session()?.token ?? ""}`,
-    },
-    body: data,
-    credentials: "omit",
-    cache: "no-store",
-  });
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    /* not JSON */
-  }
-  if (response.ok) return { ok: true, body };
-  const error = body?.error ?? {};
-  if (response.status === 422 && error.details?.errors) return { ok: false, error };
-  if (response.status === 401) forget();
-  throw new ApiError(response.status, error.code, error.message);
+  return upload(
+    `/admin/roster?${query({ dry_run: dryRun })}`,
+    file,
+    lang(),
+    (status, error) => status === 422 && Boolean(error.details?.errors),
+  );
 }
 
 function counts(part) {
@@ -171,7 +153,7 @@ async function onRoster(dryRun) {
   summary.textContent = "";
   summary.className = "summary";
   try {
-    const answer = await upload(dryRun);
+    const answer = await uploadRoster(dryRun);
     if (!answer) return;
     if (!answer.ok) {
       summary.textContent = answer.error.message;
