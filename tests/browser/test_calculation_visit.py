@@ -5,18 +5,17 @@ recomputed equal on the server."""
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
 from sqlalchemy import select
 
-from server.admin.forms_service import check_answers, import_xlsform
+from server.admin.forms_service import check_answers
 from server.storage.db import db
 from server.storage.models import Visit
 from tests.browser.conftest import PHONE
 from tests.browser.test_pwa import Phone
-from tests.samples.make_xlsforms import workbook_bytes
+from tests.browser.xlsforms import publish
 
 pytestmark = pytest.mark.browser
 
@@ -31,9 +30,7 @@ SURVEY = [
 
 
 def test_a_calculation_shows_as_answers_change_and_the_server_recomputes_it(live, browser):
-    content = workbook_bytes({"survey": SURVEY, "settings": [["form_id"], ["weekly_visit"]]})
-    with live.app.app_context():
-        imported = import_xlsform(io.BytesIO(content), actor=None)
+    imported = publish(live, {"survey": SURVEY})
     assert imported.status == "published"
     phone = Phone(browser.new_context(**PHONE).new_page(), live.url)
     phone.sign_in("cadre_a")

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from openpyxl import load_workbook
 from sqlalchemy import select
 
-from server.admin.forms_service import check_answers, import_xlsform
+from server.admin.forms_service import check_answers
 from server.jobs import run_now
 from server.reports import bulletins
 from server.service import create_server_records
@@ -27,8 +25,8 @@ from server.storage.models import Blob, Snapshot, Visit
 from tests.browser.conftest import PHONE
 from tests.browser.test_photo_visit import CAMERA_JPEG
 from tests.browser.test_pwa import Phone
+from tests.browser.xlsforms import publish, submissions
 from tests.county import uid
-from tests.samples.make_xlsforms import workbook_bytes
 
 pytestmark = pytest.mark.browser
 
@@ -117,33 +115,11 @@ def fill_survey(phone: Phone, camera: bytes) -> None:
     phone.screen("week")
 
 
-def export_sheets(live, period: str) -> dict[str, list[dict]]:
-    """The supervisor's submissions workbook: each sheet's rows by its header."""
-    supervisor = live.county.device("sup_east")
-    export = supervisor.client.get(
-        "/api/v1/reports/submissions.xlsx",
-        query_string={
-            "form_id": "weekly_visit",
-            "period": period,
-            "region_id": live.county.regions["east"],
-        },
-        headers=supervisor.headers,
-    )
-    assert export.status_code == 200, export.get_data()[:300]
-    sheets = {}
-    for sheet in load_workbook(io.BytesIO(export.data)).worksheets:
-        header, *rows = sheet.iter_rows(values_only=True)
-        sheets[sheet.title] = [dict(zip(header, row, strict=True)) for row in rows]
-    return sheets
-
-
 def test_an_offline_household_survey_with_members_a_calculation_and_a_photo_reaches_the_reports(
     live, browser
 ):
     settings = [["form_id", "form_title"], ["weekly_visit", "每周走访与收入监测"]]
-    content = workbook_bytes({"survey": SURVEY, "choices": CHOICES, "settings": settings})
-    with live.app.app_context():
-        imported = import_xlsform(io.BytesIO(content), actor=None)
+    imported = publish(live, {"survey": SURVEY, "choices": CHOICES, "settings": settings})
     assert imported.status == "published"
     granddaughter = add_granddaughter(live)
     context = browser.new_context(
@@ -199,7 +175,7 @@ def test_an_offline_household_survey_with_members_a_calculation_and_a_photo_reac
     zone = ZoneInfo(live.app.config["TIMEZONE"])
     visited = datetime.fromisoformat(data["visited_at"]).astimezone(zone)
     period = visited.strftime("%G-W%V")
-    sheets = export_sheets(live, period)
+    sheets = submissions(live, period)
     (row,) = [r for r in sheets["走访记录"] if r["走访编号"] == stored.id]
     assert float(row["人均月收入"]) == 450 and row["住房照片"] == answers["house"]
     members = [r for r in sheets["家庭成员"] if r["走访编号"] == stored.id]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import struct
 from datetime import datetime
@@ -15,15 +14,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from openpyxl import load_workbook
 from sqlalchemy import select
 
-from server.admin.forms_service import check_answers, import_xlsform
+from server.admin.forms_service import check_answers
 from server.storage.db import db
 from server.storage.models import Blob, Visit
 from tests.browser.conftest import PHONE
 from tests.browser.test_pwa import Phone
-from tests.samples.make_xlsforms import workbook_bytes
+from tests.browser.xlsforms import publish, submissions
 
 pytestmark = pytest.mark.browser
 
@@ -93,10 +91,7 @@ def fill_visit(phone: Phone, camera: bytes) -> None:
 
 
 def test_an_offline_visit_with_a_photo_arrives_after_its_visit_and_is_exported(live, browser):
-    settings = [["form_id"], ["weekly_visit"]]
-    content = workbook_bytes({"survey": SURVEY, "choices": CHOICES, "settings": settings})
-    with live.app.app_context():
-        imported = import_xlsform(io.BytesIO(content), actor=None)
+    imported = publish(live, {"survey": SURVEY, "choices": CHOICES})
     context = browser.new_context(
         **PHONE, permissions=["geolocation"], geolocation={"latitude": 26.58, "longitude": 106.71}
     )
@@ -138,20 +133,9 @@ def test_an_offline_visit_with_a_photo_arrives_after_its_visit_and_is_exported(l
     assert hashlib.sha256(data).hexdigest() == answers["house"]
     assert max(jpeg_size(data)) == 1280
 
-    supervisor = live.county.device("sup_east")
     period = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%G-W%V")
-    export = supervisor.client.get(
-        "/api/v1/reports/submissions.xlsx",
-        query_string={
-            "form_id": "weekly_visit",
-            "period": period,
-            "region_id": live.county.regions["east"],
-        },
-        headers=supervisor.headers,
-    )
-    assert export.status_code == 200, export.get_data()[:300]
-    rows = list(load_workbook(io.BytesIO(export.data)).worksheets[0].iter_rows(values_only=True))
-    by_id = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    visits = next(iter(submissions(live, period).values()))
+    by_id = {next(iter(row.values())): row for row in visits}
     assert by_id[stored.id]["住房照片"] == answers["house"]
     assert by_id[stored.id]["村"] in ("上村", "shang")
     sent = [call for call in calls if call in ("POST sync/push", "HEAD blobs", "PUT blobs")]
@@ -160,10 +144,7 @@ def test_an_offline_visit_with_a_photo_arrives_after_its_visit_and_is_exported(l
 
 
 def test_a_photo_the_server_has_is_not_sent_again(live, browser):
-    settings = [["form_id"], ["weekly_visit"]]
-    content = workbook_bytes({"survey": SURVEY, "choices": CHOICES, "settings": settings})
-    with live.app.app_context():
-        import_xlsform(io.BytesIO(content), actor=None)
+    publish(live, {"survey": SURVEY, "choices": CHOICES})
     context = browser.new_context(
         **PHONE, permissions=["geolocation"], geolocation={"latitude": 26.58, "longitude": 106.71}
     )

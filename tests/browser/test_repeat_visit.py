@@ -4,19 +4,17 @@ question; filled offline-first on a 360 px phone, and the visit valid on the ser
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
 from sqlalchemy import select
 
 from forms import validate_answers
-from server.admin.forms_service import import_xlsform
 from server.storage.db import db
 from server.storage.models import Visit
 from tests.browser.conftest import PHONE
 from tests.browser.test_pwa import Phone
-from tests.samples.make_xlsforms import workbook_bytes
+from tests.browser.xlsforms import publish
 
 pytestmark = pytest.mark.browser
 
@@ -56,10 +54,7 @@ CHOICES = [
 def test_a_repeat_per_household_member_and_a_counted_repeat_reach_the_server_valid(
     live, browser, screenshot
 ):
-    settings = [["form_id"], ["weekly_visit"]]
-    content = workbook_bytes({"survey": SURVEY, "choices": CHOICES, "settings": settings})
-    with live.app.app_context():
-        imported = import_xlsform(io.BytesIO(content), actor=None)
+    imported = publish(live, {"survey": SURVEY, "choices": CHOICES})
     assert imported.status == "published"
     phone = Phone(browser.new_context(**PHONE).new_page(), live.url)
     phone.sign_in("cadre_a")
@@ -109,9 +104,7 @@ def test_a_long_form_pages_by_group_and_an_invalid_question_brings_its_page_up(
         survey += [["text", f"q{group}_{n}", f"问题{group}-{n}"] for n in range(1, 10)]
         survey.append(["end_group"])
     survey[-2] = [*survey[-2], "yes"]  # the last question of the last page must be answered
-    content = workbook_bytes({"survey": survey, "settings": [["form_id"], ["weekly_visit"]]})
-    with live.app.app_context():
-        assert import_xlsform(io.BytesIO(content), actor=None).status == "published"
+    assert publish(live, {"survey": survey}).status == "published"
     phone = Phone(browser.new_context(**PHONE).new_page(), live.url)
     phone.sign_in("cadre_a")
     phone.household("户主1").get_by_role("link", name="记录走访").click()

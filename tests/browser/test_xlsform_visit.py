@@ -3,18 +3,16 @@ and hidden question filled offline-first on a 360 px phone, and the visit valid 
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
 from sqlalchemy import select
 
-from server.admin.forms_service import import_xlsform
 from server.storage.db import db
 from server.storage.models import Visit
 from tests.browser.conftest import PHONE
 from tests.browser.test_pwa import Phone
-from tests.samples.make_xlsforms import workbook_bytes
+from tests.browser.xlsforms import publish
 
 pytestmark = pytest.mark.browser
 
@@ -44,10 +42,7 @@ CHOICES = [
 def test_an_imported_xlsform_is_filled_on_the_phone_and_valid_on_the_server(
     live, browser, screenshot
 ):
-    settings = [["form_id"], ["weekly_visit"]]
-    content = workbook_bytes({"survey": SURVEY, "choices": CHOICES, "settings": settings})
-    with live.app.app_context():
-        imported = import_xlsform(io.BytesIO(content), actor=None)
+    imported = publish(live, {"survey": SURVEY, "choices": CHOICES})
     assert imported.status == "published"
     context = browser.new_context(
         **PHONE, permissions=["geolocation"], geolocation={"latitude": 26.58, "longitude": 106.71}
