@@ -162,12 +162,20 @@ def run(url: str, workdir: Path, pushes: int, size: int, top: int) -> None:
         if not page["more"]:
             break
     empty = []
+    pulls = cProfile.Profile() if top else None
     for _ in range(200):
         started = time.perf_counter()
+        if pulls:
+            pulls.enable()
         client.get("/api/v1/sync/pull", query_string={"cursor": cursor}, headers=headers)
+        if pulls:
+            pulls.disable()
         empty.append(time.perf_counter() - started)
     empty.sort()
     print(f"empty pull in-process: median {empty[100] * 1000:.2f} ms")
+    if pulls:
+        print("200 empty pulls, by their own time:")
+        pstats.Stats(pulls).sort_stats("tottime").print_stats(top)
     if profile:
         pstats.Stats(profile).sort_stats("tottime").print_stats(top)
         pstats.Stats(profile).sort_stats("cumulative").print_stats(top)

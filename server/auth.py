@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, g, request
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import bindparam, case, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -182,10 +182,30 @@ def clear_failures(conn: Connection, username: str) -> None:
     conn.execute(update(LoginLimit).where(LoginLimit.username == username).values(failures=0))
 
 
+#: built once: every request asks them, and building a statement costs more than running it
+_ASSIGNMENT = select(AssignmentRow.kind, AssignmentRow.target_id).where(
+    AssignmentRow.user_id == bindparam("user_id")
+)
+_CALLER = (
+    select(
+        Device.id,
+        Device.revoked_at,
+        Device.revoked_by,
+        Device.created_at,
+        Device.last_seen_at,
+        User.id.label("user_id"),
+        User.username,
+        User.name,
+        User.role,
+        User.active,
+    )
+    .join(User, User.id == Device.user_id)
+    .where(Device.token_hash == bindparam("token_hash"))
+)
+
+
 def assignment_of(conn: Connection, user_id: str) -> Assignment:
-    rows = conn.execute(
-        select(AssignmentRow.kind, AssignmentRow.target_id).where(AssignmentRow.user_id == user_id)
-    ).all()
+    rows = conn.execute(_ASSIGNMENT, {"user_id": user_id}).all()
     return Assignment.of(
         [r.target_id for r in rows if r.kind == "region"],
         [r.target_id for r in rows if r.kind == "household"],
@@ -202,22 +222,7 @@ def current_caller() -> Caller:
         raise ApiError("unauthorized", "a bearer token is required")
     engine = current_app.extensions["zoufang_store"].engine
     with engine.connect() as conn:
-        row = conn.execute(
-            select(
-                Device.id,
-                Device.revoked_at,
-                Device.revoked_by,
-                Device.created_at,
-                Device.last_seen_at,
-                User.id.label("user_id"),
-                User.username,
-                User.name,
-                User.role,
-                User.active,
-            )
-            .join(User, User.id == Device.user_id)
-            .where(Device.token_hash == token_hash(token.strip()))
-        ).first()
+        row = conn.execute(_CALLER, {"token_hash": token_hash(token.strip())}).first()
         if row is None:
             raise ApiError("unauthorized", "unknown or expired token")
         if row.revoked_at is not None and row.revoked_by is not None:

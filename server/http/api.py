@@ -97,17 +97,22 @@ def me() -> Response:
     )
 
 
+#: the sync schemas, made once: loading keeps no state in them, and every sync request loads one
+PUSH_ENVELOPE = PushEnvelope()
+PULL_QUERY = PullQuery()
+
+
 @api.post("/sync/push")
 def push() -> Response:
     caller = current_caller()
-    body = load(PushEnvelope(), json_body(current_app.config["MAX_PUSH_BYTES"]))
+    body = load(PUSH_ENVELOPE, json_body(current_app.config["MAX_PUSH_BYTES"]))
     return jsonify(service.push(caller, body))
 
 
 @api.get("/sync/pull")
 def pull() -> Response:
     caller = current_caller()
-    query = load(PullQuery(), request.args.to_dict())
+    query = load(PULL_QUERY, request.args.to_dict())
     return jsonify(service.pull(caller, query["cursor"], query["limit"]))
 
 
