@@ -198,8 +198,11 @@ _CALLER = (
         User.name,
         User.role,
         User.active,
+        AssignmentRow.kind,
+        AssignmentRow.target_id,
     )
     .join(User, User.id == Device.user_id)
+    .outerjoin(AssignmentRow, AssignmentRow.user_id == User.id)
     .where(Device.token_hash == bindparam("token_hash"))
 )
 
@@ -222,7 +225,10 @@ def current_caller() -> Caller:
         raise ApiError("unauthorized", "a bearer token is required")
     engine = current_app.extensions["zoufang_store"].engine
     with engine.connect() as conn:
-        row = conn.execute(_CALLER, {"token_hash": token_hash(token.strip())}).first()
+        # the device, its user and the user's assignment in one round trip: a row per
+        # assigned region or household (one with no kind when the user has none)
+        rows = conn.execute(_CALLER, {"token_hash": token_hash(token.strip())}).all()
+        row = rows[0] if rows else None
         if row is None:
             raise ApiError("unauthorized", "unknown or expired token")
         if row.revoked_at is not None and row.revoked_by is not None:
@@ -234,7 +240,10 @@ def current_caller() -> Caller:
         too_old = row.created_at < token_age_cutoff()
         if row.revoked_at is not None or last_used < token_expiry_cutoff() or too_old:
             raise ApiError("unauthorized", "the token has expired; sign in again")
-        assignment = assignment_of(conn, row.user_id)
+        assignment = Assignment.of(
+            [r.target_id for r in rows if r.kind == "region"],
+            [r.target_id for r in rows if r.kind == "household"],
+        )
     _touch_device(engine, row.id, row.last_seen_at)
     g.caller = Caller(row.id, row.user_id, row.username, row.name, row.role, assignment)
     return g.caller  # type: ignore[no-any-return]
