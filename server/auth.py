@@ -223,8 +223,9 @@ def current_caller() -> Caller:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError("unauthorized", "a bearer token is required")
-    engine = current_app.extensions["zoufang_store"].engine
-    with engine.connect() as conn:
+    store = current_app.extensions["zoufang_store"]
+    engine = store.engine
+    with store.reader.connect() as conn:
         # the device, its user and the user's assignment in one round trip: a row per
         # assigned region or household (one with no kind when the user has none)
         rows = conn.execute(_CALLER, {"token_hash": token_hash(token.strip())}).all()

@@ -183,6 +183,11 @@ class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
+        #: for a lone SELECT, which needs no transaction: on PostgreSQL the BEGIN and the
+        #: ROLLBACK around it were two of an empty pull's round trips
+        self.reader = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if self.postgres else engine
+        )
         #: assignments known to be stored: a snapshot is never changed or deleted, so a later
         #: pull of the same assignment skips the look-up (a fifth of an empty pull)
         self.remembered: set[str] = set()
@@ -221,7 +226,7 @@ class SqlStore:
             yield conn
 
     def head_version(self) -> int:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             value = conn.execute(HEAD).scalar()
         return int(value or 0)
 
