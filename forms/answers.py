@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 
 from forms.expressions import equal, is_answered, is_number
-from forms.model import Field, FormVersion, calculation_order
+from forms.model import Field, FormVersion
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TIME = re.compile(r"[0-9]{2}:[0-9]{2}(?::[0-9]{2})?")
@@ -52,7 +52,7 @@ def validate_answers(
     known_people = None if people is None else frozenset(people)
     errors = {field_id: ["unknown_field"] for field_id in answers if field_id not in form.fields}
     context = answer_context(form, answers)
-    expected = calculate(form, answers, clock=clock)
+    expected = _computed(form.calculations, dict(context), clock)
     for field in form.fields.values():
         if field.type == "repeat":
             value = answers.get(field.id)
@@ -126,13 +126,25 @@ def calculate(
 ) -> dict[str, object]:
     """The value of every calculate field from the other answers, each calculation reading
     those computed before it (an irrelevant calculation is null). The phone stores these."""
-    values = answer_context(form, answers)
-    for field in form.calculations:
+    return _computed(form.calculations, answer_context(form, answers), clock)
+
+
+def _computed(
+    calculations: tuple[Field, ...],
+    values: dict[str, object],
+    clock: str | None,
+    position: int | None = None,
+) -> dict[str, object]:
+    """Each of ``calculations`` (in their order) computed from ``values``, which each result
+    joins for those after it to read: the form's own, or one entry's at its ``position``."""
+    for field in calculations:
         assert field.calculation is not None
-        relevant = field.relevant.holds(values, clock=clock)
-        value = field.calculation.evaluate(values, clock=clock) if relevant else None
+        relevant = field.relevant.holds(values, clock=clock, position=position)
+        value = (
+            field.calculation.evaluate(values, clock=clock, position=position) if relevant else None
+        )
         values[field.id] = value if is_answered(value) else None
-    return {field.id: values[field.id] for field in form.calculations}
+    return {field.id: values[field.id] for field in calculations}
 
 
 def _calculation_error(given: object, expected: object) -> str | None:
@@ -210,9 +222,8 @@ def _repeat_errors(
     and each entry's, validated like a form of the repeat's fields, under ``key[i].field``
     (a repeat inside it under ``key[i].inner[j].field``)."""
     code = _field_error(repeat, value, context, people, clock, position)
+    # an answered repeat with no code is relevant: _field_error checked that first
     if code is not None or not is_answered(value):
-        return {} if code is None else {key: [code]}
-    if not repeat.relevant.holds(context, clock=clock, position=position):
         return {} if code is None else {key: [code]}
     assert isinstance(value, list)
     errors: dict[str, list[str]] = {}
@@ -235,7 +246,8 @@ def _repeat_errors(
             if code is not None:
                 errors[where + "person"] = [code]
         inside = entry_context(repeat, context, entry)
-        expected = _entry_calculations(repeat, inside, clock, index + 1)
+        # the phone stores each entry's calculations in the entry: each is checked
+        expected = _computed(repeat.calculations, dict(inside), clock, index + 1)
         for child in repeat.fields.values():
             if child.type == "repeat":
                 inner = entry.get(child.id)
@@ -249,24 +261,6 @@ def _repeat_errors(
             if code is not None:
                 errors[where + child.id] = [code]
     return errors
-
-
-def _entry_calculations(
-    repeat: Field, inside: Mapping[str, object], clock: str | None, position: int
-) -> dict[str, object]:
-    """The calculate fields of one entry, recomputed as ``calculate`` does for the form's
-    own, from what the entry's conditions read (its answers over the enclosing level's) and
-    at its position. The phone stores them in the entry, so each entry's are checked."""
-    values = dict(inside)
-    fields = calculation_order(list(repeat.fields.values()))
-    for field in fields:
-        assert field.calculation is not None
-        relevant = field.relevant.holds(values, clock=clock, position=position)
-        value = (
-            field.calculation.evaluate(values, clock=clock, position=position) if relevant else None
-        )
-        values[field.id] = value if is_answered(value) else None
-    return {field.id: values[field.id] for field in fields}
 
 
 def _entry_person_error(

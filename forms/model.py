@@ -112,6 +112,8 @@ class Field:
     repeat_count: Expression | None = None  # how many entries a repeat must have
     seed: str | None = None  # "people": one entry per person of the household
     calculation: Expression | None = None  # calculate fields only
+    #: a repeat's calculate fields, each after those it reads (as FormVersion.calculations)
+    calculations: tuple[Field, ...] = ()
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Field:
@@ -120,6 +122,7 @@ class Field:
         problem = doc.get("problem")
         if problem is not None:
             problem = Problem(parse_expression(problem["when"]), problem["category"])
+        children = {child["id"]: cls.from_dict(child) for child in doc.get("fields", ())}
         return cls(
             id=doc["id"],
             type=doc["type"],
@@ -142,10 +145,11 @@ class Field:
             ),
             constraint=parse_expression(doc.get("constraint", "true")),
             choice_tags=_tags(doc.get("choices", ())),
-            fields={child["id"]: cls.from_dict(child) for child in doc.get("fields", ())},
+            fields=children,
             repeat_count=_count_expression(doc.get("repeat_count")),
             seed=doc.get("seed"),
             calculation=parse_expression(doc["calculation"]) if "calculation" in doc else None,
+            calculations=calculation_order(list(children.values())),
         )
 
     def walk(self) -> list[Field]:

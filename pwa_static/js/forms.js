@@ -360,15 +360,7 @@ export function entryState(formVersion, repeatDoc, childDoc, answers, entry, env
  * @returns {Object<string, unknown>} field id -> value (null when there is none)
  */
 export function calculate(formVersion, answers, { clock = null } = {}) {
-  const values = answerContext(formVersion, answers);
-  const result = {};
-  for (const field of fieldsOf(formVersion).calculations) {
-    const relevant = field.relevant.holds(values, { clock });
-    const value = relevant ? field.calculation.evaluate(values, { clock }) : null;
-    values[field.id] = isAnswered(value) ? value : null;
-    result[field.id] = values[field.id];
-  }
-  return result;
+  return calculateIn(fieldsOf(formVersion), answerContext(formVersion, answers), { clock });
 }
 
 /**
@@ -389,6 +381,7 @@ export function calculateEntry(repeatDoc, context, env = {}) {
   return calculateIn(repeat, context, env);
 }
 
+/** The calculations of a form (fieldsOf) or of a repeat, in order, each reading those before. */
 function calculateIn(repeat, context, env) {
   const values = { ...context };
   const result = {};
@@ -531,10 +524,10 @@ function fieldError(field, value, context, people, env = {}) {
 /** The repeat's own code under its id, then each entry's under `id[i].field`. */
 function repeatErrors(repeat, value, context, people, key, env = {}) {
   const code = fieldError(repeat, value, context, people, env);
+  // an answered repeat with no code is relevant: fieldError checked that first
   if (code !== null || !isAnswered(value)) {
     return code === null ? {} : { [key]: [code] };
   }
-  if (!repeat.relevant.holds(context, env)) return {};
   const errors = {};
   const wanted = repeat.repeatCount === null ? null : repeat.repeatCount.evaluate(context, env);
   if (typeof wanted === "number" && value.length !== wanted) {
