@@ -9,9 +9,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-from forms.expressions import FALSE, TRUE, Expression, parse_expression
+from forms.expressions import FALSE, TRUE, Call, Expression, parse_expression
 
 FIELD_TYPES = (
     "text",
@@ -186,6 +187,27 @@ class FormVersion:
     def all_fields(self) -> list[Field]:
         """Every field at any depth, in form order: a repeat, then its own fields."""
         return [each for top in self.fields.values() for each in top.walk()]
+
+    @cached_property
+    def reads_clock(self) -> bool:
+        """Whether any expression of the version calls ``today()`` or ``now()``: only then do
+        its answers' checks depend on when the visit was made."""
+        for each in self.all_fields():
+            expressions = [
+                each.relevant,
+                each.required,
+                each.constraint,
+                each.calculation,
+                each.repeat_count,
+                each.problem.when if each.problem else None,
+            ]
+            for expression in expressions:
+                if expression is not None and any(
+                    isinstance(node, Call) and node.function in ("today", "now")
+                    for node in expression.nodes()
+                ):
+                    return True
+        return False
 
     def field_count(self) -> int:
         """Questions, notes and hidden values at any depth; a repeat itself is no field

@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -18,7 +20,7 @@ from flask import current_app, g, request
 from sqlalchemy import bindparam, case, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, Row
 
 from server.http.errors import ApiError
 from server.storage.models import Assignment as AssignmentRow
@@ -208,7 +210,11 @@ _CALLER = (
 
 
 def assignment_of(conn: Connection, user_id: str) -> Assignment:
-    rows = conn.execute(_ASSIGNMENT, {"user_id": user_id}).all()
+    return _assignment(conn.execute(_ASSIGNMENT, {"user_id": user_id}).all())
+
+
+def _assignment(rows: Sequence[Row[Any]]) -> Assignment:
+    """The assignment in rows of ``kind`` and ``target_id`` (a row of neither is skipped)."""
     return Assignment.of(
         [r.target_id for r in rows if r.kind == "region"],
         [r.target_id for r in rows if r.kind == "household"],
@@ -241,10 +247,7 @@ def current_caller() -> Caller:
         too_old = row.created_at < token_age_cutoff()
         if row.revoked_at is not None or last_used < token_expiry_cutoff() or too_old:
             raise ApiError("unauthorized", "the token has expired; sign in again")
-        assignment = Assignment.of(
-            [r.target_id for r in rows if r.kind == "region"],
-            [r.target_id for r in rows if r.kind == "household"],
-        )
+        assignment = _assignment(rows)
     _touch_device(engine, row.id, row.last_seen_at)
     g.caller = Caller(row.id, row.user_id, row.username, row.name, row.role, assignment)
     return g.caller  # type: ignore[no-any-return]

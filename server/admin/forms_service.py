@@ -216,7 +216,7 @@ def check_answers(
     if seeded and household_id:
         people = _people_of(household_id, batch_people)
         return forms.validate_answers(form, answers, people, clock=forms.visit_clock(visited_at))
-    clock = forms.visit_clock(visited_at) if _reads_clock_of(form) else None
+    clock = forms.visit_clock(visited_at) if form.reads_clock else None
     key = _answers_key(answers)
     if key is None:
         return forms.validate_answers(form, answers, clock=clock)
@@ -246,33 +246,6 @@ def _people_of(household_id: str, batch_people: frozenset[str]) -> list[str]:
 #: people is checked against them afresh each time.
 ANSWERS_MEMO = "zoufang_answers_checked"
 ANSWERS_MEMO_SIZE = 4096
-CLOCK_MEMO = "zoufang_forms_reading_the_clock"
-
-
-def _reads_clock_of(form: forms.FormVersion) -> bool:
-    """Whether any expression of a published version calls today() or now(), kept per app
-    (a published version never changes)."""
-    known: dict[tuple[str, int], bool] = current_app.extensions.setdefault(CLOCK_MEMO, {})
-    key = (form.form_id, form.version)
-    if key not in known:
-        known[key] = _reads_clock(form)
-    return known[key]
-
-
-def _reads_clock(form: forms.FormVersion) -> bool:
-    for field in form.all_fields():
-        for name in ("relevant", "required", "constraint", "calculation", "repeat_count"):
-            expression = getattr(field, name, None)
-            if expression is not None and any(
-                getattr(node, "function", None) in ("today", "now") for node in expression.nodes()
-            ):
-                return True
-        if field.problem is not None and any(
-            getattr(node, "function", None) in ("today", "now")
-            for node in field.problem.when.nodes()
-        ):
-            return True
-    return False
 
 
 def _answers_key(answers: dict[str, Any]) -> tuple[tuple[str, type, Any], ...] | None:

@@ -354,10 +354,7 @@ class SqlTxn:
     def __init__(self, conn: Connection, postgres: bool) -> None:
         self.conn = conn
         self.postgres = postgres
-        query = select(COUNTERS.c.value).where(COUNTERS.c.name == "version")
-        if postgres:
-            query = query.with_for_update()
-        value = conn.execute(query).scalar()
+        value = conn.execute(HEAD.with_for_update() if postgres else HEAD).scalar()
         if value is None:
             conn.execute(insert(COUNTERS).values(name="version", value=0))
         self.start = self.version = int(value or 0)
