@@ -96,13 +96,11 @@ def _read(
             return list(province.county_snapshots([conn], None, periods, as_of))
     except SQLAlchemyError as exc:
         log.warning(
-            "province: county %s cannot be read, listed as missing: %s", county.name, _line(exc)
+            "province: county %s cannot be read, listed as missing: %s",
+            county.name,
+            replica.first_line(exc),
         )
         return []
-
-
-def _line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def init_app(app: Flask, counties: list[FileCounty]) -> None:
@@ -155,7 +153,7 @@ def copy_county_regions(name: str | None, code: str | None) -> dict[str, Any]:
             with county.reports.primary.connect() as conn:
                 found = province.counties_of(conn, None)
         except SQLAlchemyError as exc:
-            reason = _line(exc)
+            reason = replica.first_line(exc)
             raise ProvinceError(
                 f"county {county.name}: its database cannot be read: {reason}"
             ) from None

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from server.storage.db import configure_engine, engine_options, normalize_url
-from server.storage.store import REPORT_WORK_MEM
+from server.storage.store import sorts_in_memory
 from server.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -85,8 +85,7 @@ class ReportDatabases:
         if conn is None:
             conn = self.primary.connect()
         with conn:
-            if conn.dialect.name == "postgresql":  # as SqlStore.report: sorts stay in memory
-                conn.exec_driver_sql(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
+            sorts_in_memory(conn)
             yield conn
 
     def _replica_connection(self) -> Connection | None:
@@ -96,14 +95,14 @@ class ReportDatabases:
         try:
             conn = self.replica.connect()
         except SQLAlchemyError as exc:
-            log.warning("reports replica unreachable, reading the primary: %s", _first_line(exc))
+            log.warning("reports replica unreachable, reading the primary: %s", first_line(exc))
             return None
         try:
             state = freshness(conn)
             conn.rollback()  # the check's transaction is not the report's
         except SQLAlchemyError as exc:
             conn.close()
-            log.warning("reports replica failed, reading the primary: %s", _first_line(exc))
+            log.warning("reports replica failed, reading the primary: %s", first_line(exc))
             return None
         if state.lag > self.max_lag:
             conn.close()
@@ -117,7 +116,8 @@ class ReportDatabases:
         return conn
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
+    """A database error's first line, for a log line (psycopg's run to several)."""
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 

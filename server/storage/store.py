@@ -221,8 +221,7 @@ class SqlStore:
         hash and sort a county's 50,000 households in memory (the default work_mem of 4 MB
         spills them to disk)."""
         with self.engine.connect() as conn:
-            if self.postgres:
-                conn.exec_driver_sql(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
+            sorts_in_memory(conn)
             yield conn
 
     def head_version(self) -> int:
@@ -528,6 +527,13 @@ class SqlTxn:
 
 #: op statuses that changed a record
 CHANGED = ("applied", "conflict")
+
+
+def sorts_in_memory(conn: Connection) -> None:
+    """Let a report's transaction on PostgreSQL hash and sort a county's households in memory
+    (REPORT_WORK_MEM; the default of 4 MB spills them to disk). SQLite needs nothing."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
 
 
 def audit_row(op: StoredOp) -> dict[str, Any]:
