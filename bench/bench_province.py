@@ -33,7 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench_sync import machine
+from bench_sync import append_to_readme, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.pgserver: tests/ is not an installed package
@@ -42,6 +42,9 @@ README = ROOT / "bench" / "README.md"
 TOWNSHIPS = 15
 TARGET_MS = 1000.0
 PASSWORD = "bench-province-2026"
+
+
+PROVINCE_RUNS = "## Province runs (appended by bench_province.py, newest last)"
 
 
 def build(app: Any, counties: int, weeks: int, seed: int) -> str:
@@ -294,14 +297,6 @@ def report(args: argparse.Namespace, host: dict[str, str], runs: list[dict[str, 
     return "\n".join(lines) + "\n"
 
 
-def append_to_readme(text: str) -> None:
-    heading = "## Province runs (appended by bench_province.py, newest last)"
-    existing = README.read_text(encoding="utf-8")
-    if heading not in existing:
-        existing = existing.rstrip("\n") + "\n\n" + heading + "\n"
-    README.write_text(existing.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--counties", type=int, default=100)
@@ -359,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     text_ = report(args, host, runs)
     print(text_)
     if not args.no_readme:
-        append_to_readme(text_)
+        append_to_readme(text_, PROVINCE_RUNS)
         print(f"appended to {README.relative_to(ROOT)}")
 
 

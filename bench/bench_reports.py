@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench_sync import ANSWER_KEYS, CHINA, machine, store_visits
+from bench_sync import ANSWER_KEYS, CHINA, append_to_readme, machine, store_visits
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.pgserver: tests/ is not an installed package
@@ -56,6 +56,9 @@ NOTES = ("老人身体尚可，已叮嘱按时服药", "已宣传防诈骗知识
 _PICK = random.Random(0)
 ANSWERS = [{key: key.endswith("_ok") or _PICK.random() < 0.7 for key in ANSWER_KEYS}
            for _ in range(32)]  # fmt: skip
+
+
+REPORT_RUNS = "## Report runs (appended by bench_reports.py, newest last)"
 
 
 def make_app(url: str, workdir: Path) -> Any:
@@ -444,14 +447,6 @@ def report(args: argparse.Namespace, host: dict[str, str], runs: list[dict[str, 
     return "\n".join(lines) + "\n"
 
 
-def append_to_readme(text: str) -> None:
-    heading = "## Report runs (appended by bench_reports.py, newest last)"
-    existing = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
-    if heading not in existing:
-        existing = existing.rstrip("\n") + "\n\n" + heading + "\n"
-    README.write_text(existing.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--households", type=int, default=50_000)
@@ -504,7 +499,7 @@ def main(argv: list[str] | None = None) -> None:
     print(text_)
     print(json.dumps(runs, ensure_ascii=False))
     if not args.no_readme:
-        append_to_readme(text_)
+        append_to_readme(text_, REPORT_RUNS)
         print(f"appended to {README.relative_to(ROOT)}")
 
 

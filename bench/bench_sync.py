@@ -1138,10 +1138,12 @@ def header(
     )
 
 
-def append_to_readme(text: str) -> None:
+def append_to_readme(text: str, heading: str = RUNS_HEADING) -> None:
+    """``text`` at the end of bench/README.md, under ``heading`` (added the first time): the
+    section a bench appends its runs to, newest last."""
     existing = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
-    if RUNS_HEADING not in existing:
-        existing = existing.rstrip("\n") + "\n\n" + RUNS_HEADING + "\n"
+    if heading not in existing:
+        existing = existing.rstrip("\n") + "\n\n" + heading + "\n"
     README.write_text(existing.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n", encoding="utf-8")
 
 

@@ -30,20 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-ANSWERS = (
-    "health_asked",
-    "knowledge_shared",
-    "difficulty_solved",
-    "comfort_given",
-    "hygiene_improved",
-    "plan_updated",
-    "food_ok",
-    "clothing_ok",
-    "education_ok",
-    "medical_ok",
-    "housing_ok",
-    "water_ok",
-)
+from bench_sync import ANSWER_KEYS  # noqa: E402  (the weekly form's answers)
+
 PASSWORD = "Profile-push-2026!"
 
 
@@ -80,7 +68,7 @@ def bodies(device: dict, households: list, people: dict, pushes: int, size: int)
                 "mode": "home" if home else "phone",
                 "form_id": "weekly_visit",
                 "form_version": 1,
-                "answers": {k: k.endswith("_ok") or rng.random() < 0.7 for k in ANSWERS},
+                "answers": {k: k.endswith("_ok") or rng.random() < 0.7 for k in ANSWER_KEYS},
                 "people_seen": people.get(household, [])[:1],
                 "location": (
                     {"lat": 30 + rng.random(), "lon": 104 + rng.random(), "accuracy": 12}
