@@ -17,7 +17,7 @@ import re
 import socket
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +28,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from flask import Flask, current_app
 from sqlalchemy import and_, delete, func, insert, or_, select, update
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from server.auth import token_age_cutoff, token_expiry_cutoff
@@ -39,7 +38,7 @@ from server.reports import bulletins, exports, problems, province, summary
 from server.reports import coverage as reports
 from server.reports.periods import week_label
 from server.service import SERVER_DEVICE, audit, store
-from server.storage.db import WRITE_OPTION
+from server.storage.db import writing
 from server.storage.models import Device, JobRun, LoginLimit, Region, Snapshot
 from server.storage.store import dumps
 from server.timeutil import now, utcnow
@@ -187,7 +186,7 @@ def token_purge(at: datetime) -> str:
     expired = or_(last_used < cutoff, Device.created_at < token_age_cutoff())
     expiring = [Device.revoked_at.is_(None), Device.id != SERVER_DEVICE, expired]
     revoked = 0
-    with _write() as conn:
+    with writing(store().engine) as conn:
         candidates = conn.execute(
             select(Device.id, Device.user_id, last_used.label("last_used")).where(*expiring)
         ).all()
@@ -320,7 +319,7 @@ def run_now(name: str, user_id: str | None = None, device_id: str | None = None)
     job = job_named(name)
     ensure_rows([job])
     result = run_job(job, f"{process_id()}:manual")
-    with _write() as conn:
+    with writing(store().engine) as conn:
         audit(conn, "job_run", user_id, device_id, "job", name, {"status": result.status})
     return result
 
@@ -364,7 +363,7 @@ def ensure_rows(jobs: Iterable[Job]) -> None:
         if job.name in known:
             continue
         try:
-            with _write() as conn:
+            with writing(store().engine) as conn:
                 conn.execute(
                     insert(JobRun).values(name=job.name, next_run_at=_next_fire(job, timezone))
                 )
@@ -381,7 +380,7 @@ def _claim(job: Job, owner: str, due: datetime | None) -> str:
     ]
     if due is not None:
         conditions.append(or_(JobRun.last_started_at.is_(None), JobRun.last_started_at < due))
-    with _write() as conn:
+    with writing(store().engine) as conn:
         claimed = conn.execute(
             update(JobRun)
             .where(*conditions)
@@ -403,7 +402,7 @@ def _claim(job: Job, owner: str, due: datetime | None) -> str:
 
 
 def _finish(job: Job, owner: str, status: str, message: str) -> None:
-    with _write() as conn:
+    with writing(store().engine) as conn:
         recorded = conn.execute(
             update(JobRun)
             .where(JobRun.name == job.name, JobRun.lock_owner == owner[:100])
@@ -563,21 +562,12 @@ def _next_fire(job: Job, timezone: str) -> datetime | None:
 
 
 def _set_next_run(job: Job, timezone: str) -> None:
-    with _write() as conn:
+    with writing(store().engine) as conn:
         conn.execute(
             update(JobRun)
             .where(JobRun.name == job.name)
             .values(next_run_at=_next_fire(job, timezone))
         )
-
-
-@contextlib.contextmanager
-def _write() -> Iterator[Connection]:
-    """A write transaction (``BEGIN IMMEDIATE`` on SQLite, like every writer here)."""
-    with store().engine.connect() as conn:
-        conn.execution_options(**{WRITE_OPTION: True})
-        with conn.begin():
-            yield conn
 
 
 def _bulletin_regions() -> list[Any]:
@@ -601,7 +591,7 @@ def _bulletin_regions() -> list[Any]:
 def _keep_snapshot(kind: str, period: str, region_id: str, data: Any) -> None:
     """A report as computed now. A re-run adds one and never replaces: the first bulletin of
     a week is the line after which reports count visits as late (reports.bulletin_time)."""
-    with _write() as conn:
+    with writing(store().engine) as conn:
         conn.execute(
             insert(Snapshot).values(
                 kind=kind, period=period, region_id=region_id, taken_at=utcnow(), data=dumps(data)

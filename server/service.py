@@ -26,7 +26,7 @@ from server.auth import (
     verify_password,
 )
 from server.http.errors import ApiError
-from server.storage.db import WRITE_OPTION
+from server.storage.db import one_push_at_a_time, writing
 from server.storage.models import AuditEntry, Device, User
 from server.storage.store import SERVER_DEVICE, SqlStore, dumps
 from server.timeutil import now, utcnow
@@ -140,11 +140,9 @@ def audit(
 def register_device(username: str, password: str, label: str, ip: str) -> dict[str, Any]:
     """CONTRACT §3: a device and its token for a user who signs in with the right password."""
     engine_, ip = store().engine, ip[:64]
-    with engine_.connect() as conn:
-        conn.execution_options(**{WRITE_OPTION: True})
-        with conn.begin():  # committed before the slow hash: the attempt counts already
-            trusted = reserve_sign_in(conn, username, ip)
-            user = conn.execute(select(User).where(User.username == username)).first()
+    with writing(engine_) as conn:  # committed before the slow hash: the attempt counts already
+        trusted = reserve_sign_in(conn, username, ip)
+        user = conn.execute(select(User).where(User.username == username)).first()
     ok = verify_password(user.password_hash if user else dummy_hash(), password)
     if user is None or not ok or not user.active:
         with engine_.begin() as conn:
@@ -252,6 +250,11 @@ def push(caller: Caller, envelope: dict[str, Any]) -> dict[str, Any]:
             f"at most {limit} ops per push",
             {"max_ops": limit, "max_bytes": current_app.config["MAX_PUSH_BYTES"]},
         )
+    with one_push_at_a_time(store().engine):
+        return _apply(caller, envelope, raw_ops)
+
+
+def _apply(caller: Caller, envelope: dict[str, Any], raw_ops: list[Any]) -> dict[str, Any]:
     ops = parse_ops(raw_ops, caller.device_id)
     hlc = server_hlc()
     ctx = engine.PushContext(

@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from server.reports.periods import Period, local_day, periods_of
-from server.storage.db import WRITE_OPTION
+from server.storage.db import writing
 from server.storage.models import HouseholdPeriod
 from server.storage.store import COUNTERS, TABLES, chunks, read_setting, write_setting
 
@@ -107,30 +107,28 @@ def catch_up(engine: Engine, zone: ZoneInfo) -> int:
 
 
 def _round(engine: Engine, zone: ZoneInfo) -> int:
-    with engine.connect() as conn:
-        conn.execution_options(**{WRITE_OPTION: True})
-        with conn.begin():
-            mark = _watermark(conn, lock=engine.dialect.name == "postgresql")
-            if _zone(conn) != zone.key:  # new, or a new TIMEZONE: every period label changes
-                return _rebuild(conn, zone)
-            changed = conn.execute(
-                select(V.c.version, V.c.household_id, V.c.visited_at_effective, V.c.corrects)
-                .where(V.c.version > mark)
-                .order_by(V.c.version)
-                .limit(ROUND)
-            ).all()
-            if not changed:
-                return 0
-            touched: dict[str, set[str]] = {}
-            for row in changed:
-                touched.setdefault(row.household_id, set()).update(
-                    periods_of(row.visited_at_effective, zone)
-                )
-            _touch_corrected(conn, [r.corrects for r in changed if r.corrects], touched, zone)
-            for households in chunks(sorted(touched)):
-                _recompute(conn, {h: touched[h] for h in households}, zone)
-            _set_watermark(conn, changed[-1].version)
-            return len(changed)
+    with writing(engine) as conn:
+        mark = _watermark(conn, lock=engine.dialect.name == "postgresql")
+        if _zone(conn) != zone.key:  # new, or a new TIMEZONE: every period label changes
+            return _rebuild(conn, zone)
+        changed = conn.execute(
+            select(V.c.version, V.c.household_id, V.c.visited_at_effective, V.c.corrects)
+            .where(V.c.version > mark)
+            .order_by(V.c.version)
+            .limit(ROUND)
+        ).all()
+        if not changed:
+            return 0
+        touched: dict[str, set[str]] = {}
+        for row in changed:
+            touched.setdefault(row.household_id, set()).update(
+                periods_of(row.visited_at_effective, zone)
+            )
+        _touch_corrected(conn, [r.corrects for r in changed if r.corrects], touched, zone)
+        for households in chunks(sorted(touched)):
+            _recompute(conn, {h: touched[h] for h in households}, zone)
+        _set_watermark(conn, changed[-1].version)
+        return len(changed)
 
 
 def _rebuild(conn: Connection, zone: ZoneInfo) -> int:

@@ -4,18 +4,38 @@ SQLite: WAL so readers never wait for the writer, ``synchronous=NORMAL`` (durabl
 process crash, which is the failure a phone-facing server meets), a busy timeout instead of
 instant "database is locked", and write transactions that start with ``BEGIN IMMEDIATE`` so
 two pushes never deadlock upgrading a read lock.
+
+``writing(engine)`` is every write transaction's way in. On SQLite it first passes a gate: one
+writer at a time per database file, queued on a lock in this process and on a kernel lock of a
+file beside the database across processes. SQLite's own busy handler makes a waiting writer
+poll, sleeping up to 100 ms between tries, so under load a push slept on long after the lock
+was free and the other threads of its worker took the cores meanwhile (bench/README.md).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase
 
 WRITE_OPTION = "zoufang_write"
+#: how long a writer waits for the gate, as SQLite's busy timeout below
+GATE_TIMEOUT_S = 30.0
+#: a pooled PostgreSQL connection idle this long is pinged before it is used
+PING_IDLE_S = 2.0
+#: how often a writer of another process looks whether the file lock is free
+GATE_POLL_S = 0.0005
 
 
 class Base(DeclarativeBase):
@@ -41,11 +61,12 @@ def engine_options(url: str) -> dict[str, Any]:
             "connect_args": {"timeout": 30, "check_same_thread": False},
             "hide_parameters": True,
         }
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "hide_parameters": True}
+    return {"pool_size": 10, "max_overflow": 10, "hide_parameters": True}
 
 
 def configure_engine(engine: Engine) -> None:
     if engine.dialect.name != "sqlite":
+        _ping_when_idle(engine)
         return
 
     @event.listens_for(engine, "connect")
@@ -66,3 +87,130 @@ def configure_engine(engine: Engine) -> None:
     def on_begin(connection: Any) -> None:
         immediate = connection.get_execution_options().get(WRITE_OPTION)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """A pooled connection that sat idle for PING_IDLE_S is pinged before it is used, and a
+    dead one is replaced (PostgreSQL restarted, a firewall dropped it). SQLAlchemy's
+    ``pool_pre_ping`` pinged at every checkout: a round trip on each of a request's
+    connections, a fifth of a push's time in the evening storm (bench/README.md). A connection
+    that dies while busy fails its request with a 503 once, and SQLAlchemy then replaces every
+    connection of the pool that is older."""
+
+    @event.listens_for(engine, "checkin")
+    def on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_IDLE_S:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the driver's error for a dead connection
+            raise DisconnectionError(str(exc)) from exc
+        if not alive:
+            raise DisconnectionError("the connection did not answer a ping")
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction, committed when the block ends (``BEGIN IMMEDIATE`` on SQLite)."""
+    with _gate(engine), engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn
+
+
+def one_push_at_a_time(engine: Engine) -> Any:
+    """On SQLite, one push at a time in this process, from parsing its ops to its commit. A
+    push is CPU work and SQLite writes one at a time anyway: a second push parsed by another
+    thread of the same worker only took the GIL from the one holding the write lock, and so
+    held every other worker's push up. With one push per worker, one worker parses while
+    another writes (bench/README.md: 8 phones at once). On PostgreSQL a push waits on the
+    network between its statements, and the worker's other threads use that time."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    return _gate_of(engine).pushing
+
+
+class _WriteGate:
+    """One writer at a time for one SQLite database: a thread lock for this process, then an
+    exclusive ``flock`` of ``<database>-gate`` for the others (none for a database in memory).
+    A forked process starts with no gates: a lock taken through a descriptor inherited across
+    gunicorn's fork would be shared with the other workers, not exclude them."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self.pushing = threading.Lock()
+        self.fd = -1
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        deadline = time.monotonic() + GATE_TIMEOUT_S
+        if not self.lock.acquire(timeout=GATE_TIMEOUT_S):
+            raise _locked()
+        try:
+            if self.path is None:
+                yield
+                return
+            fd = self._file()
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise _locked() from None
+                    time.sleep(GATE_POLL_S)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self.lock.release()
+
+    def _file(self) -> int:
+        if self.fd < 0:
+            assert self.path is not None
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return self.fd
+
+
+_GATES: dict[str, _WriteGate] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def _forget_gates() -> None:
+    global _GATES_LOCK
+    _GATES.clear()
+    _GATES_LOCK = threading.Lock()  # a thread of the parent may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_forget_gates)
+
+
+def _gate(engine: Engine) -> Any:
+    """On PostgreSQL no gate: its writers wait on row locks, which wake them."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    return _gate_of(engine).held()
+
+
+def _gate_of(engine: Engine) -> _WriteGate:
+    """The gate of ``engine``'s SQLite file: one per file, whichever engine opens it."""
+    database = engine.url.database
+    memory = not database or database == ":memory:" or "mode=memory" in str(engine.url)
+    key = f"memory:{id(engine)}" if memory else os.path.abspath(database or "")
+    with _GATES_LOCK:
+        gate = _GATES.get(key)
+        if gate is None:
+            gate = _GATES[key] = _WriteGate(None if memory else key + "-gate")
+    return gate
+
+
+def _locked() -> OperationalError:
+    """What SQLite's busy timeout raises, so the same 503 answers it (server/http/errors.py)."""
+    return OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))

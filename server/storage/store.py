@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from server.storage.db import WRITE_OPTION
+from server.storage.db import writing
 from server.storage.models import (
     SYNCED_MODELS,
     AssignmentSnapshot,
@@ -194,21 +194,17 @@ class SqlStore:
 
     @contextmanager
     def write(self) -> Iterator[SqlTxn]:
-        with self.engine.connect() as conn:
-            conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                txn = SqlTxn(conn, self.postgres)
-                yield txn
-                txn.finish()
+        with writing(self.engine) as conn:
+            txn = SqlTxn(conn, self.postgres)
+            yield txn
+            txn.finish()
 
     @contextmanager
     def write_unversioned(self) -> Iterator[Connection]:
         """A write transaction of rows no pull carries (photos): it takes no version, so
         it never waits for the version counter; on SQLite still one writer at a time."""
-        with self.engine.connect() as conn:
-            conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                yield conn
+        with writing(self.engine) as conn:
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
