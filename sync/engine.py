@@ -110,8 +110,9 @@ def push(store: Store, ctx: PushContext, ops: list[Op], renumber: bool = False) 
             else:
                 results.append(batch.apply(op))
                 device.next_seq += 1
-        batch.flush()
-        txn.save_device(device)
+        with txn.together():
+            batch.flush()
+            txn.save_device(device)
     return PushResult(results, device.next_seq, list(batch.logged.values()))
 
 
