@@ -36,7 +36,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.selectable import Select
 
 from server.storage.db import writing
 from server.storage.models import (
@@ -228,30 +229,12 @@ class SqlStore:
     def changes(
         self, after: int, scope: Scope, limit: int, exclude: Scope | None = None
     ) -> list[Record]:
-        parts = []
-        for type_, table in TABLES.items():
-            where = [table.c.version > after, _visible(table, type_, scope)]
-            if exclude is not None:
-                where.append(not_(_visible(table, type_, exclude)))
-            part = (
-                select(
-                    literal(type_).label("type"),
-                    table.c.id,
-                    table.c.version,
-                    table.c.deleted,
-                    table.c.village_id,
-                    table.c.household_id,
-                    table.c.data,
-                )
-                .where(and_(*where))
-                .order_by(table.c.version)
-                .limit(limit)
-            )
-            parts.append(select(part.subquery()))
-        combined = union_all(*parts).subquery()
-        query = select(combined).order_by(combined.c.version).limit(limit)
+        query = _changes_query(_shape(scope), _shape(exclude) if exclude else None)
+        params = {"after": after, "limit": limit, **_scope_params("in", scope)}
+        if exclude is not None:
+            params.update(_scope_params("out", exclude))
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
+            rows = conn.execute(query, params).all()
         return [
             Record(
                 r.type,
@@ -313,33 +296,96 @@ class SqlStore:
         return Assignment(tuple(loads(row.region_ids)), tuple(loads(row.household_ids)))
 
 
-def _visible(table: Table, type_: str, scope: Scope) -> ColumnElement[bool]:
-    """SQL for sync.store.visible: the same rule, evaluated by the database."""
-    if type_ == "form" or scope.everything:
+#: what a scope's SQL depends on: whether it holds everything, and which of its sets are empty
+ScopeShape = tuple[bool, bool, bool, bool]
+
+
+def _shape(scope: Scope) -> ScopeShape:
+    return (
+        scope.everything,
+        bool(scope.region_ids),
+        bool(scope.village_ids),
+        bool(scope.household_ids),
+    )
+
+
+def _scope_params(name: str, scope: Scope) -> dict[str, list[str]]:
+    """The values of a scope's IN lists, for the query ``_changes_query`` built for its shape."""
+    return {
+        f"{name}_regions": sorted(scope.region_ids),
+        f"{name}_villages": sorted(scope.village_ids),
+        f"{name}_households": sorted(scope.household_ids),
+    }
+
+
+@cache
+def _changes_query(scope: ScopeShape, exclude: ScopeShape | None) -> Select[Any]:
+    """The records with version > :after in a scope (and not in another), by version: one
+    SELECT per table, at most :limit each, in one UNION ALL. Built once per shape of the scopes,
+    with their ids as bound lists: building the statement anew was a tenth of a pull's CPU."""
+    parts = []
+    for type_, table in TABLES.items():
+        where = [table.c.version > bindparam("after"), _visible(table, type_, "in", scope)]
+        if exclude is not None:
+            where.append(not_(_visible(table, type_, "out", exclude)))
+        part = (
+            select(
+                literal(type_).label("type"),
+                table.c.id,
+                table.c.version,
+                table.c.deleted,
+                table.c.village_id,
+                table.c.household_id,
+                table.c.data,
+            )
+            .where(and_(*where))
+            .order_by(table.c.version)
+            .limit(bindparam("limit"))
+        )
+        parts.append(select(part.subquery()))
+    combined = union_all(*parts).subquery()
+    return select(combined).order_by(combined.c.version).limit(bindparam("limit"))
+
+
+def _ids(name: str) -> BindParameter[Any]:
+    return bindparam(name, expanding=True)
+
+
+def _visible(table: Table, type_: str, name: str, shape: ScopeShape) -> ColumnElement[bool]:
+    """SQL for sync.store.visible: the same rule, evaluated by the database, for a scope of
+    ``shape`` whose ids are the bound lists ``<name>_regions`` and so on."""
+    everything, regions, villages, households = shape
+    if type_ == "form" or everything:
         return true()
     if type_ == "region":
-        return table.c.id.in_(sorted(scope.region_ids)) if scope.region_ids else false()
+        return table.c.id.in_(_ids(f"{name}_regions")) if regions else false()
     if type_ == "user":
-        return _meets(table, scope)
+        return _meets(table, name, shape)
     clauses = []
-    if scope.village_ids:
-        clauses.append(table.c.village_id.in_(sorted(scope.village_ids)))
-    if scope.household_ids:
-        clauses.append(table.c.household_id.in_(sorted(scope.household_ids)))
+    if villages:
+        clauses.append(table.c.village_id.in_(_ids(f"{name}_villages")))
+    if households:
+        clauses.append(table.c.household_id.in_(_ids(f"{name}_households")))
     return or_(*clauses) if clauses else false()
 
 
-def _meets(table: Table, scope: Scope) -> ColumnElement[bool]:
+def _meets(table: Table, name: str, shape: ScopeShape) -> ColumnElement[bool]:
     """SQL for sync.store.meets: a user reaches the scope through one of their places."""
+    _, regions, villages, households = shape
     places = []
-    if scope.region_ids:
-        regions = sorted(scope.region_ids)
-        places.append(and_(REACH.c.household_id.is_(None), REACH.c.region_id.in_(regions)))
-    if scope.village_ids:
-        villages = sorted(scope.village_ids)
-        places.append(and_(REACH.c.household_id.is_not(None), REACH.c.region_id.in_(villages)))
-    if scope.household_ids:
-        places.append(REACH.c.household_id.in_(sorted(scope.household_ids)))
+    if regions:
+        places.append(
+            and_(REACH.c.household_id.is_(None), REACH.c.region_id.in_(_ids(f"{name}_regions")))
+        )
+    if villages:
+        places.append(
+            and_(
+                REACH.c.household_id.is_not(None),
+                REACH.c.region_id.in_(_ids(f"{name}_villages")),
+            )
+        )
+    if households:
+        places.append(REACH.c.household_id.in_(_ids(f"{name}_households")))
     if not places:
         return false()
     return exists().where(REACH.c.user_id == table.c.id, or_(*places))
