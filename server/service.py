@@ -28,7 +28,7 @@ from server.auth import (
 from server.http.errors import ApiError
 from server.storage.db import WRITE_OPTION
 from server.storage.models import AuditEntry, Device, User
-from server.storage.store import SERVER_DEVICE, SqlStore, dumps
+from server.storage.store import SERVER_DEVICE, SqlStore, canonical_dumps, dumps
 from server.timeutil import now, utcnow
 from sync import engine
 from sync.effective import hlc_of
@@ -252,7 +252,7 @@ def push(caller: Caller, envelope: dict[str, Any]) -> dict[str, Any]:
             f"at most {limit} ops per push",
             {"max_ops": limit, "max_bytes": current_app.config["MAX_PUSH_BYTES"]},
         )
-    ops = parse_ops(raw_ops, caller.device_id)
+    ops = parse_ops(raw_ops, caller.device_id, canonical_dumps)
     hlc = server_hlc()
     ctx = engine.PushContext(
         device_id=caller.device_id,
@@ -397,7 +397,7 @@ def server_update(
         "base_version": 2**62,
         "data": data,
     }
-    op = parse_ops([raw], SERVER_DEVICE)[0]
+    op = parse_ops([raw], SERVER_DEVICE, canonical_dumps)[0]
     ctx = engine.PushContext(
         SERVER_DEVICE, user_id, scope, now(), hlc, role, scope_of_user=user_scope
     )
