@@ -254,6 +254,7 @@ def push(caller: Caller, envelope: dict[str, Any]) -> dict[str, Any]:
         )
     ops = parse_ops(raw_ops, caller.device_id, canonical_dumps)
     hlc = server_hlc()
+    checker = current_app.extensions.get("zoufang_answer_check")
     ctx = engine.PushContext(
         device_id=caller.device_id,
         user_id=caller.user_id,
@@ -262,7 +263,7 @@ def push(caller: Caller, envelope: dict[str, Any]) -> dict[str, Any]:
         server_hlc=hlc,
         role=caller.role,
         device_time=parse_offset_datetime(envelope.get("device_time")),
-        check_answers=current_app.extensions.get("zoufang_answer_check"),
+        check_answers=checker() if checker else None,
         scope_of_user=user_scope,
         backdate=timedelta(days=backdate_days()),
     )
