@@ -196,6 +196,9 @@ class _Batch:
         self.writes: dict[tuple[str, str], list[FieldWrite]] = {}
         self.new_writes: list[FieldWrite] = []
         self.logged: dict[str, StoredOp] = {}
+        #: the push's time as every op's log entry and every visit hold it, spelled once
+        self.received_at = ctx.received_at.isoformat()
+        self.received_at_seconds = ctx.received_at.isoformat(timespec="seconds")
 
     def prefetch(self, ops: list[Op]) -> None:
         wanted: dict[str, set[str]] = {}
@@ -260,7 +263,7 @@ class _Batch:
             status=status,
             version=version,
             error=error,
-            received_at=self.ctx.received_at.isoformat(),
+            received_at=self.received_at,
         )
 
     def apply(self, op: Op) -> dict[str, Any]:
@@ -359,7 +362,7 @@ class _Batch:
             "visitor_id": ctx.user_id,
             "device_id": ctx.device_id,
             "visited_at_effective": effective.isoformat(timespec="seconds"),
-            "received_at": ctx.received_at.isoformat(timespec="seconds"),
+            "received_at": self.received_at_seconds,
             "voided": False,
             "void_reason": None,
             "review": review,

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from operator import itemgetter
 from typing import Any, TypeVar
 
@@ -107,6 +107,13 @@ def write_setting(conn: Connection, key: str, value: Any, actor: str | None = No
 
 def utc_naive(value: Any) -> datetime | None:
     """An ISO time with offset as the naive UTC datetime the typed columns hold."""
+    return _utc_naive_text(value) if isinstance(value, str) else None
+
+
+@lru_cache(maxsize=1024)
+def _utc_naive_text(value: str) -> datetime | None:
+    """utc_naive of a string, remembered: a push's time is in every op-log, audit and visit row
+    of the push (three readings per visit), and a datetime is immutable."""
     parsed = parse_offset_datetime(value)
     return parsed.astimezone(UTC).replace(tzinfo=None) if parsed else None
 
