@@ -518,9 +518,11 @@ def photos_in(answers: dict[str, Any]) -> list[str]:
     """The photos (sha256 of their bytes, CONTRACT §11) a visit's answers refer to."""
     found: set[str] = set()
     for value in answers.values():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and SHA256.fullmatch(item):
-                found.add(item)
+        if isinstance(value, str):  # no list built for each answer: most are yes or no
+            if len(value) == 64 and SHA256.fullmatch(value):
+                found.add(value)
+        elif isinstance(value, list):
+            found.update(item for item in value if isinstance(item, str) and SHA256.fullmatch(item))
     return sorted(found)
 
 
