@@ -588,8 +588,14 @@ def _sqlite_times(values: tuple[Any, ...], times: list[int]) -> tuple[Any, ...]:
     out = list(values)
     for i in times:
         if out[i] is not None:
-            out[i] = out[i].isoformat(" ", "microseconds")
+            out[i] = _sqlite_time(out[i])
     return tuple(out)
+
+
+@lru_cache(maxsize=1024)
+def _sqlite_time(value: datetime) -> str:
+    """One time in that spelling, remembered: the push's time is in three rows per visit."""
+    return value.isoformat(" ", "microseconds")
 
 
 def _rows_by_type(records: list[Record]) -> dict[str, list[dict[str, Any]]]:
