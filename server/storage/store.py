@@ -35,7 +35,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from server.storage.db import WRITE_OPTION
@@ -505,9 +505,41 @@ class SqlTxn:
         sql, times = _insert_sql(table, columns, self.postgres)
         values = itemgetter(*columns)
         params = [values(row) for row in rows]
+        if self.postgres:
+            self._copy(table, columns, params)
+            return
         if times:
             params = [_sqlite_times(p, times) for p in params]
         self.conn.exec_driver_sql(sql, params)
+
+    def _copy(self, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """PostgreSQL: the rows through ``COPY … FROM STDIN``. psycopg's executemany sends each
+        row as a query of its own in a pipeline, dumping it in Python: ~20 µs of a pushed
+        visit's ~90 µs of CPU (bench/profile_push.py); COPY formats the rows in C. The same
+        rows, defaults, constraints and triggers as INSERT (COPY skips rules; the schema has
+        none). A driver error is raised as SQLAlchemy raises it from any statement, with a
+        lost connection invalidated: the API answers 503 to OperationalError (http/errors.py)."""
+        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        dialect = self.conn.dialect
+        driver = self.conn.connection.driver_connection
+        assert driver is not None
+        try:
+            with driver.cursor() as cursor, cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except dialect.loaded_dbapi.Error as error:
+            lost = dialect.is_disconnect(error, driver, None)
+            if lost:
+                self.conn.invalidate(error)
+            raise DBAPIError.instance(
+                sql,
+                None,
+                error,
+                dialect.loaded_dbapi.Error,
+                hide_parameters=True,
+                dialect=dialect,
+                connection_invalidated=lost,
+            ) from error
 
     def update_records(self, records: list[Record]) -> None:
         for type_, rows in _rows_by_type(records).items():
