@@ -3,6 +3,7 @@
     .venv/bin/python bench/profile_push.py                      # SQLite, 10 pushes of 500
     .venv/bin/python bench/profile_push.py --backend postgres   # a throwaway PostgreSQL
     .venv/bin/python bench/profile_push.py --profile 25         # and the top 25 functions
+    .venv/bin/python bench/profile_push.py --no-freeze          # without gc.freeze() (wsgi.py)
 
 The demo county (`zoufang seed-demo --weeks 0`) in a fresh database, one cadre's phone, and
 pushes of 500 visits as the PWA sends them (bench-peers' shape: the weekly form's 12 answers,
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime as dt
+import gc
 import json
 import os
 import pstats
@@ -99,7 +101,7 @@ def bodies(device: dict, households: list, people: dict, pushes: int, size: int)
     return out
 
 
-def run(url: str, workdir: Path, pushes: int, size: int, top: int) -> None:
+def run(url: str, workdir: Path, pushes: int, size: int, top: int, freeze: bool = True) -> None:
     from server import create_app
 
     seed = prepare(url, workdir)
@@ -127,6 +129,9 @@ def run(url: str, workdir: Path, pushes: int, size: int, top: int) -> None:
     prepared = bodies(reg, households, people, pushes + 1, size)
     warm = client.post("/api/v1/sync/push", data=prepared[0], headers=headers)  # caches, pool
     assert warm.status_code == 200, warm.get_json()
+    if freeze:  # as `zoufang serve` does before its workers fork (server/wsgi.py)
+        gc.collect()
+        gc.freeze()
     profile = cProfile.Profile() if top else None
     cpu, wall = time.process_time(), time.perf_counter()
     if profile:
@@ -175,18 +180,21 @@ def main() -> None:
     parser.add_argument("--pushes", type=int, default=10)
     parser.add_argument("--size", type=int, default=500)
     parser.add_argument("--profile", type=int, default=0, metavar="TOP")
+    parser.add_argument(
+        "--no-freeze", action="store_true", help="leave the app in the collector's reach"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="zoufang-profile-") as tmp:
         workdir = Path(tmp)
         if args.backend == "sqlite":
             url = f"sqlite:///{workdir / 'zoufang.db'}"
-            run(url, workdir, args.pushes, args.size, args.profile)
+            run(url, workdir, args.pushes, args.size, args.profile, not args.no_freeze)
             return
         from tests import pgserver
 
         server = pgserver.start()
         try:
-            run(server.url, workdir, args.pushes, args.size, args.profile)
+            run(server.url, workdir, args.pushes, args.size, args.profile, not args.no_freeze)
         finally:
             server.stop()
 

@@ -209,6 +209,12 @@ class FormVersion:
                     return True
         return False
 
+    @cached_property
+    def seeds_people(self) -> bool:
+        """Whether a repeat of the version (only one outside any other may be) is seeded from
+        the household's people: its answers are then checked against them, visit by visit."""
+        return any(each.seed for each in self.fields.values())
+
     def field_count(self) -> int:
         """Questions, notes and hidden values at any depth; a repeat itself is no field
         (CONTRACT §9), as a group is none."""

@@ -79,9 +79,9 @@ def create_app(
         replica.init_app(app, db.engine)
     app.extensions["zoufang_blobs"] = open_blob_store(app.config)
     app.extensions["zoufang_clock"] = Clock()
-    from server.admin.forms_service import check_answers
+    from server.admin.forms_service import answer_checker
 
-    app.extensions["zoufang_answer_check"] = check_answers
+    app.extensions["zoufang_answer_check"] = answer_checker  # makes each push's checker
 
     hops = int(app.config["PROXY_HOPS"])
     if hops:  # behind nginx: the client's address and scheme, not the proxy's

@@ -28,7 +28,7 @@ from server.auth import (
 from server.http.errors import ApiError
 from server.storage.db import one_push_at_a_time, writing
 from server.storage.models import AuditEntry, Device, User
-from server.storage.store import SERVER_DEVICE, SqlStore, dumps
+from server.storage.store import SERVER_DEVICE, SqlStore, canonical_dumps, dumps
 from server.timeutil import now, utcnow
 from sync import engine
 from sync.effective import hlc_of
@@ -255,8 +255,9 @@ def push(caller: Caller, envelope: dict[str, Any]) -> dict[str, Any]:
 
 
 def _apply(caller: Caller, envelope: dict[str, Any], raw_ops: list[Any]) -> dict[str, Any]:
-    ops = parse_ops(raw_ops, caller.device_id)
+    ops = parse_ops(raw_ops, caller.device_id, canonical_dumps)
     hlc = server_hlc()
+    checker = current_app.extensions.get("zoufang_answer_check")
     ctx = engine.PushContext(
         device_id=caller.device_id,
         user_id=caller.user_id,
@@ -265,7 +266,7 @@ def _apply(caller: Caller, envelope: dict[str, Any], raw_ops: list[Any]) -> dict
         server_hlc=hlc,
         role=caller.role,
         device_time=parse_offset_datetime(envelope.get("device_time")),
-        check_answers=current_app.extensions.get("zoufang_answer_check"),
+        check_answers=checker() if checker else None,
         scope_of_user=user_scope,
         backdate=timedelta(days=backdate_days()),
     )
@@ -400,7 +401,7 @@ def server_update(
         "base_version": 2**62,
         "data": data,
     }
-    op = parse_ops([raw], SERVER_DEVICE)[0]
+    op = parse_ops([raw], SERVER_DEVICE, canonical_dumps)[0]
     ctx = engine.PushContext(
         SERVER_DEVICE, user_id, scope, now(), hlc, role, scope_of_user=user_scope
     )

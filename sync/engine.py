@@ -110,9 +110,8 @@ def push(store: Store, ctx: PushContext, ops: list[Op], renumber: bool = False) 
             else:
                 results.append(batch.apply(op))
                 device.next_seq += 1
-        with txn.together():
-            batch.flush()
-            txn.save_device(device)
+        batch.flush()
+        txn.save_device(device)
     return PushResult(results, device.next_seq, list(batch.logged.values()))
 
 
@@ -197,6 +196,9 @@ class _Batch:
         self.writes: dict[tuple[str, str], list[FieldWrite]] = {}
         self.new_writes: list[FieldWrite] = []
         self.logged: dict[str, StoredOp] = {}
+        #: the push's time as every op's log entry and every visit hold it, spelled once
+        self.received_at = ctx.received_at.isoformat()
+        self.received_at_seconds = ctx.received_at.isoformat(timespec="seconds")
 
     def prefetch(self, ops: list[Op]) -> None:
         wanted: dict[str, set[str]] = {}
@@ -261,7 +263,7 @@ class _Batch:
             status=status,
             version=version,
             error=error,
-            received_at=self.ctx.received_at.isoformat(),
+            received_at=self.received_at,
         )
 
     def apply(self, op: Op) -> dict[str, Any]:
@@ -360,7 +362,7 @@ class _Batch:
             "visitor_id": ctx.user_id,
             "device_id": ctx.device_id,
             "visited_at_effective": effective.isoformat(timespec="seconds"),
-            "received_at": ctx.received_at.isoformat(timespec="seconds"),
+            "received_at": self.received_at_seconds,
             "voided": False,
             "void_reason": None,
             "review": review,
@@ -516,9 +518,11 @@ def photos_in(answers: dict[str, Any]) -> list[str]:
     """The photos (sha256 of their bytes, CONTRACT §11) a visit's answers refer to."""
     found: set[str] = set()
     for value in answers.values():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and SHA256.fullmatch(item):
-                found.add(item)
+        if isinstance(value, str):  # no list built for each answer: most are yes or no
+            if len(value) == 64 and SHA256.fullmatch(value):
+                found.add(value)
+        elif isinstance(value, list):
+            found.update(item for item in value if isinstance(item, str) and SHA256.fullmatch(item))
     return sorted(found)
 
 

@@ -250,16 +250,24 @@ def _json_object(value: Any) -> str | None:
     return None if isinstance(value, dict) else "must be an object"
 
 
+#: the checks of a location's numbers, made once: every visit made at home carries one
+_LOCATION_NUMBERS = (
+    ("lat", _number(-90, 90, nullable=False)),
+    ("lon", _number(-180, 180, nullable=False)),
+)
+_ACCURACY = _number(0, 1e7)
+
+
 def _location(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, dict):
         return "must be an object {lat, lon, accuracy} or null"
-    for key, low, high in (("lat", -90, 90), ("lon", -180, 180)):
-        problem = _number(low, high, nullable=False)(value.get(key))
+    for key, check in _LOCATION_NUMBERS:
+        problem = check(value.get(key))
         if problem:
             return f"{key} {problem}"
-    if _number(0, 1e7)(value.get("accuracy")):
+    if _ACCURACY(value.get("accuracy")):
         return "accuracy must be a number of metres"
     if set(value) - {"lat", "lon", "accuracy"}:
         return "only lat, lon and accuracy"
@@ -410,6 +418,12 @@ def check_fields(
 def with_defaults(record_type: RecordType, data: dict[str, Any]) -> dict[str, Any]:
     """A created record's full data: every declared field, defaults where the op left one out."""
     return {
-        name: data[name] if name in data else copy.deepcopy(spec.default)
+        name: data[name] if name in data else _fresh(spec.default)
         for name, spec in record_type.fields.items()
     }
+
+
+def _fresh(default: Any) -> Any:
+    """A default of a new record's own: a list or an object is copied (the record may change
+    it), None and the strings are shared."""
+    return default if default is None or isinstance(default, str) else copy.deepcopy(default)

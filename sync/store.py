@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -87,9 +87,6 @@ class WriteTxn(Protocol):
     def field_writes(self, type_: str, ids: Iterable[str]) -> dict[str, list[FieldWrite]]: ...
     def add_field_writes(self, writes: list[FieldWrite]) -> None: ...
     def allocate_version(self) -> int: ...
-    def together(self) -> AbstractContextManager[None]:
-        """The writes made inside go to the store together, ahead of the commit."""
-        ...
 
 
 class Store(Protocol):
@@ -249,9 +246,6 @@ class MemoryTxn:
     def add_field_writes(self, writes: list[FieldWrite]) -> None:
         for write in writes:
             self.state.writes.setdefault((write.record_type, write.record_id), []).append(write)
-
-    def together(self) -> AbstractContextManager[None]:
-        return nullcontext()
 
     def allocate_version(self) -> int:
         self.state.version += 1

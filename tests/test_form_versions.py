@@ -278,3 +278,39 @@ def test_today_in_a_published_form_is_the_day_of_the_visit_as_the_phone_recorded
         assert check_answers("clock_form", 1, answers, "2026-04-30T23:59:00+08:00") == {
             "seen_on": ["constraint"]
         }
+
+
+def counted_form() -> FormVersion:
+    doc = {
+        "version": 1,
+        "title": {"zh-CN": "计数", "en": "Counts"},
+        "fields": [
+            {"id": "n", "type": "integer", "label": {"zh-CN": "人数", "en": "People"}},
+            {"id": "ok", "type": "boolean", "label": {"zh-CN": "正常", "en": "Fine"}},
+        ],
+    }
+    (form,) = parse_definition({"form_id": "counted", "versions": [doc]})
+    return form
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "problems"),
+    [
+        ({"ok": True}, {"ok": 1}, {"ok": ["wrong_type:boolean"]}),
+        ({"n": 1}, {"n": True}, {"n": ["wrong_type:integer"]}),
+        ({"n": 2}, {"n": 2.5}, {"n": ["wrong_type:integer"]}),
+        ({"n": None}, {"n": float("nan")}, {"n": ["wrong_type:integer"]}),
+        ({"n": None}, {"n": float("inf")}, {"n": ["wrong_type:integer"]}),
+    ],
+    ids=["true is not 1", "1 is not true", "2.5 is not 2", "nan is not null", "inf is not null"],
+)
+def test_answers_equal_in_python_or_in_json_are_checked_each_by_its_own_value(
+    app: Any, first: dict[str, Any], then: dict[str, Any], problems: dict[str, list[str]]
+) -> None:
+    """The checked answers are remembered (forms_service.ANSWERS_MEMO), by a key that tells
+    these apart."""
+    with app.app_context():
+        publish_versions([counted_form()], actor=None)
+        assert check_answers("counted", 1, first) == {}
+        assert check_answers("counted", 1, then) == problems
+        assert check_answers("counted", 1, first) == {}

@@ -13,6 +13,7 @@ a version published by another process is found.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 from flask import current_app
 from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
@@ -28,6 +30,7 @@ import forms
 from server.service import audit, store
 from server.storage.models import Form
 from server.storage.store import TABLES, SqlTxn
+from sync.engine import AnswerCheck
 from sync.store import Record
 
 FORM_NAMESPACE = uuid.UUID("0c7b9d3e-4f0a-4a55-8f57-6b1d7e2c9a10")
@@ -205,30 +208,50 @@ def check_answers(
     A repeat asked once per person of the household must name its people: those stored, and
     those ``batch_people`` the same push creates (a person met on the visit and recorded with
     it)."""
-    if form_id is None:
-        return {"_form": ["answers need a form_id"]} if answers else {}
-    if version is None:
-        return {"_form": [f"form {form_id} needs its form_version"]}
-    form = published_form(form_id, version)
-    if form is None:
-        return {"_form": [f"form {form_id} version {version} is not published on this server"]}
-    seeded = any(field.seed for field in form.fields.values())
-    if seeded and household_id:
-        people = _people_of(household_id, batch_people)
-        return forms.validate_answers(form, answers, people, clock=forms.visit_clock(visited_at))
-    clock = forms.visit_clock(visited_at) if form.reads_clock else None
-    key = _answers_key(answers)
-    if key is None:
-        return forms.validate_answers(form, answers, clock=clock)
+    check = answer_checker()
+    return check(form_id, version, answers, visited_at, household_id, batch_people)
+
+
+def answer_checker() -> AnswerCheck:
+    """check_answers for one push (sync.engine.PushContext.check_answers): the app's published
+    forms and its memo of checked answers are looked up once here, not once per visit, since
+    each look-up of ``current_app`` resolves a werkzeug context local."""
+    cache = _cache()
     memo: dict[Any, dict[str, list[str]]] = current_app.extensions.setdefault(ANSWERS_MEMO, {})
-    found = memo.get((form_id, version, clock, key))
-    if found is None:
-        if len(memo) >= ANSWERS_MEMO_SIZE:
-            memo.clear()
-        found = memo[(form_id, version, clock, key)] = forms.validate_answers(
-            form, answers, clock=clock
-        )
-    return {name: list(codes) for name, codes in found.items()}
+
+    def check(
+        form_id: str | None,
+        version: int | None,
+        answers: dict[str, Any],
+        visited_at: str | None = None,
+        household_id: str | None = None,
+        batch_people: frozenset[str] = frozenset(),
+    ) -> dict[str, list[str]]:
+        if form_id is None:
+            return {"_form": ["answers need a form_id"]} if answers else {}
+        if version is None:
+            return {"_form": [f"form {form_id} needs its form_version"]}
+        form = cache.get((form_id, version)) or published_form(form_id, version)
+        if form is None:
+            return {"_form": [f"form {form_id} version {version} is not published on this server"]}
+        if form.seeds_people and household_id:
+            people = _people_of(household_id, batch_people)
+            clock = forms.visit_clock(visited_at)
+            return forms.validate_answers(form, answers, people, clock=clock)
+        clock = forms.visit_clock(visited_at) if form.reads_clock else None
+        key = _answers_key(answers)
+        if key is None:
+            return forms.validate_answers(form, answers, clock=clock)
+        found = memo.get((form_id, version, clock, key))
+        if found is None:
+            if len(memo) >= ANSWERS_MEMO_SIZE:
+                memo.clear()
+            found = memo[(form_id, version, clock, key)] = forms.validate_answers(
+                form, answers, clock=clock
+            )
+        return {name: list(codes) for name, codes in found.items()}
+
+    return check
 
 
 def _people_of(household_id: str, batch_people: frozenset[str]) -> list[str]:
@@ -248,18 +271,29 @@ ANSWERS_MEMO = "zoufang_answers_checked"
 ANSWERS_MEMO_SIZE = 4096
 
 
-def _answers_key(answers: dict[str, Any]) -> tuple[tuple[str, type, Any], ...] | None:
-    """The answers as a key, with each value's type (``True == 1`` in Python, not in a form);
-    None when a value is a list or an object (a multiple choice, a repeat): checked afresh."""
+#: the types of the answers a memo key holds: a list or an object (a multiple choice, a
+#: repeat) is checked afresh; exact types, so that no subclass spells itself otherwise
+_KEYED_ANSWERS = frozenset({str, int, float, bool, type(None)})
+
+
+def _answers_key(answers: dict[str, Any]) -> bytes | None:
+    """The answers as a key: their JSON with sorted keys, in which ``true`` is not ``1`` nor
+    ``1`` ``1.0`` (equal in Python, not in a form). JSON spells distinct values distinctly but
+    for nan and infinities (orjson writes null): answers holding one are checked afresh, as are
+    those orjson refuses (an int beyond 64 bits, a lone surrogate), lists and objects."""
     if not isinstance(answers, dict):
         return None
-    key = []
-    for name, value in answers.items():
-        if not (value is None or isinstance(value, str | bool | int | float)):
-            return None
-        key.append((name, type(value), value))
-    key.sort(key=lambda item: item[0])
-    return tuple(key)
+    kinds = set(map(type, answers.values()))
+    if not kinds <= _KEYED_ANSWERS:
+        return None
+    if float in kinds and not all(
+        math.isfinite(value) for value in answers.values() if type(value) is float
+    ):
+        return None
+    try:
+        return orjson.dumps(answers, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return None
 
 
 def _next_version(
