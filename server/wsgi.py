@@ -17,7 +17,7 @@ from gunicorn.app.base import BaseApplication
 
 from server.http.errors import MESSAGES
 from server.jobs import start_scheduler
-from server.storage.db import db
+from server.storage.db import checkpoint_in_background, db
 
 #: the longest request line gunicorn takes (its maximum): a pull with a cursor of the 4,096
 #: characters the contract allows, and its other parameters, fits with room to spare
@@ -91,11 +91,14 @@ def run(
                 db.engine.dispose(close=False)
 
     def post_worker_init(_worker: Any) -> None:
-        """Each worker runs a scheduler per county; the lock in the county's database lets
-        one process run each of its jobs (server/jobs.py). Not in post_fork: until the worker
-        has its signal handlers, a SIGTERM is lost and the worker lingers until the graceful
-        timeout."""
+        """Each worker checkpoints its counties' SQLite files in a thread of its own
+        (server/storage/db.py) and runs a scheduler per county; the lock in the county's
+        database lets one process run each of its jobs (server/jobs.py). Not in post_fork:
+        until the worker has its signal handlers, a SIGTERM is lost and the worker lingers
+        until the graceful timeout."""
         for app in apps:
+            with app.app_context():
+                checkpoint_in_background(db.engine)
             if app.config["RUN_SCHEDULER"]:
                 start_scheduler(app)
 

@@ -15,6 +15,7 @@ was free and the other threads of its worker took the cores meanwhile (bench/REA
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
@@ -29,11 +30,15 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase
 
+log = logging.getLogger(__name__)
+
 WRITE_OPTION = "zoufang_write"
 #: how long a writer waits for the gate, as SQLite's busy timeout below
 GATE_TIMEOUT_S = 30.0
 #: a pooled PostgreSQL connection idle this long is pinged before it is used
 PING_IDLE_S = 2.0
+#: how often a server's worker copies the SQLite WAL back into the database
+CHECKPOINT_EVERY_S = 1.0
 #: how often a writer of another process looks whether the file lock is free
 GATE_POLL_S = 0.0005
 
@@ -81,12 +86,53 @@ def configure_engine(engine: Engine) -> None:
         # hundred thousand index pages, and the sorts of a GROUP BY stay in memory
         cursor.execute("PRAGMA cache_size=-32768")
         cursor.execute("PRAGMA temp_store=MEMORY")
+        if _file_of(engine) in _CHECKPOINTED:  # a thread of this process copies the WAL back
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
         immediate = connection.get_execution_options().get(WRITE_OPTION)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def checkpoint_in_background(engine: Engine) -> None:
+    """In a server's worker: a thread copies the SQLite WAL back into the database file every
+    CHECKPOINT_EVERY_S, and commits no longer do. By default the commit that crosses SQLite's
+    1,000-page mark made that copy, and its fsync, itself — inside the write lock, about 6 % of
+    a push's time (bench/README.md). SQLite's C code runs without the GIL, so the copy takes
+    the other core. Nothing for PostgreSQL or a database in memory; other processes (the
+    command line) keep SQLite's own checkpoints."""
+    path = _file_of(engine)
+    if path is None or path in _CHECKPOINTED:
+        return
+    _CHECKPOINTED.add(path)
+    engine.dispose(close=False)  # connections opened from now on leave checkpoints to us
+    threading.Thread(target=_checkpoints, args=(path,), name="wal-checkpoint", daemon=True).start()
+
+
+def _checkpoints(path: str) -> None:
+    conn = sqlite3.connect(path, timeout=0, check_same_thread=False)
+    while True:
+        time.sleep(CHECKPOINT_EVERY_S)
+        try:
+            # PASSIVE: as much as readers and writers allow, waiting for neither
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as error:  # a full disk: logged, and tried again next time
+            log.warning("checkpoint of %s failed: %s", os.path.basename(path), error)
+
+
+def _file_of(engine: Engine) -> str | None:
+    """The absolute path of an SQLite database's file; None in memory or on PostgreSQL."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or _in_memory(engine):
+        return None
+    return os.path.abspath(database or "")
+
+
+def _in_memory(engine: Engine) -> bool:
+    database = engine.url.database
+    return not database or database == ":memory:" or "mode=memory" in str(engine.url)
 
 
 def _ping_when_idle(engine: Engine) -> None:
@@ -183,13 +229,19 @@ _GATES: dict[str, _WriteGate] = {}
 _GATES_LOCK = threading.Lock()
 
 
-def _forget_gates() -> None:
+#: SQLite files whose WAL a thread of this process checkpoints (checkpoint_in_background)
+_CHECKPOINTED: set[str] = set()
+
+
+def _after_fork() -> None:
+    """A forked process has none of its parent's threads, and no gate of its own yet."""
     global _GATES_LOCK
     _GATES.clear()
     _GATES_LOCK = threading.Lock()  # a thread of the parent may have held it at the fork
+    _CHECKPOINTED.clear()
 
 
-os.register_at_fork(after_in_child=_forget_gates)
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _gate(engine: Engine) -> Any:
@@ -201,13 +253,12 @@ def _gate(engine: Engine) -> Any:
 
 def _gate_of(engine: Engine) -> _WriteGate:
     """The gate of ``engine``'s SQLite file: one per file, whichever engine opens it."""
-    database = engine.url.database
-    memory = not database or database == ":memory:" or "mode=memory" in str(engine.url)
-    key = f"memory:{id(engine)}" if memory else os.path.abspath(database or "")
+    path = _file_of(engine)
+    key = path or f"memory:{id(engine)}"
     with _GATES_LOCK:
         gate = _GATES.get(key)
         if gate is None:
-            gate = _GATES[key] = _WriteGate(None if memory else key + "-gate")
+            gate = _GATES[key] = _WriteGate(path and path + "-gate")
     return gate
 
 

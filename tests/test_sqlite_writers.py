@@ -1,0 +1,80 @@
+"""SQLite's writers: the gate they queue at, and the WAL checkpoints of a server's worker
+(server/storage/db.py)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
+
+from server.storage import db as storage_db
+from server.storage.db import checkpoint_in_background, configure_engine, writing
+
+
+@pytest.fixture()
+def engine(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'z.db'}")
+    configure_engine(engine)
+    with writing(engine) as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    yield engine
+    engine.dispose()
+
+
+def test_a_writer_holds_the_gate_file_that_other_processes_queue_on(engine, tmp_path):
+    other = os.open(tmp_path / "z.db-gate", os.O_RDWR)  # another process's own descriptor
+    try:
+        with writing(engine) as conn:
+            conn.exec_driver_sql("INSERT INTO t (v) VALUES ('a')")
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again after the commit
+        fcntl.flock(other, fcntl.LOCK_UN)
+    finally:
+        os.close(other)
+
+
+def test_a_writer_that_waits_too_long_for_the_gate_gets_database_is_locked(
+    engine, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(storage_db, "GATE_TIMEOUT_S", 0.2)
+    other = os.open(tmp_path / "z.db-gate", os.O_RDWR)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(OperationalError, match="database is locked"):
+            with writing(engine) as conn:
+                conn.exec_driver_sql("INSERT INTO t (v) VALUES ('a')")
+    finally:
+        os.close(other)
+    with writing(engine) as conn:  # the gate is not left held by the writer that gave up
+        conn.exec_driver_sql("INSERT INTO t (v) VALUES ('b')")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT v FROM t").scalars().all() == ["b"]
+
+
+def test_a_servers_worker_copies_the_wal_back_in_a_thread_not_in_its_commits(
+    engine, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(storage_db, "CHECKPOINT_EVERY_S", 0.05)
+    checkpoint_in_background(engine)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    database = tmp_path / "z.db"
+    before = database.stat().st_size
+    for _ in range(20):  # far beyond SQLite's 1,000-page mark for its own checkpoints
+        with writing(engine) as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO t (v) SELECT hex(randomblob(2000)) FROM"
+                " (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)"
+                " SELECT i FROM n)"
+            )
+    deadline = time.monotonic() + 10
+    while database.stat().st_size < before + 4_000_000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert database.stat().st_size >= before + 4_000_000  # the rows reached the database file
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 2000
