@@ -18,7 +18,7 @@ from sqlalchemy import event
 from forms import FormVersion, load_definitions, parse_definition
 from server.admin.forms_service import (
     FormVersionConflict,
-    check_answers,
+    answer_checker,
     publish_forms,
     publish_versions,
     published_form,
@@ -135,13 +135,13 @@ def test_a_version_published_through_one_app_is_found_by_another_on_the_same_dat
     other = app_for(any_app.config["SQLALCHEMY_DATABASE_URI"], tmp_path / "other")
     try:
         with other.app_context():
-            assert check_answers("monthly_monitoring", 2, NEW_MEASURE_WITHOUT_NOTE) == {
+            assert answer_checker()("monthly_monitoring", 2, NEW_MEASURE_WITHOUT_NOTE) == {
                 "_form": ["form monthly_monitoring version 2 is not published on this server"]
             }
         with any_app.app_context():
             publish_versions([monthly(2, note_required=True)], actor=None)
         with other.app_context():
-            assert check_answers("monthly_monitoring", 2, NEW_MEASURE_WITHOUT_NOTE) == {
+            assert answer_checker()("monthly_monitoring", 2, NEW_MEASURE_WITHOUT_NOTE) == {
                 "measure_note": ["required"]
             }
     finally:
@@ -154,17 +154,17 @@ def test_a_version_published_by_another_process_is_found(any_app: Any) -> None:
     answers = {**NEW_MEASURE_WITHOUT_NOTE, "income_changed": False, "monthly_income": 900}
     with any_app.app_context():
         publish_forms(actor=None)
-        assert "_form" in check_answers("monthly_monitoring", 2, answers)
+        assert "_form" in answer_checker()("monthly_monitoring", 2, answers)
     env = {**os.environ, "ZOUFANG_DATABASE_URL": url, "ZOUFANG_SECRET_KEY": "cli-test"}
     command = [sys.executable, "-m", "server.cli", "forms", "import-xlsform", str(MONTHLY_XLSFORM)]
     imported = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert imported.returncode == 0, imported.stderr
     with any_app.app_context():
-        assert check_answers("monthly_monitoring", 2, answers) == {
+        assert answer_checker()("monthly_monitoring", 2, answers) == {
             "measure_note": ["required"],
             "confirmed": ["required"],
         }
-        assert check_answers("monthly_monitoring", 1, NEW_MEASURE_WITHOUT_NOTE) == {}
+        assert answer_checker()("monthly_monitoring", 1, NEW_MEASURE_WITHOUT_NOTE) == {}
 
 
 def test_a_published_version_is_read_from_the_database_once_per_app(
@@ -178,7 +178,7 @@ def test_a_published_version_is_read_from_the_database_once_per_app(
         with other.app_context():
             event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
             for _ in range(3):
-                assert check_answers("weekly_visit", 1, {"water_ok": True}) == {}
+                assert answer_checker()("weekly_visit", 1, {"water_ok": True}) == {}
             assert published_form("weekly_visit", 9) is None
             assert published_form("weekly_visit", 9) is None
     finally:
@@ -203,7 +203,7 @@ def test_publishing_a_different_definition_under_a_published_version_is_refused(
         assert "publish the change as a new version" in str(refused.value)
         assert store().head_version() == head  # nothing published, version 2 neither
         assert published_form("monthly_monitoring", 2) is None
-        assert check_answers("monthly_monitoring", 1, NEW_MEASURE_WITHOUT_NOTE) == {}
+        assert answer_checker()("monthly_monitoring", 1, NEW_MEASURE_WITHOUT_NOTE) == {}
 
 
 def test_publishing_the_same_definitions_again_publishes_nothing(any_app: Any) -> None:
@@ -274,8 +274,8 @@ def test_today_in_a_published_form_is_the_day_of_the_visit_as_the_phone_recorded
     with any_app.app_context():
         publish_versions([form], actor=None)
         # 00:30 on 1 May in Beijing is still 30 April in UTC: the phone's day counts.
-        assert check_answers("clock_form", 1, answers, "2026-05-01T00:30:00+08:00") == {}
-        assert check_answers("clock_form", 1, answers, "2026-04-30T23:59:00+08:00") == {
+        assert answer_checker()("clock_form", 1, answers, "2026-05-01T00:30:00+08:00") == {}
+        assert answer_checker()("clock_form", 1, answers, "2026-04-30T23:59:00+08:00") == {
             "seen_on": ["constraint"]
         }
 
@@ -311,6 +311,6 @@ def test_answers_equal_in_python_or_in_json_are_checked_each_by_its_own_value(
     these apart."""
     with app.app_context():
         publish_versions([counted_form()], actor=None)
-        assert check_answers("counted", 1, first) == {}
-        assert check_answers("counted", 1, then) == problems
-        assert check_answers("counted", 1, first) == {}
+        assert answer_checker()("counted", 1, first) == {}
+        assert answer_checker()("counted", 1, then) == problems
+        assert answer_checker()("counted", 1, first) == {}

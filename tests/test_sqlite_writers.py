@@ -45,9 +45,11 @@ def test_a_writer_that_waits_too_long_for_the_gate_gets_database_is_locked(
     other = os.open(tmp_path / "z.db-gate", os.O_RDWR)
     fcntl.flock(other, fcntl.LOCK_EX)
     try:
-        with pytest.raises(OperationalError, match="database is locked"):
-            with writing(engine) as conn:
-                conn.exec_driver_sql("INSERT INTO t (v) VALUES ('a')")
+        with (
+            pytest.raises(OperationalError, match="database is locked"),
+            writing(engine) as conn,
+        ):
+            conn.exec_driver_sql("INSERT INTO t (v) VALUES ('a')")
     finally:
         os.close(other)
     with writing(engine) as conn:  # the gate is not left held by the writer that gave up

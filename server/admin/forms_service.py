@@ -194,28 +194,17 @@ def form_overview() -> list[dict[str, Any]]:
     return overview
 
 
-def check_answers(
-    form_id: str | None,
-    version: int | None,
-    answers: dict[str, Any],
-    visited_at: str | None = None,
-    household_id: str | None = None,
-    batch_people: frozenset[str] = frozenset(),
-) -> dict[str, list[str]]:
-    """Field → message codes, checked by the published version the visit was filled with; a
+def answer_checker() -> AnswerCheck:
+    """The check of a visit's answers, for one push (sync.engine.PushContext.check_answers):
+    the app's published forms and its memo of checked answers are looked up once here, not
+    once per visit, since each look-up of ``current_app`` resolves a werkzeug context local.
+
+    The check: field → message codes, by the published version the visit was filled with; a
     visit without a form carries no answers to check. ``today()`` and ``now()`` read the
     visit's ``visited_at`` as the phone recorded it, the local time the phone computed them by.
     A repeat asked once per person of the household must name its people: those stored, and
     those ``batch_people`` the same push creates (a person met on the visit and recorded with
     it)."""
-    check = answer_checker()
-    return check(form_id, version, answers, visited_at, household_id, batch_people)
-
-
-def answer_checker() -> AnswerCheck:
-    """check_answers for one push (sync.engine.PushContext.check_answers): the app's published
-    forms and its memo of checked answers are looked up once here, not once per visit, since
-    each look-up of ``current_app`` resolves a werkzeug context local."""
     cache = _cache()
     memo: dict[Any, dict[str, list[str]]] = current_app.extensions.setdefault(ANSWERS_MEMO, {})
 

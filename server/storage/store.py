@@ -342,15 +342,7 @@ def _changes_query(scope: ScopeShape, exclude: ScopeShape | None) -> Select[Any]
         if exclude is not None:
             where.append(not_(_visible(table, type_, "out", exclude)))
         part = (
-            select(
-                literal(type_).label("type"),
-                table.c.id,
-                table.c.version,
-                table.c.deleted,
-                table.c.village_id,
-                table.c.household_id,
-                table.c.data,
-            )
+            select(literal(type_).label("type"), *_record_columns(table))
             .where(and_(*where))
             .order_by(table.c.version)
             .limit(bindparam("limit"))
@@ -358,6 +350,14 @@ def _changes_query(scope: ScopeShape, exclude: ScopeShape | None) -> Select[Any]
         parts.append(select(part.subquery()))
     combined = union_all(*parts).subquery()
     return select(combined).order_by(combined.c.version).limit(bindparam("limit"))
+
+
+RECORD_COLUMNS = ("id", "version", "deleted", "village_id", "household_id", "data")
+
+
+def _record_columns(table: Table) -> list[ColumnElement[Any]]:
+    """The columns a Record is read from, in the order of its fields."""
+    return [table.c[name] for name in RECORD_COLUMNS]
 
 
 def _ids(name: str) -> BindParameter[Any]:
@@ -480,14 +480,7 @@ class SqlTxn:
         out: dict[str, Record] = {}
         for chunk in chunks(ids):
             rows = self.conn.execute(
-                select(
-                    table.c.id,
-                    table.c.version,
-                    table.c.deleted,
-                    table.c.village_id,
-                    table.c.household_id,
-                    table.c.data,
-                ).where(table.c.id.in_(chunk))
+                select(*_record_columns(table)).where(table.c.id.in_(chunk))
             ).all()
             for r in rows:
                 out[r.id] = Record(
