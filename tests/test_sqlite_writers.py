@@ -62,6 +62,8 @@ def test_a_servers_worker_copies_the_wal_back_in_a_thread_not_in_its_commits(
     engine, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(storage_db, "CHECKPOINT_EVERY_S", 0.05)
+    monkeypatch.setattr(storage_db, "_CHECKPOINTED", set())  # this test's file alone, and
+    monkeypatch.setattr(storage_db, "_CHECKPOINTER", None)  # a thread started for it
     checkpoint_in_background(engine)
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0

@@ -101,33 +101,39 @@ def checkpoint_in_background(engine: Engine) -> None:
     CHECKPOINT_EVERY_S, and commits no longer do. By default the commit that crosses SQLite's
     1,000-page mark made that copy, and its fsync, itself — inside the write lock, about 6 % of
     a push's time (bench/README.md). SQLite's C code runs without the GIL, so the copy takes
-    the other core. Nothing for PostgreSQL or a database in memory; other processes (the
-    command line) keep SQLite's own checkpoints."""
+    the other core. One thread per process serves all its counties' files. Nothing for
+    PostgreSQL or a database in memory; other processes (the command line) keep SQLite's own
+    checkpoints."""
+    global _CHECKPOINTER
     path = _file_of(engine)
     if path is None or path in _CHECKPOINTED:
         return
     _CHECKPOINTED.add(path)
     engine.dispose(close=False)  # connections opened from now on leave checkpoints to us
-    threading.Thread(target=_checkpoints, args=(path,), name="wal-checkpoint", daemon=True).start()
+    if _CHECKPOINTER is None:
+        _CHECKPOINTER = threading.Thread(target=_checkpoints, name="wal-checkpoint", daemon=True)
+        _CHECKPOINTER.start()
 
 
-def _checkpoints(path: str) -> None:
-    conn = sqlite3.connect(path, timeout=0, check_same_thread=False)
+def _checkpoints() -> None:
+    connections: dict[str, sqlite3.Connection] = {}
     while True:
         time.sleep(CHECKPOINT_EVERY_S)
-        try:
-            # PASSIVE: as much as readers and writers allow, waiting for neither
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as error:  # a full disk: logged, and tried again next time
-            log.warning("checkpoint of %s failed: %s", os.path.basename(path), error)
+        for path in sorted(_CHECKPOINTED):
+            try:
+                if path not in connections:
+                    connections[path] = sqlite3.connect(path, timeout=0, check_same_thread=False)
+                # PASSIVE: as much as readers and writers allow, waiting for neither
+                connections[path].execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as error:  # a full disk: logged, and tried again next time
+                log.warning("checkpoint of %s failed: %s", os.path.basename(path), error)
 
 
 def _file_of(engine: Engine) -> str | None:
     """The absolute path of an SQLite database's file; None in memory or on PostgreSQL."""
-    database = engine.url.database
     if engine.dialect.name != "sqlite" or _in_memory(engine):
         return None
-    return os.path.abspath(database or "")
+    return os.path.abspath(engine.url.database or "")
 
 
 def _in_memory(engine: Engine) -> bool:
@@ -231,14 +237,16 @@ _GATES_LOCK = threading.Lock()
 
 #: SQLite files whose WAL a thread of this process checkpoints (checkpoint_in_background)
 _CHECKPOINTED: set[str] = set()
+_CHECKPOINTER: threading.Thread | None = None
 
 
 def _after_fork() -> None:
     """A forked process has none of its parent's threads, and no gate of its own yet."""
-    global _GATES_LOCK
+    global _GATES_LOCK, _CHECKPOINTER
     _GATES.clear()
     _GATES_LOCK = threading.Lock()  # a thread of the parent may have held it at the fork
     _CHECKPOINTED.clear()
+    _CHECKPOINTER = None
 
 
 os.register_at_fork(after_in_child=_after_fork)
