@@ -10,7 +10,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from server.admin.forms_service import check_answers
+from server.admin.forms_service import answer_checker
 from server.storage.db import db
 from server.storage.models import Visit
 from tests.browser.conftest import PHONE
@@ -57,9 +57,9 @@ def test_a_calculation_shows_as_answers_change_and_the_server_recomputes_it(live
         answers = visit_data["answers"]
         assert answers["per_capita"] == 6666.67
         version = imported.form.version
-        assert check_answers("weekly_visit", version, answers, visit_data["visited_at"]) == {}
+        assert answer_checker()("weekly_visit", version, answers, visit_data["visited_at"]) == {}
         wrong = {**answers, "per_capita": 6000}
-        assert check_answers("weekly_visit", version, wrong, visit_data["visited_at"]) == {
+        assert answer_checker()("weekly_visit", version, wrong, visit_data["visited_at"]) == {
             "per_capita": ["calculation_mismatch"]
         }
     assert phone.errors == []

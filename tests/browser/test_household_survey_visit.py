@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from server.admin.forms_service import check_answers
+from server.admin.forms_service import answer_checker
 from server.jobs import run_now
 from server.reports import bulletins
 from server.service import create_server_records
@@ -157,16 +157,16 @@ def test_an_offline_household_survey_with_members_a_calculation_and_a_photo_reac
         assert answers["per_capita"] == 450 and answers["below_line"]
         assert (answers["home"]["lat"], answers["home"]["lon"]) == (26.58, 106.71)
         version = imported.form.version
-        assert check_answers("weekly_visit", version, answers, data["visited_at"]) == {}
+        assert answer_checker()("weekly_visit", version, answers, data["visited_at"]) == {}
         wrong = {**answers, "per_capita": 500}  # the server recomputes, and would refuse this
-        assert check_answers("weekly_visit", version, wrong, data["visited_at"]) == {
+        assert answer_checker()("weekly_visit", version, wrong, data["visited_at"]) == {
             "per_capita": ["calculation_mismatch"]
         }
         index = answers["members"].index(by_person[granddaughter])
         members = [
             dict(e, yearly=900) if e["person"] == granddaughter else e for e in answers["members"]
         ]
-        assert check_answers(
+        assert answer_checker()(
             "weekly_visit", version, {**answers, "members": members}, data["visited_at"]
         ) == {f"members[{index}].yearly": ["calculation_mismatch"]}
         blob = db.session.scalars(select(Blob).where(Blob.sha256 == answers["house"])).one()

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from server.admin.forms_service import check_answers
+from server.admin.forms_service import answer_checker
 from server.storage.db import db
 from server.storage.models import Blob, Visit
 from tests.browser.conftest import PHONE
@@ -127,7 +127,7 @@ def test_an_offline_visit_with_a_photo_arrives_after_its_visit_and_is_exported(l
         answers = json.loads(stored.data)["answers"]
         assert (answers["town"], answers["village"]) == ("east", "shang")
         assert (answers["home"]["lat"], answers["home"]["lon"]) == (26.58, 106.71)
-        assert check_answers("weekly_visit", imported.form.version, answers) == {}
+        assert answer_checker()("weekly_visit", imported.form.version, answers) == {}
         blob = db.session.scalars(select(Blob).where(Blob.sha256 == answers["house"])).one()
         data = bytes(blob.content)
     assert hashlib.sha256(data).hexdigest() == answers["house"]
