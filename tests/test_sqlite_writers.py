@@ -82,3 +82,18 @@ def test_a_servers_worker_copies_the_wal_back_in_a_thread_not_in_its_commits(
     assert database.stat().st_size >= before + 4_000_000  # the rows reached the database file
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 2000
+
+
+def test_a_gate_file_that_cannot_be_opened_leaves_writers_to_sqlite(tmp_path, caplog):
+    (tmp_path / "y.db-gate").symlink_to(tmp_path / "no such folder" / "gate")
+    engine = create_engine(f"sqlite:///{tmp_path / 'y.db'}")
+    configure_engine(engine)
+    try:
+        with writing(engine) as conn:
+            conn.exec_driver_sql("CREATE TABLE t (v TEXT)")
+            conn.exec_driver_sql("INSERT INTO t (v) VALUES ('stored')")
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT v FROM t").scalars().all() == ["stored"]
+        assert "no write gate for y.db-gate" in caplog.text
+    finally:
+        engine.dispose()

@@ -197,7 +197,7 @@ class _WriteGate:
         self.path = path
         self.lock = threading.Lock()
         self.pushing = threading.Lock()
-        self.fd = -1
+        self.fd: int | None = None  # the gate file, once opened; -1 when there is none
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -205,11 +205,8 @@ class _WriteGate:
         if not self.lock.acquire(timeout=GATE_TIMEOUT_S):
             raise _locked()
         try:
-            if self.path is None:
-                yield
-                return
             fd = self._file()
-            while True:
+            while fd >= 0:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
@@ -220,14 +217,24 @@ class _WriteGate:
             try:
                 yield
             finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                if fd >= 0:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             self.lock.release()
 
     def _file(self) -> int:
-        if self.fd < 0:
-            assert self.path is not None
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        """The gate file, opened read-only: ``flock`` needs no more, so a file another user
+        created (a command run as root) still serves. None in memory; if it cannot be had,
+        writers of other processes are left to SQLite's busy handler, as before the gate:
+        slower, never wrong."""
+        if self.fd is None:
+            self.fd = -1
+            if self.path is not None:
+                try:
+                    flags = os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC
+                    self.fd = os.open(self.path, flags, 0o644)
+                except OSError as error:
+                    log.warning("no write gate for %s: %s", os.path.basename(self.path), error)
         return self.fd
 
 
