@@ -66,7 +66,7 @@ def test_a_servers_worker_copies_the_wal_back_in_a_thread_not_in_its_commits(
     monkeypatch.setattr(storage_db, "_CHECKPOINTER", None)  # a thread started for it
     checkpoint_in_background(engine)
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 10_000
     database = tmp_path / "z.db"
     before = database.stat().st_size
     for _ in range(20):  # far beyond SQLite's 1,000-page mark for its own checkpoints
@@ -97,3 +97,20 @@ def test_a_gate_file_that_cannot_be_opened_leaves_writers_to_sqlite(tmp_path, ca
         assert "no write gate for y.db-gate" in caplog.text
     finally:
         engine.dispose()
+
+
+def test_the_wal_stays_bounded_when_the_thread_falls_behind(engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(storage_db, "CHECKPOINT_EVERY_S", 3600)  # the thread never catches up
+    monkeypatch.setattr(storage_db, "WAL_BOUND_PAGES", 200)
+    monkeypatch.setattr(storage_db, "_CHECKPOINTED", set())
+    monkeypatch.setattr(storage_db, "_CHECKPOINTER", None)
+    checkpoint_in_background(engine)
+    for _ in range(30):  # ~6 MB of rows, ~7 times the bound
+        with writing(engine) as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO t (v) SELECT hex(randomblob(1000)) FROM"
+                " (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)"
+                " SELECT i FROM n)"
+            )
+    wal = tmp_path / "z.db-wal"
+    assert wal.stat().st_size < 4 * 200 * 4096

@@ -39,6 +39,11 @@ GATE_TIMEOUT_S = 30.0
 PING_IDLE_S = 2.0
 #: how often a server's worker copies the SQLite WAL back into the database
 CHECKPOINT_EVERY_S = 1.0
+#: with that thread, the WAL size (4 KiB pages) at which a commit still checkpoints itself:
+#: the WAL starts again from its beginning only when a writer finds it all copied back, and
+#: under a steady stream of pushes the thread's copy may never catch the last commit; the
+#: committer, holding the write gate, does (SQLite's own mark is 1,000 pages)
+WAL_BOUND_PAGES = 10_000
 #: how often a writer of another process looks whether the file lock is free
 GATE_POLL_S = 0.0005
 
@@ -87,7 +92,7 @@ def configure_engine(engine: Engine) -> None:
         cursor.execute("PRAGMA cache_size=-32768")
         cursor.execute("PRAGMA temp_store=MEMORY")
         if _file_of(engine) in _CHECKPOINTED:  # a thread of this process copies the WAL back
-            cursor.execute("PRAGMA wal_autocheckpoint=0")
+            cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_BOUND_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -98,12 +103,12 @@ def configure_engine(engine: Engine) -> None:
 
 def checkpoint_in_background(engine: Engine) -> None:
     """In a server's worker: a thread copies the SQLite WAL back into the database file every
-    CHECKPOINT_EVERY_S, and commits no longer do. By default the commit that crosses SQLite's
-    1,000-page mark made that copy, and its fsync, itself — inside the write lock, about 6 % of
-    a push's time (bench/README.md). SQLite's C code runs without the GIL, so the copy takes
-    the other core. One thread per process serves all its counties' files. Nothing for
-    PostgreSQL or a database in memory; other processes (the command line) keep SQLite's own
-    checkpoints."""
+    CHECKPOINT_EVERY_S, and a commit does only past WAL_BOUND_PAGES. By default the commit
+    that crossed SQLite's 1,000-page mark made that copy, and its fsync, itself — inside the
+    write lock, about 6 % of a push's time (bench/README.md). SQLite's C code runs without the
+    GIL, so the copy takes the other core. One thread per process serves all its counties'
+    files. Nothing for PostgreSQL or a database in memory; other processes (the command line)
+    keep SQLite's own checkpoints."""
     global _CHECKPOINTER
     path = _file_of(engine)
     if path is None or path in _CHECKPOINTED:
