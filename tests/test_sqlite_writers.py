@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import time
 
 import pytest
@@ -114,3 +115,29 @@ def test_the_wal_stays_bounded_when_the_thread_falls_behind(engine, tmp_path, mo
             )
     wal = tmp_path / "z.db-wal"
     assert wal.stat().st_size < 4 * 200 * 4096
+
+
+def test_a_new_database_has_8_kib_pages_and_an_old_one_keeps_its_own(engine, tmp_path):
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 8192
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    old_file = tmp_path / "old.db"
+    plain = sqlite3.connect(old_file)  # made by an earlier release, with SQLite's 4 KiB pages
+    plain.execute("PRAGMA journal_mode=WAL")
+    plain.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    plain.execute("INSERT INTO t (v) VALUES ('kept')")
+    plain.commit()
+    plain.close()
+    old = create_engine(f"sqlite:///{old_file}")
+    configure_engine(old)
+    try:
+        with writing(old) as conn:
+            conn.exec_driver_sql("INSERT INTO t (v) VALUES ('new')")
+        with old.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+            assert conn.exec_driver_sql("SELECT v FROM t ORDER BY id").scalars().all() == [
+                "kept",
+                "new",
+            ]
+    finally:
+        old.dispose()
