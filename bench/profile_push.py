@@ -3,7 +3,7 @@
     .venv/bin/python bench/profile_push.py                      # SQLite, 10 pushes of 500
     .venv/bin/python bench/profile_push.py --backend postgres   # a throwaway PostgreSQL
     .venv/bin/python bench/profile_push.py --profile 25         # and the top 25 functions
-    .venv/bin/python bench/profile_push.py --no-freeze          # without gc.freeze() (wsgi.py)
+    .venv/bin/python bench/profile_push.py --no-freeze          # without wsgi.settle_collector()
 
 The demo county (`zoufang seed-demo --weeks 0`) in a fresh database, one cadre's phone, and
 pushes of 500 visits as the PWA sends them (bench-peers' shape: the weekly form's 12 answers,
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime as dt
-import gc
 import json
 import os
 import pstats
@@ -103,6 +102,7 @@ def bodies(device: dict, households: list, people: dict, pushes: int, size: int)
 
 def run(url: str, workdir: Path, pushes: int, size: int, top: int, freeze: bool = True) -> None:
     from server import create_app
+    from server.wsgi import settle_collector
 
     seed = prepare(url, workdir)
     cadre = next(u for u in seed["users"] if u["role"] == "cadre")
@@ -129,9 +129,8 @@ def run(url: str, workdir: Path, pushes: int, size: int, top: int, freeze: bool 
     prepared = bodies(reg, households, people, pushes + 1, size)
     warm = client.post("/api/v1/sync/push", data=prepared[0], headers=headers)  # caches, pool
     assert warm.status_code == 200, warm.get_json()
-    if freeze:  # as `zoufang serve` does before its workers fork (server/wsgi.py)
-        gc.collect()
-        gc.freeze()
+    if freeze:  # as `zoufang serve` does before its workers fork
+        settle_collector()
     profile = cProfile.Profile() if top else None
     cpu, wall = time.process_time(), time.perf_counter()
     if profile:

@@ -121,3 +121,20 @@ def test_serve_runs_a_real_wsgi_server_that_answers(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_a_server_settles_its_collector_before_its_workers_fork():
+    """The apps are frozen out of the collector's reach, and young collections come every
+    50,000 objects, not Python's 700 (server/wsgi.py: ~4 % of a push). In a process of its own:
+    freezing would touch this one's objects."""
+    probe = (
+        "import gc\n"
+        "from server.wsgi import YOUNG_COLLECTION_EVERY, settle_collector\n"
+        "assert gc.get_threshold()[0] == 700\n"
+        "settle_collector()\n"
+        "print(gc.get_threshold()[0] == YOUNG_COLLECTION_EVERY, gc.get_freeze_count() > 1000)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["True", "True"]

@@ -39,10 +39,10 @@ GATE_TIMEOUT_S = 30.0
 PING_IDLE_S = 2.0
 #: how often a server's worker copies the SQLite WAL back into the database
 CHECKPOINT_EVERY_S = 1.0
-#: with that thread, the WAL size (in pages: 80 MiB of 8 KiB ones) at which a commit still checkpoints itself:
-#: the WAL starts again from its beginning only when a writer finds it all copied back, and
-#: under a steady stream of pushes the thread's copy may never catch the last commit; the
-#: committer, holding the write gate, does (SQLite's own mark is 1,000 pages)
+#: with that thread, the WAL size (in pages: 80 MiB of 8 KiB ones) at which a commit still
+#: checkpoints itself: the WAL starts again from its beginning only when a writer finds it all
+#: copied back, and under a steady stream of pushes the thread's copy may never catch the last
+#: commit; the committer, holding the write gate, does (SQLite's own mark is 1,000 pages)
 WAL_BOUND_PAGES = 10_000
 #: the page size of a new SQLite database (SQLite's default is 4 KiB; an existing file keeps
 #: its own). A pushed visit's random-keyed index entries (its id, op id, household and time)
