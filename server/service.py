@@ -6,7 +6,6 @@ admin's edit, a conflict resolution and a phone's op are merged and logged the s
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -33,6 +32,7 @@ from server.timeutil import now, utcnow
 from sync import engine
 from sync.effective import hlc_of
 from sync.hlc import Clock
+from sync.ids import new_id
 from sync.ops import parse_ops
 from sync.records import parse_offset_datetime
 from sync.scope import Assignment, RegionTree, Scope, expand
@@ -148,7 +148,7 @@ def register_device(username: str, password: str, label: str, ip: str) -> dict[s
         with engine_.begin() as conn:
             audit(conn, "login_failed", None, details={"username": username, "ip": ip})
         raise ApiError("unauthorized", "wrong username or password")
-    token, device_id, hlc = new_token(), str(uuid.uuid4()), server_hlc()
+    token, device_id, hlc = new_token(), new_id(), server_hlc()
     with engine_.begin() as conn:
         forgive_sign_in(conn, username, ip, trusted)
         conn.execute(
@@ -392,7 +392,7 @@ def server_update(
     (sync.permissions), and a refusal is answered with its code (403, 422 per field)."""
     hlc = server_hlc()
     raw = {
-        "op_id": str(uuid.uuid4()),
+        "op_id": new_id(),
         "device_seq": 1,
         "hlc": hlc,
         "action": action,

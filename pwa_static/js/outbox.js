@@ -12,6 +12,7 @@
  */
 
 import { Clock, ZERO } from "./hlc.js";
+import { newId } from "./ids.js";
 import { jsonEqual } from "./merge.js";
 import { recompute } from "./records.js";
 
@@ -19,7 +20,7 @@ const STORES = ["meta", "records", "outbox", "sent"];
 
 /** A new record (visit, problem) made here; resolves to its id. */
 export async function create(db, type, data) {
-  const id = crypto.randomUUID();
+  const id = newId();
   await db.write(STORES, (t) => queue(t, { action: "create", type, id, base_version: null, data }));
   return id;
 }
@@ -54,7 +55,7 @@ export function voidVisit(db, id, reason) {
 async function queue(t, change) {
   const seq = (await t.get("meta", "next_seq")) ?? 1;
   const clock = new Clock((await t.get("meta", "hlc")) ?? ZERO);
-  const op = { op_id: crypto.randomUUID(), device_seq: seq, hlc: clock.now(), ...change };
+  const op = { op_id: newId(), device_seq: seq, hlc: clock.now(), ...change };
   t.put("outbox", op);
   t.put("meta", seq + 1, "next_seq");
   t.put("meta", clock.last, "hlc");

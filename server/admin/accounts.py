@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,6 +16,7 @@ from server.storage.models import Assignment as AssignmentRow
 from server.storage.models import Household, Region, User
 from server.storage.store import SqlTxn
 from server.timeutil import utcnow
+from sync.ids import new_id
 from sync.scope import Assignment
 from sync.store import Record
 
@@ -52,7 +52,7 @@ def create_user(
         check_password(password, username, name)
     if role != "admin" and not region_ids and not household_ids:
         raise AccountError("a cadre or supervisor needs at least one --region or --household")
-    user_id = user_id or str(uuid.uuid4())
+    user_id = user_id or new_id()
     with store().write() as txn:
         conn = txn.conn
         if conn.execute(select(User.id).where(User.username == username)).first():

@@ -19,7 +19,6 @@ import csv
 import io
 import json
 import logging
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from server.storage.models import Household, Person, Region
 from server.storage.store import SqlTxn, read_setting, write_setting
 from server.timeutil import now
 from sync import engine
+from sync.ids import new_id
 from sync.ops import parse_ops
 from sync.records import FIRST_BIRTH_YEAR, VISIT_POLICIES, id_number_problem, normal_id_number
 from sync.scope import Scope
@@ -727,7 +727,7 @@ class _Planner:
         """The region of this name under ``parent_id``, planned for creation if there is none."""
         key = (parent_id, level, name)
         if key not in self.children:
-            region_id = str(uuid.uuid4())
+            region_id = new_id()
             data = {"parent_id": parent_id, "level": level, "name": name, "code": None}
             village = region_id if level == "village" else None
             self.plan.creates.append(Record("region", region_id, 0, False, data, village, None))
@@ -764,7 +764,7 @@ class _Planner:
         return derive_visit_policy(rows.category, any(flags), self.policy)
 
     def _new_household(self, rows: HouseholdRows, village: str) -> None:
-        household_id = str(uuid.uuid4())
+        household_id = new_id()
         data = {
             "village_id": village,
             "code": rows.code,
@@ -797,9 +797,7 @@ class _Planner:
             "phone": person.phone,
             "notes": person.notes,
         }
-        self.plan.creates.append(
-            Record("person", str(uuid.uuid4()), 0, False, data, village, household_id)
-        )
+        self.plan.creates.append(Record("person", new_id(), 0, False, data, village, household_id))
         self.plan.counts["people"]["created"] += 1
 
     def _known_household(self, rows: HouseholdRows, stored: _Stored, people: list[_Stored]) -> None:
@@ -924,7 +922,7 @@ def apply_server_updates(
         return
     raw = [
         {
-            "op_id": str(uuid.uuid4()),
+            "op_id": new_id(),
             "device_seq": seq,
             "hlc": server_hlc(),
             "action": "update",

@@ -15,7 +15,6 @@ brings them.
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -59,6 +58,7 @@ from server.service import Administration, mask_phone
 from server.storage.models import Assignment as AssignmentRow
 from server.storage.models import Device, Household, Person, Region, User
 from server.timeutil import utc_iso
+from sync.ids import new_id
 from sync.records import id_number_problem, normal_id_number
 from sync.scope import Assignment, Scope
 
@@ -287,7 +287,7 @@ def create_region() -> tuple[Response, int]:
     if parent is None and not administers.everything:
         raise ApiError("forbidden", "only an admin of every county may add a county")
     _same_name_check(rows, parent, body["name"], None)
-    region_id = str(uuid.uuid4())
+    region_id = new_id()
     data = {"parent_id": parent, "level": body["level"], "name": body["name"], "code": body["code"]}
     with global_admins_keep_every_county(caller.user_id):
         service.create_server_records(
@@ -510,7 +510,7 @@ def create_household() -> tuple[Response, int]:
         policy = check_visit_policy({"default": policy})["default"]
     except ValueError as exc:
         raise _invalid("visit_policy", str(exc)) from None
-    household_id = str(uuid.uuid4())
+    household_id = new_id()
     data = {**body, "status": "active", "visit_policy": policy, "lat": None, "lon": None}
     service.create_server_records(
         [("household", household_id, data)], caller.user_id, "household_created"
@@ -580,7 +580,7 @@ def add_person(household_id: str) -> tuple[Response, int]:
     caller, scope = _administered_household(household_id)
     body = _body(PersonCreate())
     _check_person(body, household_id, None)
-    person_id = str(uuid.uuid4())
+    person_id = new_id()
     data = {"household_id": household_id, **body}
     service.server_update(caller.user_id, scope, "person", person_id, data, action="create")
     _audit(caller, "person_added", "person", person_id, household_id=household_id)

@@ -15,7 +15,6 @@ first is logged: a province page is never refused for one county's outage.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from server.reports import province
 from server.reports.coverage import REGIONS
 from server.storage import replica
+from sync.ids import new_id
 
 if TYPE_CHECKING:
     from server.counties import County as FileCounty
@@ -142,7 +142,7 @@ def copy_county_regions(name: str | None, code: str | None) -> dict[str, Any]:
     if roots:
         province_id = roots[0]
     elif name:
-        province_id = str(uuid.uuid4())
+        province_id = new_id()
         region = {"parent_id": None, "level": province.LEVEL, "name": name, "code": code}
         items.append(("region", province_id, region))
     else:
