@@ -43,7 +43,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_counties import free_port  # noqa: E402
-from profile_push import ANSWER_KEYS, PASSWORD, bodies, prepare  # noqa: E402
+from profile_push import (  # noqa: E402
+    ANSWER_KEYS,
+    PASSWORD,
+    bodies,
+    households_and_people,
+    prepare,
+)
 
 from sync.ids import new_id  # noqa: E402
 
@@ -179,12 +185,7 @@ def _push(port: int, seed: dict, ids: str, pushes: int, deadline: float) -> floa
         cursor = page["cursor"]
         if not page["more"]:
             break
-    households = [r["id"] for r in records if r["type"] == "household" and not r["deleted"]]
-    people: dict = {}
-    for r in records:
-        if r["type"] == "person":
-            people.setdefault(r["data"]["household_id"], []).append(r["id"])
-    made = bodies(device, households, people, pushes + 1, SIZE)
+    made = bodies(device, *households_and_people(records), pushes + 1, SIZE)
     if ids == "v7":  # the same visits, with the ids the PWA now makes
         made = [_time_ordered(body) for body in made]
     status, _ = call(conn, "POST", "/api/v1/sync/push", made[0], device["token"])  # warm-up

@@ -51,6 +51,16 @@ def prepare(url: str, workdir: Path) -> dict:
     return json.JSONDecoder().raw_decode(seeded[seeded.index("{") :])[0]
 
 
+def households_and_people(records: list[dict]) -> tuple[list[str], dict[str, list[str]]]:
+    """What a phone's first pull gave it: its households' ids, and their people's by household."""
+    households = [r["id"] for r in records if r["type"] == "household" and not r["deleted"]]
+    people: dict[str, list[str]] = {}
+    for r in records:
+        if r["type"] == "person":
+            people.setdefault(r["data"]["household_id"], []).append(r["id"])
+    return households, people
+
+
 def bodies(device: dict, households: list, people: dict, pushes: int, size: int) -> list[bytes]:
     rng = random.Random(42)
     now = dt.datetime.now(dt.timezone(dt.timedelta(hours=8)))
@@ -121,12 +131,7 @@ def run(url: str, workdir: Path, pushes: int, size: int, top: int, freeze: bool 
         cursor = page["cursor"]
         if not page["more"]:
             break
-    households = [r["id"] for r in records if r["type"] == "household" and not r["deleted"]]
-    people: dict = {}
-    for r in records:
-        if r["type"] == "person":
-            people.setdefault(r["data"]["household_id"], []).append(r["id"])
-    prepared = bodies(reg, households, people, pushes + 1, size)
+    prepared = bodies(reg, *households_and_people(records), pushes + 1, size)
     warm = client.post("/api/v1/sync/push", data=prepared[0], headers=headers)  # caches, pool
     assert warm.status_code == 200, warm.get_json()
     if freeze:  # as `zoufang serve` does before its workers fork
