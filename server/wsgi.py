@@ -25,9 +25,9 @@ LIMIT_REQUEST_LINE = 8190
 #: one header's size: a bearer token or a forwarded-for chain is far below
 LIMIT_REQUEST_FIELD_SIZE = 8190
 #: gunicorn's default access log line
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 #: the collector's first threshold in a server (settle_collector); Python's default is 700
 YOUNG_COLLECTION_EVERY = 50_000
-ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
 
 def _json_error(sock: Any, status: int, reason: str, message: str) -> None:

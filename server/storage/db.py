@@ -236,9 +236,9 @@ class _WriteGate:
 
     def _file(self) -> int:
         """The gate file, opened read-only: ``flock`` needs no more, so a file another user
-        created (a command run as root) still serves. None in memory; if it cannot be had,
-        writers of other processes are left to SQLite's busy handler, as before the gate:
-        slower, never wrong."""
+        created (a command run as root) still serves. -1 for a database in memory, or if the
+        file cannot be had: writers of other processes are then left to SQLite's busy handler,
+        as before the gate: slower, never wrong."""
         if self.fd is None:
             self.fd = -1
             if self.path is not None:
