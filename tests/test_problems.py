@@ -4,12 +4,15 @@ due dates and assignees, history, and the escalation of overdue problems (docs/r
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 
 import pytest
+from sqlalchemy import event
 
 from server.reports import coverage as reports
 from server.reports import problems
+from server.service import store
 from tests.county import uid
 from tests.test_reports import push, set_clock
 
@@ -336,3 +339,59 @@ def test_the_escalation_shows_in_the_history_as_a_system_change(county):
         }
     ]
     assert json.dumps(last, ensure_ascii=False).count("已升级") == 1
+
+
+# --- lookups ------------------------------------------------------------------------------------
+
+
+def plans(conn, statements: list[tuple[str, object]]) -> list[str]:
+    """The query plan of each statement, as one string. On PostgreSQL a sequential scan is made
+    the last resort, so that a small test table shows whether an index *can* serve the query."""
+    out = []
+    raw = conn.connection.dbapi_connection
+    cursor = raw.cursor()
+    if conn.dialect.name == "postgresql":
+        cursor.execute("SET enable_seqscan = off")
+        for statement, params in statements:
+            cursor.execute("EXPLAIN " + statement, params)
+            out.append(" ".join(row[0] for row in cursor.fetchall()))
+        cursor.execute("RESET enable_seqscan")
+    else:
+        for statement, params in statements:
+            cursor.execute("EXPLAIN QUERY PLAN " + statement, params)
+            out.append(" ".join(row[-1] for row in cursor.fetchall()))
+    cursor.close()
+    return out
+
+
+def test_a_problems_history_and_escalations_are_read_by_index_not_from_the_whole_log(county):
+    """The ops log and the audit log grow by a row with every synced visit: the problem pages
+    and the escalation job must not read either from end to end (migration 0012)."""
+    a = county.device("cadre_a")
+    problem_id = create_problem(county, a, "h1", due_date="2026-11-20")
+    set_status(a, problem_id, "in_progress", "已联系民政办")
+    escalate(county, date(2026, 11, 25))
+    seen: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, params))
+
+    with county.app.app_context():
+        engine = store().engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            sup = county.device("sup_east")
+            assert listed(sup)[0]["escalated"]["due_date"] == "2026-11-20"
+            assert get(sup, f"/api/v1/problems/{problem_id}/history").status_code == 200
+            assert escalate(county, date(2026, 11, 26)) == 0
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        logs = [(s, p) for s, p in seen if re.search(r"\b(ops|audit_log)\b", s)]
+        assert len(logs) >= 3  # the history's ops, its relayed changes, the escalations
+        with engine.connect() as conn:
+            for (statement, _), plan in zip(logs, plans(conn, logs), strict=True):
+                assert not re.search(r"(SCAN|Seq Scan on) (ops|audit_log)\b", plan), (
+                    statement,
+                    plan,
+                )

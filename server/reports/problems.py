@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Table, and_, func, select
+from sqlalchemy import ColumnElement, Table, and_, func, select
 from sqlalchemy.engine import Connection
 
 from server import service
@@ -142,13 +142,23 @@ def _records(conn: Connection, table: Table, ids: Iterable[str | None]) -> dict[
     return out
 
 
+def _escalations(problem_ids: list[str]) -> tuple[ColumnElement[bool], ...]:
+    """The audit entries of these problems' escalations. ``target_type`` is what lets the
+    database use ix_audit_log_problem rather than read the whole log (migration 0012)."""
+    return (
+        AUDIT.c.target_type == "problem",
+        AUDIT.c.target_id.in_(problem_ids),
+        AUDIT.c.action == "problem_escalated",
+    )
+
+
 def escalations_of(conn: Connection, problem_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Problem → its latest escalation (when, which due date it missed, from whom to whom)."""
     out: dict[str, dict[str, Any]] = {}
     for chunk in chunks(problem_ids):
         rows = conn.execute(
             select(AUDIT.c.target_id, AUDIT.c.at, AUDIT.c.details)
-            .where(AUDIT.c.action == "problem_escalated", AUDIT.c.target_id.in_(chunk))
+            .where(*_escalations(chunk))
             .order_by(AUDIT.c.id)
         )
         for r in rows:
@@ -376,9 +386,7 @@ def escalate_overdue(today: date) -> list[str]:
         done = set()
         for chunk in chunks([c.id for c in candidates]):
             for r in conn.execute(
-                select(AUDIT.c.target_id, AUDIT.c.details).where(
-                    AUDIT.c.action == "problem_escalated", AUDIT.c.target_id.in_(chunk)
-                )
+                select(AUDIT.c.target_id, AUDIT.c.details).where(*_escalations(chunk))
             ):
                 done.add((r.target_id, json.loads(r.details or "{}").get("due_date")))
         supervisors = _supervisors_by_region(conn)

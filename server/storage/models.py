@@ -221,6 +221,13 @@ class Op(db.Model):
             sqlite_where=text("status = 'rejected'"),
             postgresql_where=text("status = 'rejected'"),
         ),
+        #: a problem's history (migration 0012); a visit's op is not in it
+        Index(
+            "ix_ops_problem",
+            "record_id",
+            sqlite_where=text("type = 'problem'"),
+            postgresql_where=text("type = 'problem'"),
+        ),
     )
 
 
@@ -250,15 +257,28 @@ class Counter(db.Model):
 
 
 class AuditEntry(db.Model):
+    """Who changed what, and when. Ids are handed out as entries are written, so the newest
+    entries have the highest: read the log by ``id``, which is indexed; ``at`` is not
+    (migration 0012)."""
+
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     user_id: Mapped[str | None] = mapped_column(ID)
     device_id: Mapped[str | None] = mapped_column(ID)
     action: Mapped[str] = mapped_column(String(64), nullable=False)
     target_type: Mapped[str | None] = mapped_column(String(32))
     target_id: Mapped[str | None] = mapped_column(ID)
     details: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        #: a problem's escalations and relayed changes (migration 0012); a visit is not in it
+        Index(
+            "ix_audit_log_problem",
+            "target_id",
+            sqlite_where=text("target_type = 'problem'"),
+            postgresql_where=text("target_type = 'problem'"),
+        ),
+    )
 
 
 class LoginAttempt(db.Model):
