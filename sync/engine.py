@@ -92,7 +92,7 @@ def push(store: Store, ctx: PushContext, ops: list[Op], renumber: bool = False) 
         if device is None or device.revoked:
             raise DeviceRevoked("this device has been revoked")
         if renumber:
-            ops = [replace(op, device_seq=device.next_seq + i) for i, op in enumerate(ops)]
+            ops = [op._replace(device_seq=device.next_seq + i) for i, op in enumerate(ops)]
         batch = _Batch(txn, ctx, actor, device, answers)
         batch.prefetch(ops)
         known = txn.ops(op.op_id for op in ops)

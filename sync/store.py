@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sync.merge import FieldWrite
 from sync.scope import Assignment, RegionTree, Scope
@@ -52,9 +52,9 @@ class DeviceState:
     last_hlc: str = "000000000000000-0000"  # effective hlc of the device's latest op
 
 
-@dataclass(frozen=True)
-class StoredOp:
-    """An acknowledged op as the ops log keeps it: what came in, from whom, and what it did."""
+class StoredOp(NamedTuple):
+    """An acknowledged op as the ops log keeps it: what came in, from whom, and what it did.
+    A named tuple, like sync.ops.Op."""
 
     op_id: str
     device_id: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from operator import itemgetter
@@ -354,7 +354,7 @@ def _changes_query(scope: ScopeShape, exclude: ScopeShape | None) -> Select[Any]
 
 RECORD_COLUMNS = ("id", "version", "deleted", "village_id", "household_id", "data")
 #: the ops log's columns, in the order of StoredOp's fields
-OP_COLUMNS = tuple(f.name for f in fields(StoredOp))
+OP_COLUMNS = StoredOp._fields
 
 
 def _record_columns(table: Table) -> list[ColumnElement[Any]]:
@@ -463,7 +463,7 @@ class SqlTxn:
     def add_ops(self, ops: list[StoredOp]) -> None:
         if ops:
             rows = [
-                {**vars(op), "error": dumps(op.error) if op.error else None,
+                {**op._asdict(), "error": dumps(op.error) if op.error else None,
                  "hlc": op.hlc[:40], "received_at": utc_naive(op.received_at)}
                 for op in ops
             ]  # fmt: skip
