@@ -225,6 +225,38 @@ def test_the_region_tree_and_household_villages_are_read_back(store):
     assert store.household_villages(["h1", "h2"]) == {"h1": "v1"}
 
 
+def test_the_region_tree_follows_every_change_another_worker_commits(store, request):
+    """A SqlStore keeps the tree between calls (a province's is tens of thousands of rows): a
+    region added, moved or deleted through another store on the same database — another
+    worker — shows on the next call all the same."""
+    other = store
+    if isinstance(store, SqlStore):
+        other = SqlStore(store.engine.execution_options())
+        request.addfinalizer(other.engine.dispose)
+    with other.write() as txn:
+        txn.insert_records(
+            [
+                region("c", txn.allocate_version(), None, "county"),
+                region("t1", txn.allocate_version(), "c", "township"),
+                region("t2", txn.allocate_version(), "c", "township"),
+                region("v1", txn.allocate_version(), "t1", "village"),
+            ]
+        )
+    first = store.region_tree()
+    assert first["v1"] == ("t1", "village")
+    assert store.region_tree() == first  # nothing changed: the same tree
+    with other.write() as txn:  # 东岭 moves to the other township
+        txn.update_records([region("v1", txn.allocate_version(), "t2", "village")])
+    assert store.region_tree()["v1"] == ("t2", "village")
+    with other.write() as txn:
+        txn.insert_records([region("v2", txn.allocate_version(), "t2", "village")])
+    assert store.region_tree()["v2"] == ("t2", "village")
+    with other.write() as txn:
+        gone = region("t1", txn.allocate_version(), "c", "township")
+        txn.update_records([Record(**{**vars(gone), "deleted": True})])
+    assert set(store.region_tree()) == {"c", "t2", "v1", "v2"}
+
+
 def user(id_: str, version: int, *reach: tuple[str | None, str | None], name: str = "") -> Record:
     body = {"username": id_, "name": name or id_, "role": "cadre", "active": True}
     return Record("user", id_, version, False, body, reach=tuple(reach))

@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from operator import itemgetter
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import orjson
@@ -25,6 +26,7 @@ from sqlalchemy import (
     delete,
     exists,
     false,
+    func,
     insert,
     literal,
     not_,
@@ -69,6 +71,8 @@ SETTINGS: Table = Setting.__table__  # type: ignore[assignment]
 AUDIT: Table = AuditEntry.__table__  # type: ignore[assignment]
 REACH: Table = UserReach.__table__  # type: ignore[assignment]
 HEAD = select(COUNTERS.c.value).where(COUNTERS.c.name == "version")
+#: what changes with any committed change of a region (SqlStore.region_tree)
+REGIONS_MARK = select(func.count(), func.sum(TABLES["region"].c.version))
 #: the device whose ops are the server's own edits; whoever makes one audits it with its reason
 SERVER_DEVICE = "server"
 CHUNK = 500
@@ -205,6 +209,8 @@ class SqlStore:
         #: assignments known to be stored: a snapshot is never changed or deleted, so a later
         #: pull of the same assignment skips the look-up (a fifth of an empty pull)
         self.remembered: set[str] = set()
+        #: (the regions' mark, their tree) of region_tree
+        self._regions: tuple[tuple[int, int | None], RegionTree] | None = None
 
     @contextmanager
     def write(self) -> Iterator[SqlTxn]:
@@ -262,12 +268,25 @@ class SqlStore:
         ]
 
     def region_tree(self) -> RegionTree:
+        """The live regions, read again only when they changed: every push and every report
+        asks, and a province's tree is tens of thousands of rows. A region is never deleted,
+        only marked so with a new version, and every change takes a version greater than any
+        the row held: so the count of the rows and the sum of their versions differ after any
+        committed change, whatever the order of the commits (PostgreSQL hands versions out
+        before it commits them)."""
         table = TABLES["region"]
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
+            mark = tuple(conn.execute(REGIONS_MARK).one())
+            cached = self._regions
+            if cached is not None and cached[0] == mark:
+                return cached[1]
             rows = conn.execute(
                 select(table.c.id, table.c.parent_id, table.c.level).where(~table.c.deleted)
             ).all()
-        return {r.id: (r.parent_id, r.level) for r in rows}
+        # the rows may be newer than the mark, never older: the next call reads them again
+        tree = MappingProxyType({r.id: (r.parent_id, r.level) for r in rows})
+        self._regions = (mark, tree)
+        return tree
 
     def household_villages(self, household_ids: Iterable[str]) -> dict[str, str]:
         table = TABLES["household"]
