@@ -3,7 +3,6 @@ executemany; server/storage/store.py), and a refused row fails as any statement 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -61,7 +60,7 @@ def test_an_op_logged_with_awkward_text_reads_back_the_same(store):
         found = txn.ops([op.op_id for op in logged])
     naive_utc = "2026-12-04T03:00:00.123456"  # how the ops log reads its time back
     assert [found[op.op_id] for op in logged] == [
-        replace(op, received_at=naive_utc) for op in logged
+        op._replace(received_at=naive_utc) for op in logged
     ]
 
 

@@ -481,12 +481,7 @@ class SqlTxn:
 
     def add_ops(self, ops: list[StoredOp]) -> None:
         if ops:
-            rows = [
-                {**op._asdict(), "error": dumps(op.error) if op.error else None,
-                 "hlc": op.hlc[:40], "received_at": utc_naive(op.received_at)}
-                for op in ops
-            ]  # fmt: skip
-            self._insert(OPS, rows)
+            self._insert_values(OPS, OP_COLUMNS, [op_values(op) for op in ops])
             audited = [
                 audit_row(op)
                 for op in ops
@@ -559,9 +554,14 @@ class SqlTxn:
         of a push's CPU. Every row has the keys of the first one."""
         columns = tuple(rows[0])
         assert len(columns) > 1  # itemgetter of one column gives a value, not a tuple
-        sql, times = _insert_sql(table, columns, self.postgres)
         values = itemgetter(*columns)
-        params = [values(row) for row in rows]
+        self._insert_values(table, columns, [values(row) for row in rows])
+
+    def _insert_values(
+        self, table: Table, columns: tuple[str, ...], params: list[tuple[Any, ...]]
+    ) -> None:
+        """_insert of rows already in the order of ``columns``."""
+        sql, times = _insert_sql(table, columns, self.postgres)
         if self.postgres:
             self._copy(table, columns, params)
             return
@@ -635,6 +635,23 @@ def sorts_in_memory(conn: Connection) -> None:
     (REPORT_WORK_MEM; the default of 4 MB spills them to disk). SQLite needs nothing."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
+
+
+def op_values(op: StoredOp) -> tuple[Any, ...]:
+    """The op-log row of ``op``, in OP_COLUMNS order (StoredOp's fields, so the op itself but
+    three): its hlc cut to the column, its error as JSON, its time as the column holds it. A
+    tuple, not a dict: a push of 500 builds 500 of them."""
+    return (
+        *op[:_HLC],
+        op.hlc[:40],
+        *op[_HLC + 1 : _ERROR],
+        dumps(op.error) if op.error else None,
+        utc_naive(op.received_at),
+    )
+
+
+_HLC, _ERROR = OP_COLUMNS.index("hlc"), OP_COLUMNS.index("error")
+assert OP_COLUMNS[_ERROR + 1 :] == ("received_at",)
 
 
 def audit_row(op: StoredOp) -> dict[str, Any]:
