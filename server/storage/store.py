@@ -488,7 +488,7 @@ class SqlTxn:
                 if op.status in CHANGED and op.device_id != SERVER_DEVICE
             ]
             if audited:
-                self._insert(AUDIT, audited)
+                self._insert_values(AUDIT, AUDIT_COLUMNS, audited)
 
     def records(self, type_: str, ids: Iterable[str]) -> dict[str, Record]:
         out: dict[str, Record] = {}
@@ -654,21 +654,26 @@ _HLC, _ERROR = OP_COLUMNS.index("hlc"), OP_COLUMNS.index("error")
 assert OP_COLUMNS[_ERROR + 1 :] == ("received_at",)
 
 
-def audit_row(op: StoredOp) -> dict[str, Any]:
-    """The audit-log row of a change a phone made: who, from which device, which record, and
-    the op that carries the values (the ops log keeps them; personal data is not repeated)."""
+#: the columns of audit_row's values
+AUDIT_COLUMNS = ("at", "user_id", "device_id", "action", "target_type", "target_id", "details")
+
+
+def audit_row(op: StoredOp) -> tuple[Any, ...]:
+    """The audit-log row of a change a phone made, in AUDIT_COLUMNS order: who, from which
+    device, which record, and the op that carries the values (the ops log keeps them; personal
+    data is not repeated)."""
     details: dict[str, Any] = {"op_id": op.op_id, "status": op.status, "version": op.version}
     if op.action == "update" and op.payload:
         details["fields"] = sorted(loads(op.payload).get("data") or {})
-    return {
-        "at": utc_naive(op.received_at),
-        "user_id": op.user_id,
-        "device_id": op.device_id,
-        "action": f"sync_{op.action}",
-        "target_type": op.type,
-        "target_id": op.record_id,
-        "details": dumps(details),
-    }
+    return (
+        utc_naive(op.received_at),
+        op.user_id,
+        op.device_id,
+        f"sync_{op.action}",
+        op.type,
+        op.record_id,
+        dumps(details),
+    )
 
 
 @cache
