@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sync.cursor import Cursor, decode_cursor, encode_cursor
-from sync.effective import effective_hlc, effective_visit_time, visit_time_problem
+from sync.effective import VisitTimeBounds, effective_hlc, effective_visit_time
 from sync.errors import DeviceRevoked, SyncError
 from sync.merge import ConflictRecord, FieldWrite, heads, merge_write, resolve
 from sync.ops import Op
@@ -199,6 +199,7 @@ class _Batch:
         #: the push's time as every op's log entry and every visit hold it, spelled once
         self.received_at = ctx.received_at.isoformat()
         self.received_at_seconds = ctx.received_at.isoformat(timespec="seconds")
+        self.visit_times = VisitTimeBounds(ctx.device_time, ctx.received_at, ctx.backdate)
 
     def prefetch(self, ops: list[Op]) -> None:
         wanted: dict[str, set[str]] = {}
@@ -372,10 +373,7 @@ class _Batch:
         """A visit happened before the phone recorded it, and at most ``backdate`` before
         (CONTRACT §10). A correction that keeps the time of the visit it corrects is not asked:
         a visit three weeks old must stay correctable."""
-        ctx = self.ctx
-        wrong = visit_time_problem(
-            visited_at, op.hlc, ctx.device_time, ctx.received_at, ctx.backdate
-        )
+        wrong = self.visit_times.problem(visited_at, op.hlc)
         if wrong is not None:
             raise _reject(
                 "validation_failed", "visit time out of bounds", {"data.visited_at": [wrong]}

@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.admin.accounts import reassign
 from sync import engine
@@ -926,3 +928,75 @@ def test_an_hlc_ahead_of_the_phones_clock_checks_only_the_future_bound():
 def test_an_hlc_past_year_9999_is_read_as_year_9999_not_a_crash():
     problem = visit_time_problem(T0, "999999999999999-0000", None, T0, WEEK)
     assert problem == "more than 7 days before the phone recorded the visit"
+
+
+def _bounds_in_datetimes(
+    visited: datetime, hlc: str, device_time: datetime | None, received: datetime, back: timedelta
+) -> str | None:
+    """The bounds as first written, in datetimes: the oracle of the integer version."""
+    try:
+        recorded = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=parse_hlc(hlc)[0])
+    except OverflowError:
+        recorded = datetime(9999, 1, 1, tzinfo=UTC)
+    if visited > recorded + TOLERANCE:
+        return "after the phone recorded the visit: a visit cannot be in the future"
+    placed = visited
+    if device_time is not None:
+        behind = received - device_time
+        if behind > TOLERANCE:
+            placed = visited + behind
+        elif recorded > device_time + TOLERANCE:
+            return None
+    if placed < recorded - back - TOLERANCE:
+        return f"more than {back.days} days before the phone recorded the visit"
+    return None
+
+
+_OFFSETS = st.integers(-12 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+_MOMENTS = st.datetimes(datetime(1990, 1, 1), datetime(2100, 1, 1), timezones=_OFFSETS)
+_STEP = st.integers(-2, 2).map(lambda us: timedelta(microseconds=us))
+_SPAN = st.integers(-40 * 86_400_000_000, 40 * 86_400_000_000).map(
+    lambda us: timedelta(microseconds=us)
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    recorded=st.one_of(
+        _SPAN.map(lambda d: int((T0 + d).timestamp() * 1000)), st.integers(0, 10**15 - 1)
+    ),
+    visited_edge=st.sampled_from(["future", "backdate", "near", "anywhere"]),
+    device_edge=st.sampled_from(["none", "behind", "ahead", "near", "anywhere"]),
+    back_days=st.integers(0, 60),
+    step=_STEP,
+    span=_SPAN,
+    moment=_MOMENTS,
+    offset=_OFFSETS,
+)
+def test_the_bounds_in_microseconds_say_what_the_datetimes_say(
+    recorded, visited_edge, device_edge, back_days, step, span, moment, offset
+):
+    """At each edge to the microsecond (the tolerance after the recording, the backdate
+    before it, a lag of just the tolerance, an hlc just ahead of the phone's clock)."""
+    back = timedelta(days=back_days)
+    at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=min(recorded, 2 * 10**14))
+    visited = {
+        "future": at + TOLERANCE + step,
+        "backdate": at - back - TOLERANCE + step,
+        "near": at + span,
+        "anywhere": moment,
+    }[visited_edge]
+    device_time = {
+        "none": None,
+        "behind": T0 - TOLERANCE + step,
+        "ahead": at - TOLERANCE + step,
+        "near": T0 + span,
+        "anywhere": moment,
+    }[device_edge]
+    if not datetime(1900, 1, 2, tzinfo=UTC) <= visited <= datetime(2999, 1, 1, tzinfo=UTC):
+        return  # parse_offset_datetime keeps a visit's time within the years 1900-2999
+    visited = visited.astimezone(offset)
+    hlc = format_hlc(recorded)
+    assert visit_time_problem(visited, hlc, device_time, T0, back) == _bounds_in_datetimes(
+        visited, hlc, device_time, T0, back
+    )
