@@ -112,12 +112,7 @@ def _insert_old(conn: sqlite3.Connection, rows: list) -> None:
         " '001796362741520-0000', '001796362741520-0000', NULL, '', 'applied', ?, NULL, ?)",
         [(n, op, v, n, at) for v, op, _, _, at, n, _ in rows],
     )
-    conn.executemany(
-        "INSERT INTO audit_log (at, user_id, device_id, action, target_type, target_id, details)"
-        " VALUES (?, 'old', 'old', 'sync_create', 'visit', ?, '{}')",
-        [(at, v) for v, _, _, _, at, _, _ in rows],
-    )
-    conn.commit()
+    conn.commit()  # no audit_log rows: a synced change's audit is its op (migration 0013)
 
 
 def call(conn: http.client.HTTPConnection, method: str, path: str, body=None, token=None):

@@ -5,9 +5,10 @@ makes is in the audit log. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, text
 
 from server.service import store
 from server.storage.models import AuditEntry
@@ -240,9 +241,11 @@ def test_a_cadre_still_edits_a_households_address_and_phone(any_county):
 
 
 def audit_rows(app, target_id: str) -> list:
+    """The audit trail of one record (the view of migration 0013), oldest first."""
     with app.app_context(), store().engine.connect() as conn:
         return conn.execute(
-            select(AuditEntry).where(AuditEntry.target_id == target_id).order_by(AuditEntry.id)
+            text("SELECT * FROM audit_trail WHERE target_id = :id ORDER BY at, action"),
+            {"id": target_id},
         ).all()
 
 
@@ -264,3 +267,36 @@ def test_every_change_a_phone_makes_is_in_the_audit_log(any_county):
     assert update["op_id"] == started["op_id"] and update["fields"] == ["status"]
     (visit_row,) = audit_rows(any_county.app, visit["id"])
     assert visit_row.action == "sync_create" and visit_row.target_type == "visit"
+
+
+def test_the_audit_trail_holds_each_change_once_whichever_way_it_came(any_county):
+    """A phone's change is read from its op, a web edit from the page's own entry (its server
+    edit op is not repeated), and an entry an earlier release wrote for a synced change —
+    whose op is in the log too — is left out."""
+    cadre = any_county.device("cadre_a")
+    problem = new_problem(any_county, cadre)
+    sup = any_county.device("sup_east")
+    answer = sup.client.post(
+        f"/api/v1/problems/{problem}/status",
+        json={"status": "in_progress", "note": "已联系民政办"},
+        headers=sup.headers,
+    )
+    assert answer.status_code == 200, answer.get_json()
+    with any_county.app.app_context(), store().engine.begin() as conn:
+        conn.execute(
+            insert(AuditEntry).values(
+                at=datetime(2026, 11, 1),
+                user_id=cadre.user["id"],
+                device_id=cadre.device_id,
+                action="sync_create",
+                target_type="problem",
+                target_id=problem,
+                details="{}",
+            )
+        )
+    rows = audit_rows(any_county.app, problem)
+    assert [(r.action, r.device_id) for r in rows] == [
+        ("sync_create", cadre.device_id),
+        ("problem_status_changed", sup.device_id),
+    ]
+    assert json.loads(rows[0].details)["status"] == "applied"

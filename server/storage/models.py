@@ -257,9 +257,9 @@ class Counter(db.Model):
 
 
 class AuditEntry(db.Model):
-    """Who changed what, and when. Ids are handed out as entries are written, so the newest
-    entries have the highest: read the log by ``id``, which is indexed; ``at`` is not
-    (migration 0012)."""
+    """Who changed what, and when, but for the changes phones sync: their ops are their audit,
+    and the view ``audit_trail`` reads both (migration 0013). Ids are handed out as entries
+    are written, so the newest entries have the highest: ``id`` is indexed, ``at`` is not."""
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -45,7 +45,6 @@ from server.storage.db import writing
 from server.storage.models import (
     SYNCED_MODELS,
     AssignmentSnapshot,
-    AuditEntry,
     BlobRef,
     Counter,
     Device,
@@ -68,7 +67,6 @@ WRITES: Table = FieldWriteRow.__table__  # type: ignore[assignment]
 BLOB_REFS: Table = BlobRef.__table__  # type: ignore[assignment]
 SNAPSHOTS: Table = AssignmentSnapshot.__table__  # type: ignore[assignment]
 SETTINGS: Table = Setting.__table__  # type: ignore[assignment]
-AUDIT: Table = AuditEntry.__table__  # type: ignore[assignment]
 REACH: Table = UserReach.__table__  # type: ignore[assignment]
 HEAD = select(COUNTERS.c.value).where(COUNTERS.c.name == "version")
 #: what changes with any committed change of a region (SqlStore.region_tree)
@@ -481,14 +479,9 @@ class SqlTxn:
 
     def add_ops(self, ops: list[StoredOp]) -> None:
         if ops:
+            # the ops log is also the audit of what phones changed: the view audit_trail
+            # reads it beside audit_log (migration 0013)
             self._insert_values(OPS, OP_COLUMNS, [op_values(op) for op in ops])
-            audited = [
-                audit_row(op)
-                for op in ops
-                if op.status in CHANGED and op.device_id != SERVER_DEVICE
-            ]
-            if audited:
-                self._insert_values(AUDIT, AUDIT_COLUMNS, audited)
 
     def records(self, type_: str, ids: Iterable[str]) -> dict[str, Record]:
         out: dict[str, Record] = {}
@@ -626,10 +619,6 @@ class SqlTxn:
             self._insert(WRITES, [{**vars(w), "value": dumps(w.value)} for w in writes])
 
 
-#: op statuses that changed a record
-CHANGED = ("applied", "conflict")
-
-
 def sorts_in_memory(conn: Connection) -> None:
     """Let a report's transaction on PostgreSQL hash and sort a county's households in memory
     (REPORT_WORK_MEM; the default of 4 MB spills them to disk). SQLite needs nothing."""
@@ -652,28 +641,6 @@ def op_values(op: StoredOp) -> tuple[Any, ...]:
 
 _HLC, _ERROR = OP_COLUMNS.index("hlc"), OP_COLUMNS.index("error")
 assert OP_COLUMNS[_ERROR + 1 :] == ("received_at",)
-
-
-#: the columns of audit_row's values
-AUDIT_COLUMNS = ("at", "user_id", "device_id", "action", "target_type", "target_id", "details")
-
-
-def audit_row(op: StoredOp) -> tuple[Any, ...]:
-    """The audit-log row of a change a phone made, in AUDIT_COLUMNS order: who, from which
-    device, which record, and the op that carries the values (the ops log keeps them; personal
-    data is not repeated)."""
-    details: dict[str, Any] = {"op_id": op.op_id, "status": op.status, "version": op.version}
-    if op.action == "update" and op.payload:
-        details["fields"] = sorted(loads(op.payload).get("data") or {})
-    return (
-        utc_naive(op.received_at),
-        op.user_id,
-        op.device_id,
-        f"sync_{op.action}",
-        op.type,
-        op.record_id,
-        dumps(details),
-    )
 
 
 @cache
