@@ -273,7 +273,7 @@ class SqlStore:
         committed change, whatever the order of the commits (PostgreSQL hands versions out
         before it commits them)."""
         table = TABLES["region"]
-        with self.reader.connect() as conn:
+        with self.engine.connect() as conn:  # not self.reader: see bench/README.md (issue 16)
             mark = tuple(conn.execute(REGIONS_MARK).one())
             cached = self._regions
             if cached is not None and cached[0] == mark:
