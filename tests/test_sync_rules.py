@@ -925,7 +925,7 @@ def test_an_hlc_ahead_of_the_phones_clock_checks_only_the_future_bound():
     assert time_problem(T0 - timedelta(days=30), at_tolerance, device_time=T0) is not None
 
 
-def test_an_hlc_past_year_9999_is_read_as_year_9999_not_a_crash():
+def test_an_hlc_past_year_9999_is_no_crash_and_the_visit_long_before_it():
     problem = visit_time_problem(T0, "999999999999999-0000", None, T0, WEEK)
     assert problem == "more than 7 days before the phone recorded the visit"
 

@@ -208,7 +208,7 @@ class SqlStore:
         #: pull of the same assignment skips the look-up (a fifth of an empty pull)
         self.remembered: set[str] = set()
         #: (the regions' mark, their tree) of region_tree
-        self._regions: tuple[tuple[int, int | None], RegionTree] | None = None
+        self._regions: tuple[tuple[Any, ...], RegionTree] | None = None
 
     @contextmanager
     def write(self) -> Iterator[SqlTxn]:
