@@ -50,8 +50,7 @@ EQUIVALENT: dict[str, str] = {
     "sync.engine.x_pull__mutmut_83": "max(head, 1) when nothing was found: head >= 1 there",
     "sync.engine.x__transition_page__mutmut_66": "any phase other than enter is the leave phase",
     "sync.effective.x_effective_visit_time__mutmut_9": "a visit at receipt is set to receipt",
-    "sync.effective.x_visit_time_problem__mutmut_16": "an hlc past 9999 read as another day of it",
-    "sync.effective.x_visit_time_problem__mutmut_17": "an hlc past 9999 read as another day of it",
+    "sync.effective.xǁVisitTimeBoundsǁ__init____mutmut_10": "whole ms: exact as a float",
 }
 
 

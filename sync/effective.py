@@ -92,9 +92,12 @@ class VisitTimeBounds:
     def __init__(
         self, device_time: datetime | None, received_at: datetime, backdate: timedelta
     ) -> None:
-        self.device = None if device_time is None else _micros(device_time)
-        #: how far the phone's clock is behind the server's at push (negative: ahead)
-        self.behind = 0 if device_time is None else _micros(received_at) - _micros(device_time)
+        #: the phone's clock at push, and how far it is behind the server's (negative: ahead);
+        #: None when the push did not say the phone's time
+        self.phone: tuple[int, int] | None = None
+        if device_time is not None:
+            device = _micros(device_time)
+            self.phone = device, _micros(received_at) - device
         self.earliest = backdate // MICROSECOND + TOLERANCE  # before the recording, at most
         self.days = backdate.days
 
@@ -104,10 +107,11 @@ class VisitTimeBounds:
         if visited > recorded + TOLERANCE:
             return "after the phone recorded the visit: a visit cannot be in the future"
         placed = visited
-        if self.device is not None:
-            if self.behind > TOLERANCE:
-                placed = visited + self.behind
-            elif recorded > self.device + TOLERANCE:
+        if self.phone is not None:
+            device, behind = self.phone
+            if behind > TOLERANCE:
+                placed = visited + behind
+            elif recorded > device + TOLERANCE:
                 return None
         if placed < recorded - self.earliest:
             return f"more than {self.days} days before the phone recorded the visit"

@@ -925,6 +925,17 @@ def test_an_hlc_ahead_of_the_phones_clock_checks_only_the_future_bound():
     assert time_problem(T0 - timedelta(days=30), at_tolerance, device_time=T0) is not None
 
 
+def test_the_future_bound_holds_to_the_microsecond_in_the_last_years_allowed():
+    """Times late in the years a visit may hold (to 2999) are some 3 × 10^16 microseconds
+    from the epoch, past what a float holds exactly: the bounds count in integers."""
+    recorded = datetime(2990, 6, 1, tzinfo=UTC)
+    hlc = hlc_of(recorded)
+    edge = recorded + TOLERANCE
+    assert visit_time_problem(edge, hlc, None, recorded, WEEK) is None
+    late = visit_time_problem(edge + timedelta(microseconds=1), hlc, None, recorded, WEEK)
+    assert late == "after the phone recorded the visit: a visit cannot be in the future"
+
+
 def test_an_hlc_past_year_9999_is_no_crash_and_the_visit_long_before_it():
     problem = visit_time_problem(T0, "999999999999999-0000", None, T0, WEEK)
     assert problem == "more than 7 days before the phone recorded the visit"
